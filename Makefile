@@ -1,0 +1,76 @@
+# l3metal.provision: set-up, tests and demo.  `make test` and `make demo` each work on a fresh
+# Debian bookworm machine (root or sudo, Python 3.11, PyPI and Debian mirrors reachable).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BUILD ?= .build
+BIN := $(abspath $(VENV))/bin
+COLL := $(BUILD)/ansible_collections/l3metal/provision
+PYTEST_ARGS ?=
+ANSIBLE_TEST_PYTHON ?= 3.11
+
+export PATH := $(BIN):$(PATH)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export ANSIBLE_COLLECTIONS_PATH := $(abspath $(BUILD))
+export ANSIBLE_NOCOLOR := 1
+
+.PHONY: help test demo setup system-packages venv layout lint sanity units integration schema build clean
+
+help:
+	@echo "make test    install what is missing, then lint, ansible-test sanity + units, and the integration suites"
+	@echo "make demo    run the demo job against local emulated services"
+	@echo "make schema  regenerate docs/recipe.schema.json from the schema source"
+	@echo "make build   build the collection tarball"
+
+test: setup lint sanity units integration
+	@echo "make test: every check passed"
+
+setup: system-packages venv layout
+
+system-packages:
+	@sh tests/tools/system_packages.sh tests/apt-packages.txt
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+layout: venv
+	@$(BIN)/python tests/tools/layout.py $(BUILD)
+
+lint: layout
+	$(BIN)/ruff check .
+	cd $(BUILD) && $(BIN)/mypy --config-file $(CURDIR)/pyproject.toml
+
+sanity: layout
+	@$(BIN)/python tests/tools/offline_get_pip.py
+	cd $(COLL) && ansible-test sanity --python $(ANSIBLE_TEST_PYTHON) --requirements --color no
+
+units: layout
+	cd $(COLL) && $(BIN)/python $(CURDIR)/tests/tools/require_tests.py units -- \
+		ansible-test units --python $(ANSIBLE_TEST_PYTHON) --requirements --color no
+
+integration: layout
+	cd $(COLL) && PYTHONPATH=$(abspath $(BUILD)) $(BIN)/python $(CURDIR)/tests/tools/require_tests.py integration -- \
+		$(BIN)/python -m pytest tests/integration -p no:cacheprovider $(PYTEST_ARGS)
+
+schema: layout
+	cd $(BUILD) && $(BIN)/python -c 'from ansible_collections.l3metal.provision.plugins.module_utils._recipe_schema import schema_json; print(schema_json(), end="")' \
+		> $(CURDIR)/docs/recipe.schema.json
+	@echo "wrote docs/recipe.schema.json"
+
+build: layout
+	cd $(COLL) && ansible-galaxy collection build --force --output-path $(CURDIR)
+
+demo: setup
+	$(BIN)/python demo/run.py
+
+clean:
+	rm -rf $(BUILD) .mypy_cache .ruff_cache l3metal-provision-*.tar.gz
