@@ -32,7 +32,7 @@ test: setup lint sanity units integration
 setup: system-packages venv layout
 
 system-packages:
-	@sh tests/tools/system_packages.sh tests/apt-packages.txt
+	@sh tests/tools/system_packages.sh tests/apt-packages.d/*.txt
 
 venv: $(VENV)/.installed
 

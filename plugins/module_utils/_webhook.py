@@ -1,0 +1,232 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Signed status webhooks: the contract between the maintenance OS and the webhook receiver.
+
+Standard library only: the node-side dispatcher, the systemd units that report a failed step, the
+receiver and the modules all use this one file.
+
+Signing (documented for any client in docs/webhooks.md)::
+
+    X-L3metal-Timestamp: <unix seconds>
+    X-L3metal-Delivery:  <delivery id: 8-64 characters of [A-Za-z0-9_-], unique per event>
+    X-L3metal-Signature: v1=<hex HMAC-SHA256(key=job token, msg=signed string)>
+
+    signed string = "v1:" + timestamp + ":" + delivery id + ":" + raw request body bytes
+
+The receiver rejects a missing or wrong signature (401), a timestamp more than ``MAX_SKEW`` seconds
+away from its clock, and a delivery id it has already accepted (409) - all without changing state.
+A sender retrying one event keeps its delivery id (new timestamp and signature per attempt), so a
+retry of an event whose first answer was lost is answered 409 and counts as delivered.
+
+Bodies (JSON objects)::
+
+    {"status": "success"}
+    {"status": "failed", "failed_step": "bootloader-linux.service", "reason": "...", "log_tail": "..."}
+    {"status": "progress", "step": "partition.service", "state": "started" | "done"}
+
+``job_id`` may be added to any body; the receiver then checks it is the serial's active job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import random
+import re
+import ssl
+import time
+import typing as t
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+SIGNATURE_HEADER = 'X-L3metal-Signature'
+TIMESTAMP_HEADER = 'X-L3metal-Timestamp'
+DELIVERY_HEADER = 'X-L3metal-Delivery'
+SIGNATURE_VERSION = 'v1'
+MAX_SKEW = 300
+DELIVERY_ID_PATTERN = re.compile(r'^[A-Za-z0-9_-]{8,64}$')
+WEBHOOK_PATH = '/api/v1/status-webhook/'
+
+STATUSES = ('success', 'failed', 'progress')
+PROGRESS_STATES = ('started', 'done')
+
+
+class SignatureError(Exception):
+    """A webhook's signature headers are missing, malformed, wrong, stale or replayed."""
+
+
+class WebhookDeliveryError(Exception):
+    """A webhook could not be delivered; ``status`` is the last HTTP status (None: no answer)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def signed_string(timestamp: str, delivery_id: str, body: bytes) -> bytes:
+    return ('%s:%s:%s:' % (SIGNATURE_VERSION, timestamp, delivery_id)).encode('ascii') + body
+
+
+def compute_signature(token: str, timestamp: str, delivery_id: str, body: bytes) -> str:
+    digest = hmac.new(token.encode('utf-8'), signed_string(timestamp, delivery_id, body), hashlib.sha256).hexdigest()
+    return '%s=%s' % (SIGNATURE_VERSION, digest)
+
+
+def new_delivery_id() -> str:
+    return uuid.uuid4().hex
+
+
+def sign(token: str, body: bytes, delivery_id: str | None = None, timestamp: int | None = None) -> dict[str, str]:
+    """Headers that authenticate ``body`` with the job's ``token``."""
+    delivery_id = delivery_id or new_delivery_id()
+    if not DELIVERY_ID_PATTERN.match(delivery_id):
+        raise ValueError('delivery id %r must be 8-64 characters of A-Z, a-z, 0-9, _ and -' % delivery_id)
+    stamp = str(int(time.time() if timestamp is None else timestamp))
+    return {
+        TIMESTAMP_HEADER: stamp,
+        DELIVERY_HEADER: delivery_id,
+        SIGNATURE_HEADER: compute_signature(token, stamp, delivery_id, body),
+    }
+
+
+def _header(headers: t.Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:  # plain dicts are case-sensitive; HTTP headers are not
+        lowered = name.lower()
+        for key, candidate in headers.items():
+            if key.lower() == lowered:
+                return candidate
+    return value
+
+
+def verify(token: str, body: bytes, headers: t.Mapping[str, str], now: float | None = None, max_skew: int = MAX_SKEW) -> tuple[str, int]:
+    """Check the signature headers of a webhook; return (delivery id, timestamp) or raise ``SignatureError``.
+
+    Replay of a delivery id is the receiver's check (it needs storage); this checks everything else.
+    """
+    stamp = _header(headers, TIMESTAMP_HEADER)
+    delivery_id = _header(headers, DELIVERY_HEADER)
+    signature = _header(headers, SIGNATURE_HEADER)
+    if not stamp or not delivery_id or not signature:
+        missing = [name for name, value in ((TIMESTAMP_HEADER, stamp), (DELIVERY_HEADER, delivery_id), (SIGNATURE_HEADER, signature)) if not value]
+        raise SignatureError('missing header%s: %s' % ('s' if len(missing) > 1 else '', ', '.join(missing)))
+    if not stamp.isdigit() or len(stamp) > 12:
+        raise SignatureError('%s must be unix seconds' % TIMESTAMP_HEADER)
+    if not DELIVERY_ID_PATTERN.match(delivery_id):
+        raise SignatureError('%s must be 8-64 characters of A-Z, a-z, 0-9, _ and -' % DELIVERY_HEADER)
+    expected = compute_signature(token, stamp, delivery_id, body)
+    if not hmac.compare_digest(expected.encode('ascii'), signature.strip().encode('utf-8', 'replace')):
+        raise SignatureError('signature does not match (wrong token, or the body was changed)')
+    current = time.time() if now is None else now
+    if abs(current - int(stamp)) > max_skew:
+        raise SignatureError('timestamp is %d s away from the receiver clock (more than %d s)' % (abs(current - int(stamp)), max_skew))
+    return delivery_id, int(stamp)
+
+
+# ---------------------------------------------------------------------------------------------------
+# bodies
+
+
+def success_body(job_id: str | None = None) -> dict[str, t.Any]:
+    return _with_job({'status': 'success'}, job_id)
+
+
+def failed_body(step: str, reason: str | None = None, log_tail: str | None = None, job_id: str | None = None) -> dict[str, t.Any]:
+    body: dict[str, t.Any] = {'status': 'failed', 'failed_step': step}
+    if reason:
+        body['reason'] = reason
+    if log_tail:
+        body['log_tail'] = log_tail
+    return _with_job(body, job_id)
+
+
+def progress_body(step: str, state: str, job_id: str | None = None) -> dict[str, t.Any]:
+    if state not in PROGRESS_STATES:
+        raise ValueError('progress state must be one of %s' % ', '.join(PROGRESS_STATES))
+    return _with_job({'status': 'progress', 'step': step, 'state': state}, job_id)
+
+
+def _with_job(body: dict[str, t.Any], job_id: str | None) -> dict[str, t.Any]:
+    if job_id:
+        body['job_id'] = job_id
+    return body
+
+
+def encode_body(body: t.Mapping[str, t.Any]) -> bytes:
+    return json.dumps(body, separators=(',', ':'), sort_keys=True).encode('utf-8')
+
+
+# ---------------------------------------------------------------------------------------------------
+# sender
+
+
+class WebhookSender:
+    """Send signed webhooks for one job, retrying with exponential backoff and jitter.
+
+    Retries on connection errors, timeouts, 408, 429 and 5xx (honouring ``Retry-After``), up to
+    ``attempts`` tries.  A 409 answer means the receiver already holds this delivery: delivered.
+    Any other 4xx is final.  Safe to use from a systemd unit: no state, no threads.
+    """
+
+    def __init__(self, base_url: str, serial: str, token: str, job_id: str | None = None, timeout: float = 10.0,
+                 attempts: int = 8, backoff: float = 1.0, max_backoff: float = 30.0, ca_file: str | None = None,
+                 validate_certs: bool = True, sleep: t.Callable[[float], None] = time.sleep) -> None:
+        if not re.match(r'^https?://', base_url or ''):
+            raise ValueError('callback url %r must start with http:// or https://' % base_url)
+        self.url = base_url.rstrip('/') + WEBHOOK_PATH + urllib.parse.quote(serial, safe='')
+        self.token = token
+        self.job_id = job_id
+        self.timeout = timeout
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.sleep = sleep
+        self.context: ssl.SSLContext | None = None
+        if self.url.startswith('https://'):
+            self.context = ssl.create_default_context(cafile=ca_file)
+            if not validate_certs:
+                self.context.check_hostname = False
+                self.context.verify_mode = ssl.CERT_NONE
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after and retry_after.strip().isdigit():
+            return min(float(retry_after.strip()), self.max_backoff)
+        base = min(self.backoff * (2 ** attempt), self.max_backoff)
+        return base / 2 + random.uniform(0, base / 2)
+
+    def send(self, body: t.Mapping[str, t.Any], delivery_id: str | None = None) -> int:
+        """POST ``body``; return the final HTTP status (2xx, or 409 for an already stored delivery)."""
+        payload = dict(body)
+        if self.job_id and 'job_id' not in payload:
+            payload['job_id'] = self.job_id
+        data = encode_body(payload)
+        delivery_id = delivery_id or new_delivery_id()
+        last_error = 'no attempt made'
+        last_status: int | None = None
+        for attempt in range(self.attempts):
+            retry_after = None
+            headers = dict(sign(self.token, data, delivery_id), **{'Content-Type': 'application/json'})
+            request = urllib.request.Request(self.url, data=data, headers=headers, method='POST')
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:
+                    return int(response.status)
+            except urllib.error.HTTPError as exc:
+                last_status = exc.code
+                detail = exc.read(2048).decode('utf-8', 'replace').strip()
+                last_error = 'HTTP %d from %s: %s' % (exc.code, self.url, detail)
+                if exc.code == 409:
+                    return 409
+                if exc.code < 500 and exc.code not in (408, 429):
+                    raise WebhookDeliveryError(last_error, exc.code) from None
+                retry_after = exc.headers.get('Retry-After') if exc.headers else None
+            except (urllib.error.URLError, OSError) as exc:
+                last_error = 'cannot reach %s: %s' % (self.url, getattr(exc, 'reason', exc))
+            if attempt + 1 < self.attempts:
+                self.sleep(self._delay(attempt, retry_after))
+        raise WebhookDeliveryError('gave up after %d attempts: %s' % (self.attempts, last_error), last_status)

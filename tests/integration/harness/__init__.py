@@ -1,0 +1,16 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Test harness shared by every integration suite.
+
+- ``ports``: free TCP ports on 127.0.0.1.
+- ``waiting``: poll a condition with a deadline (never sleep-and-hope).
+- ``services``: start a real server process, wait until it answers, stop it, keep its log.
+- ``httpserver``: a static file server with Range/206, HEAD and ETag, recording every request.
+- ``playbook``: run ansible-playbook against localhost with this collection on the path and get
+  every task's result back as data.
+
+Fixtures that wrap these live in ``fixtures_*.py`` modules of this package; the integration
+conftest loads every such module, so a new area adds fixtures without editing shared files.
+"""
