@@ -187,12 +187,12 @@ class WebhookSender:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.sleep = sleep
-        self.context: ssl.SSLContext | None = None
-        if self.url.startswith('https://'):
-            self.context = ssl.create_default_context(cafile=ca_file)
-            if not validate_certs:
-                self.context.check_hostname = False
-                self.context.verify_mode = ssl.CERT_NONE
+        context = ssl.create_default_context(cafile=ca_file)
+        if not validate_certs:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        # An opener with this TLS context. Ansible's open_url is not an option: this file runs on nodes without Ansible.
+        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
 
     def _delay(self, attempt: int, retry_after: str | None) -> float:
         if retry_after and retry_after.strip().isdigit():
@@ -214,7 +214,7 @@ class WebhookSender:
             headers = dict(sign(self.token, data, delivery_id), **{'Content-Type': 'application/json'})
             request = urllib.request.Request(self.url, data=data, headers=headers, method='POST')
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:
+                with self.opener.open(request, timeout=self.timeout) as response:
                     return int(response.status)
             except urllib.error.HTTPError as exc:
                 last_status = exc.code
