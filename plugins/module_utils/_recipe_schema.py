@@ -92,7 +92,7 @@ RECIPE_SCHEMA: dict[str, t.Any] = {
             'description': "Block device to install to, e.g. '/dev/sda', '/dev/nvme0n1' or a stable '/dev/disk/by-id/...' path.",
             'type': 'string',
             'maxLength': 255,
-            'pattern': '^/dev/(?!.*(?:^|/)\\.\\.(?:/|$))[A-Za-z0-9._:+@-]+(?:/[A-Za-z0-9._:+@-]+)*$',
+            'pattern': '^/dev(?:/(?!\\.\\.?(?:/|$))[A-Za-z0-9._:+@-]+)+$',
             'x-hint': 'a device path under /dev such as /dev/sda or /dev/disk/by-id/wwn-0x5000c500a1b2c3d4',
         },
         'oci_url': {
