@@ -21,6 +21,7 @@ formatter in ``_recipe.py`` appends them to messages so a user learns how to fix
 
 from __future__ import annotations
 
+import functools
 import json
 import typing as t
 
@@ -219,6 +220,8 @@ RECIPE_SCHEMA: dict[str, t.Any] = {
 }
 
 
+@functools.lru_cache(maxsize=1)
 def schema_json() -> str:
-    """The canonical serialization written to task media and to docs/recipe.schema.json."""
+    """The canonical serialization written to task media and to docs/recipe.schema.json (computed once:
+    the schema is a constant)."""
     return json.dumps(RECIPE_SCHEMA, indent=2, sort_keys=True, ensure_ascii=True) + '\n'

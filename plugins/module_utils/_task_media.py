@@ -354,7 +354,11 @@ def file_sha256(path: str) -> str | None:
 
 def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same directory and a rename, so
-    that a BMC downloading the old medium never sees a half-written one."""
+    that a BMC downloading the old medium never sees a half-written one.
+
+    No fsync: the rename is what readers need, and a medium lost to a power cut is rebuilt
+    byte-identically from its inputs by the next run (it is derived data, not stored state).
+    """
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise TaskMediaError('dest: directory %s does not exist' % directory)
@@ -362,8 +366,6 @@ def write_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
     try:
         with os.fdopen(fd, 'wb') as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
