@@ -11,6 +11,8 @@ BUILD ?= .build
 BIN := $(abspath $(VENV))/bin
 COLL := $(BUILD)/ansible_collections/l3metal/provision
 PYTEST_ARGS ?=
+BENCH ?= task_iso
+BENCH_ARGS ?=
 ANSIBLE_TEST_PYTHON ?= 3.11
 
 export PATH := $(BIN):$(PATH)
@@ -18,13 +20,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export ANSIBLE_COLLECTIONS_PATH := $(abspath $(BUILD))
 export ANSIBLE_NOCOLOR := 1
 
-.PHONY: help test demo setup system-packages venv layout lint sanity units integration schema build clean
+.PHONY: help test demo setup system-packages venv layout lint sanity units integration schema build bench clean
 
 help:
 	@echo "make test    install what is missing, then lint, ansible-test sanity + units, and the integration suites"
 	@echo "make demo    run the demo job against local emulated services"
 	@echo "make schema  regenerate docs/recipe.schema.json from the schema source"
 	@echo "make build   build the collection tarball"
+	@echo "make bench BENCH=task_iso [BENCH_ARGS=...]  run bench/<BENCH>.py (prints ratios against a peer)"
 
 test: setup lint sanity units integration
 	@echo "make test: every check passed"
@@ -68,6 +71,9 @@ schema: layout
 
 build: layout
 	cd $(COLL) && ansible-galaxy collection build --force --output-path $(CURDIR)
+
+bench: setup
+	cd $(COLL) && $(BIN)/python bench/$(BENCH).py $(BENCH_ARGS)
 
 demo: setup
 	$(BIN)/python demo/run.py
