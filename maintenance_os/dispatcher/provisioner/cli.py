@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--dry-run', action='store_true', help='do everything except starting the target; print the target it would start')
     run.add_argument('--label', default=medium.DEFAULT_LABEL, help='volume label of the task medium (default %(default)s)')
     run.add_argument('--reader', choices=medium.READERS, default='auto',
-                     help='how to read the medium: auto (pycdlib for ISO, mtools for FAT, else mount), or one of them')
+                     help='how to read the medium: auto (pycdlib or xorriso for ISO, mtools for FAT, else mount), or one of them')
     run.add_argument('--wait', type=float, default=90.0, help='seconds to wait for the medium device to appear (default %(default)s)')
     run.add_argument('--unit-dir', action='append', default=[], dest='unit_dirs',
                      help='where installed provisioning targets are looked up (repeatable; default: the systemd unit directories)')

@@ -10,7 +10,7 @@ label (``/dev/disk/by-label/``, then ``blkid``), then ``/dev/sr1`` (the design's
 then any CD or removable disk whose ISO or FAT label is the task label.  Device nodes appear while
 udev settles after boot, so discovery polls until a deadline.
 
-Readers: files are read in user space by default (pycdlib for ISO 9660, mtools for FAT): no mount
+Readers: files are read in user space by default (pycdlib, else xorriso, for ISO 9660; mtools for FAT): no mount
 point to clean up, works on image files and block devices alike, and on kernels without iso9660 or
 vfat.  ``MountReader`` mounts read-only with the kernel instead (``--reader mount``).
 """
@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover - the image and the test environment ins
 DEFAULT_LABEL = 'L3M_TASK'  # task_iso's default volume label (a unit test keeps them equal)
 DEFAULT_DEVICE = '/dev/sr1'
 MAX_FILE_BYTES = 64 * 1024 * 1024
-READERS = ('auto', 'pycdlib', 'mtools', 'mount')
+READERS = ('auto', 'pycdlib', 'xorriso', 'mtools', 'mount')
 
 _ISO_MAGIC_OFFSET = 0x8001  # "CD001" of the primary volume descriptor (sector 16, byte 1)
 _ISO_LABEL_OFFSET = 0x8028
@@ -166,6 +166,30 @@ class MtoolsReader(MediumReader):
                 return handle.read()
 
 
+class XorrisoReader(MediumReader):
+    """ISO 9660 read with xorriso (Rock Ridge names), for systems without pycdlib."""
+
+    def __init__(self, source: str) -> None:
+        if shutil.which('xorriso') is None:
+            raise MediumError('reading the ISO medium %s needs pycdlib or xorriso, or --reader mount' % source)
+        self.source = source
+
+    def read(self, name: str) -> bytes | None:
+        with tempfile.TemporaryDirectory(prefix='provisioner-iso-') as work:
+            dest = os.path.join(work, 'file')
+            proc = subprocess.run(['xorriso', '-osirrox', 'on', '-indev', self.source, '-extract', '/' + name, dest],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+            if not os.path.isfile(dest):
+                output = proc.stdout.decode('utf-8', 'replace')
+                if 'no such file' in output.lower() or 'not found' in output.lower():
+                    return None
+                raise MediumError('cannot read %s from %s: %s' % (name, self.source, output.strip()[-500:]))
+            if os.path.getsize(dest) > MAX_FILE_BYTES:
+                raise MediumError('%s on %s is larger than %d bytes' % (name, self.source, MAX_FILE_BYTES))
+            with open(dest, 'rb') as handle:
+                return handle.read()
+
+
 class MountReader(MediumReader):
     """Mount the medium read-only with the kernel (iso9660 or vfat) and read files from the mount."""
 
@@ -207,12 +231,14 @@ def open_medium(source: str, reader: str = 'auto') -> MediumReader:
         return MountReader(source, fmt)
     if fmt is None:
         raise MediumError('%s holds neither an ISO 9660 nor a FAT filesystem: is it the task medium built by task_iso?' % source)
-    if reader == 'pycdlib' or (reader == 'auto' and fmt == 'iso'):
+    if reader in ('pycdlib', 'xorriso') or (reader == 'auto' and fmt == 'iso'):
         if fmt != 'iso':
             raise MediumError('%s is FAT, not ISO 9660: use --reader mtools' % source)
-        if reader == 'auto' and not HAS_PYCDLIB:
+        if reader == 'pycdlib' or (reader == 'auto' and HAS_PYCDLIB):
+            return PycdlibReader(source)
+        if reader == 'auto' and shutil.which('xorriso') is None:
             return MountReader(source, fmt)
-        return PycdlibReader(source)
+        return XorrisoReader(source)
     if fmt != 'fat':
         raise MediumError('%s is ISO 9660, not FAT: use --reader pycdlib' % source)
     if reader == 'auto' and shutil.which('mcopy') is None:
