@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from . import dispatch, medium
 from .errors import ConfigError
 from .shared import _webhook
 
-DEFAULT_RUN_DIR = '/run/provision'
+DEFAULT_RUN_DIR = os.environ.get('PROVISION_RUN_DIR', '/run/provision')
 LOG_TAIL_LINES = 40
 
 
