@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from .loopdev import LoopDisk
+from .usersystemd import UserManager
 from .playbook import COLLECTION_ROOT
 from .webhook_sink import WebhookSink
 
@@ -66,3 +67,18 @@ def quadlet_binary() -> Path:
             pytest.skip('no apt-get to fetch the Quadlet generator: %s' % proc.stderr.strip()[-300:])
         pytest.fail('fetching the Quadlet generator failed: %s' % proc.stderr.strip()[-2000:])
     return Path(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def user_systemd(tmp_path: Path) -> t.Iterator[t.Callable[..., UserManager]]:
+    """Factory: a private ``systemd --user`` instance (see harness.usersystemd); stopped at the end."""
+    managers: list[UserManager] = []
+
+    def make(sbin_files: t.Mapping[str, str] | None = None) -> UserManager:
+        manager = UserManager(tmp_path / ('systemd%d' % len(managers)), sbin_files)
+        managers.append(manager)
+        return manager
+
+    yield make
+    for manager in managers:
+        manager.stop()
