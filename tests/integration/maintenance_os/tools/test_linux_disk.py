@@ -1,0 +1,121 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The Linux steps on a sparse disk image: partition, filesystems, fstab by UUID, config drive.
+
+Inputs come from a real ``provisioner run --dry-run`` on a task medium built by task_iso's code.
+Results are read back with sgdisk, blkid, fsck, mtools and an ext4 mount, not trusted from exit codes.
+The rootfs pull (image-linux) and GRUB (bootloader-linux) are not run here: see docs/maintenance_os.md.
+"""
+
+from __future__ import annotations
+
+import tarfile
+
+from harness.loopdev import fat_files, mounted, sh
+from harness.provisioner import JOB_ID, USER_DATA, build_medium, linux_recipe, run_provisioner
+from harness.tools import import_tools, run_tool
+
+# The design's example layout (ESP, root, cidata), with the 100% partition moved last as the recipe rules require.
+LAYOUT = [
+    {'size': '512M', 'type_guid': 'ef00', 'format': 'vfat'},
+    {'size': '16M', 'type_guid': '8300', 'format': 'vfat', 'label': 'cidata'},
+    {'size': '100%', 'type_guid': '8300', 'format': 'ext4'},
+]
+
+
+def prepare(tmp_path, disk, layout=None):
+    recipe = linux_recipe('http://127.0.0.1:9', target_disk=disk.dev, partition_layout=layout or LAYOUT)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    medium = build_medium(tmp_path / 'task.img', recipe, 'fat')
+    run_dir = tmp_path / 'run'
+    proc = run_provisioner('run', '--medium', str(medium), '--run-dir', str(run_dir), '--dry-run')
+    assert proc.returncode == 0, proc.stderr
+    return run_dir
+
+
+def test_linux_layout_partitions_filesystems_and_config_drive(loop_disk, tmp_path):
+    disk = loop_disk('1200M')
+    # an old filesystem on the disk must not survive as a stray signature
+    sh('mkfs.ext4', '-q', '-F', '-L', 'OLDROOT', disk.dev)
+    run_dir = prepare(tmp_path, disk)
+    proc = run_tool('partition', run_dir, {'TARGET_DISK': disk.dev})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    rows = disk.gpt()
+    assert [(r['number'], r['code'], r['name']) for r in rows] == [('1', 'EF00', ''), ('2', '8300', 'cidata'), ('3', '8300', '')]
+    sectors = [int(r['end']) - int(r['start']) + 1 for r in rows]
+    assert sectors[0] * 512 == 512 << 20 and sectors[1] * 512 == 16 << 20
+    assert int(rows[2]['end']) > (1100 << 20) // 512  # 100% took the rest of the disk
+    assert all(int(r['start']) % 2048 == 0 for r in rows)
+    assert 'No problems found' in sh('sgdisk', '--verify', disk.dev)
+    esp, cidata, root = disk.blkid(1), disk.blkid(2), disk.blkid(3)
+    assert esp['TYPE'] == 'vfat' and esp.get('VERSION', 'FAT32') == 'FAT32'
+    assert cidata['TYPE'] == 'vfat' and cidata['LABEL'] == 'cidata'
+    assert root['TYPE'] == 'ext4'
+    assert 'OLDROOT' not in sh('blkid', '-c', '/dev/null', '-o', 'export', disk.dev, check=False)
+    sh('fsck.vfat', '-n', disk.part(1))
+    sh('fsck.vfat', '-n', disk.part(2))
+    sh('e2fsck', '-f', '-n', disk.part(3))
+
+    # image-linux without the pull: a rootfs unpacked by the test, then the step's fstab writer
+    import_tools()
+    from l3mtools import image_linux, layout  # pylint: disable=import-outside-toplevel
+    rootfs = tmp_path / 'rootfs.tar'
+    (tmp_path / 'tree' / 'etc').mkdir(parents=True)
+    (tmp_path / 'tree' / 'etc' / 'hostname').write_text('old\n')
+    with tarfile.open(rootfs, 'w') as tar:
+        tar.add(tmp_path / 'tree', arcname='.')
+    mnt = tmp_path / 'mnt'
+    mnt.mkdir()
+    sh('mount', disk.part(3), str(mnt))
+    try:
+        with tarfile.open(rootfs) as tar:
+            tar.extractall(mnt, filter='tar')
+        image_linux.write_fstab(str(mnt), disk.dev, layout.parse(LAYOUT))
+    finally:
+        sh('umount', str(mnt))
+    with mounted(disk.part(3)) as root_fs:
+        fstab = (root_fs / 'etc' / 'fstab').read_text().splitlines()
+        assert (root_fs / 'etc' / 'hostname').read_text() == 'old\n'
+    assert fstab[1:] == ['UUID=%s / ext4 defaults 0 1' % root['UUID'], 'UUID=%s /boot/efi vfat umask=0077,shortname=winnt 0 2' % esp['UUID']]
+
+    proc = run_tool('config_drive', run_dir, {'TARGET_DISK': disk.dev, 'JOB_ID': JOB_ID})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert fat_files(disk.part(2)) == {'user-data': USER_DATA, 'meta-data': b'instance-id: "%s"\n' % JOB_ID.encode()}
+    sh('fsck.vfat', '-n', disk.part(2))
+
+
+def test_partition_runs_again_over_an_installed_disk(loop_disk, tmp_path):
+    # reprovisioning: the old table and filesystems are replaced, the new layout is exact
+    disk = loop_disk('600M')
+    first = [{'size': '100M', 'type_guid': 'ef00', 'format': 'vfat'}, {'size': '100%', 'type_guid': '8300', 'format': 'ext4', 'label': 'old'}]
+    second = [{'size': '200M', 'type_guid': 'ef00', 'format': 'vfat', 'label': 'EFI'}, {'size': '1M', 'type_guid': 'ef02'},
+              {'size': '100%', 'type_guid': '8300', 'format': 'ext4', 'label': 'root'}]
+    for layout in (first, second):
+        run_dir = prepare(tmp_path / layout[0]['size'], disk, layout)
+        proc = run_tool('partition', run_dir, {'TARGET_DISK': disk.dev})
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [(r['code'], r['name']) for r in disk.gpt()] == [('EF00', 'EFI'), ('EF02', ''), ('8300', 'root')]
+    assert disk.blkid(2).get('TYPE') is None  # the BIOS boot partition has no filesystem
+    assert disk.blkid(3)['LABEL'] == 'root'
+    assert disk.blkid(1)['LABEL'] == 'EFI'
+
+
+def test_config_drive_without_a_cidata_partition_fails_clearly(loop_disk, tmp_path):
+    disk = loop_disk('300M')
+    layout = [{'size': '100M', 'type_guid': 'ef00', 'format': 'vfat'}, {'size': '100%', 'type_guid': '8300', 'format': 'ext4'}]
+    run_dir = prepare(tmp_path, disk, layout)
+    proc = run_tool('config_drive', run_dir, {'TARGET_DISK': disk.dev})
+    assert proc.returncode == 1
+    assert 'no partition labelled cidata' in proc.stderr
+
+
+def test_partition_refuses_a_missing_disk(tmp_path):
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    (run_dir / 'layout.json').write_text('[{"size": "100%", "type_guid": "8300"}]')
+    proc = run_tool('partition', run_dir, {'TARGET_DISK': '/dev/disk/by-id/does-not-exist'})
+    assert proc.returncode == 1
+    assert 'target disk /dev/disk/by-id/does-not-exist does not exist' in proc.stderr
