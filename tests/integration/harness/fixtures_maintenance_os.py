@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from .loopdev import LoopDisk
-from .usersystemd import UserManager
 from .playbook import COLLECTION_ROOT
+from .usersystemd import UserManager
 from .webhook_sink import WebhookSink
-
 
 
 def cache_dir() -> Path:
@@ -61,7 +60,7 @@ def quadlet_binary() -> Path:
     """The Quadlet generator from Debian trixie's podman, fetched once into .cache/ by tests/tools/fetch_quadlet.sh."""
     script = COLLECTION_ROOT / 'tests' / 'tools' / 'fetch_quadlet.sh'
     cache = cache_dir() / 'quadlet'
-    proc = subprocess.run(['sh', str(script), str(cache)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    proc = subprocess.run(['sh', str(script), str(cache)], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         if shutil.which('apt-get') is None:
             pytest.skip('no apt-get to fetch the Quadlet generator: %s' % proc.stderr.strip()[-300:])

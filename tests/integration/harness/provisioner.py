@@ -83,8 +83,8 @@ def run_provisioner(*args: str, env: t.Mapping[str, str] | None = None, timeout:
     """``python3 -m provisioner ARGS`` from the collection tree, as the issue's interface says."""
     environment = dict(os.environ, PYTHONPATH=str(DISPATCHER_PATH))
     environment.update(env or {})
-    return subprocess.run([sys.executable, '-m', 'provisioner'] + list(args), env=environment, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, timeout=timeout, check=False)
+    return subprocess.run([sys.executable, '-m', 'provisioner'] + list(args), env=environment, capture_output=True,
+                          text=True, timeout=timeout, check=False)
 
 
 def read_env_names(path: Path) -> list[str]:

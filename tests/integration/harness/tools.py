@@ -20,8 +20,7 @@ TOOLS_PATH = COLLECTION_ROOT / 'maintenance_os' / 'tools'
 def run_tool(step: str, run_dir: Path, env: t.Mapping[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     environment = dict(os.environ, PYTHONPATH=str(TOOLS_PATH), PROVISION_RUN_DIR=str(run_dir))
     environment.update(env)
-    return subprocess.run([sys.executable, '-m', 'l3mtools.' + step], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run([sys.executable, '-m', 'l3mtools.' + step], env=environment, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def import_tools() -> None:

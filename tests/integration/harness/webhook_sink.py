@@ -42,7 +42,7 @@ class WebhookSink:
             def log_message(self, *args: t.Any) -> None:  # keep pytest output clean
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server naming
+            def do_POST(self) -> None:
                 status, message = sink.handle(self.path, dict(self.headers.items()), self.rfile.read(int(self.headers.get('Content-Length') or 0)))
                 payload = json.dumps({'message': message}).encode()
                 self.send_response(status)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from harness.playbook import COLLECTION_ROOT
-from harness.provisioner import DISPATCHER_PATH, JOB_ID, SERIAL, TOKEN, build_medium, linux_recipe, run_provisioner, windows_recipe
+from harness.provisioner import DISPATCHER_PATH, JOB_ID, SERIAL, TOKEN, build_medium, linux_recipe, run_provisioner
 from harness.waiting import wait_for
 
 SYSTEMD_DIR = COLLECTION_ROOT / 'maintenance_os' / 'systemd'
@@ -47,7 +47,7 @@ def generate_quadlet_units(quadlet: Path, out: Path) -> dict[str, Path]:
 
 def test_quadlet_accepts_every_container_file(quadlet_binary, tmp_path):
     proc = subprocess.run([str(quadlet_binary), '-dryrun'], env=dict(os.environ, QUADLET_UNIT_DIRS=str(QUADLET_DIR)),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     containers = sorted(p.stem for p in QUADLET_DIR.glob('*.container'))
     generated = sorted(line.strip('-').removesuffix('.service') for line in proc.stdout.splitlines() if line.startswith('---') and line.endswith('---'))
