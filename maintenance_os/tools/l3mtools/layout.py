@@ -69,7 +69,7 @@ def mounts(parts: t.Sequence[Partition]) -> list[tuple[str, Partition]]:
     /boot/efi (the design's example layout has no mountpoints); the config drive is never mounted.
     """
     explicit = [(p.mountpoint, p) for p in parts if p.mountpoint]
-    if not any(mp == '/' for mp, _ in explicit):
+    if not any(mountpoint == '/' for mountpoint, _part in explicit):
         root = next((p for p in parts if p.format in LINUX_ROOT_FILESYSTEMS and not p.mountpoint and p != config_drive(parts)), None)
         if root is None:
             raise ToolError('the layout has no root filesystem: give a partition mountpoint "/" or format ext4/xfs/btrfs')

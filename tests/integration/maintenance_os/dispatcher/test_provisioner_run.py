@@ -101,18 +101,18 @@ def invalid_layout_recipe(url):
 
 
 PREFLIGHT_CASES = {
-    'schema-version': (lambda url: linux_recipe(url), True, {'recipe.schema.json': schema_with_version('0.9')},
+    'schema-version': (linux_recipe, True, {'recipe.schema.json': schema_with_version('0.9')},
                        ['recipe schema mismatch', 'recipe-schema:0.9', _recipe_schema.SCHEMA_ID]),
-    'schema-content': (lambda url: linux_recipe(url), True, {'recipe.schema.json': b'{"$id": "%s"}' % _recipe_schema.SCHEMA_ID.encode()},
+    'schema-content': (linux_recipe, True, {'recipe.schema.json': b'{"$id": "%s"}' % _recipe_schema.SCHEMA_ID.encode()},
                        ['differs from the schema of that version']),
-    'no-schema-file': (lambda url: linux_recipe(url), True, {'recipe.schema.json': None}, ['no recipe.schema.json']),
+    'no-schema-file': (linux_recipe, True, {'recipe.schema.json': None}, ['no recipe.schema.json']),
     'schema-errors': (invalid_layout_recipe, False, {}, ['oci_url: is required', 'only allowed on the last partition']),
     'unknown-target': (lambda url: linux_recipe(url, task_target='rescue.target'), False, {},
                        ['task_target rescue.target is not a provisioning target installed', 'install-linux.target']),
     'unknown-firmware-target': (lambda url: linux_recipe(url, task_target='acme-update.target', firmware_url='http://127.0.0.1/fw.bin'), True, {},
                                 ['task_target acme-update.target is not a provisioning target installed']),
-    'windows-without-unattend': (lambda url: windows_recipe(url), False, {}, ['unattend_xml: is required for install-windows.target']),
-    'payload-conflict': (lambda url: linux_recipe(url), True, {'recipe.json': None}, ['user_data is both in recipe.json and in the file user-data']),
+    'windows-without-unattend': (windows_recipe, False, {}, ['unattend_xml: is required for install-windows.target']),
+    'payload-conflict': (linux_recipe, True, {'recipe.json': None}, ['user_data is both in recipe.json and in the file user-data']),
 }
 
 
