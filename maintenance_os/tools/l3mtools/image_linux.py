@@ -17,7 +17,8 @@ import typing as t
 from . import blockdev, layout, oci
 from .common import ToolError, env, log, main_wrapper
 
-NEW_ROOT = '/mnt/new-root'
+# Where the new system is mounted inside the step's container (NEW_ROOT overrides it, e.g. for tests).
+NEW_ROOT = os.environ.get('NEW_ROOT', '/mnt/new-root')
 FSTAB_HEADER = '# Written by the l3metal image-linux step: filesystems by UUID, from the recipe\'s partition_layout.\n'
 
 
