@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import sys
 import typing as t
 
-from . import blockdev, layout
-from .common import ToolError, env, log, main_wrapper, run
+from . import blockdev, efi, layout
+from .common import ToolError, env, main_wrapper, run
 from .image_linux import NEW_ROOT
 
 BIND_MOUNTS = ('/dev', '/proc', '/sys', '/run')
@@ -87,19 +86,9 @@ def chroot_binds(root: str) -> t.Iterator[None]:
 
 def add_boot_entry(root: str, disk: str, parts: t.Sequence[layout.Partition]) -> None:
     esp = layout.esp(parts)
-    if esp is None:
-        return
-    if not os.path.isdir('/sys/firmware/efi'):
-        log('not booted in UEFI mode: no firmware boot entry (EFI/BOOT/BOOTX64.EFI is in place)')
-        return
-    if shutil.which('efibootmgr') is None:
-        log('efibootmgr not in this image: no firmware boot entry')
-        return
-    if not os.path.ismount('/sys/firmware/efi/efivars'):
-        run(['mount', '-t', 'efivarfs', 'efivarfs', '/sys/firmware/efi/efivars'], check=False)
-    distro = os_release_id(root)
-    run(['efibootmgr', '--create', '--disk', disk, '--part', str(esp.number), '--label', distro,
-         '--loader', '\\EFI\\%s\\grubx64.efi' % distro])
+    if esp is not None:
+        distro = os_release_id(root)
+        efi.add_boot_entry(disk, esp.number, distro, '\\EFI\\%s\\grubx64.efi' % distro, '/EFI/BOOT/BOOTX64.EFI')
 
 
 def install(root: str, disk: str, parts: t.Sequence[layout.Partition]) -> list[list[str]]:

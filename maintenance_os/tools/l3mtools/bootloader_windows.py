@@ -16,11 +16,10 @@ warns otherwise.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 
-from . import blockdev, fat, layout
-from .common import ToolError, env, log, main_wrapper, run
+from . import blockdev, efi, fat, layout
+from .common import ToolError, env, log, main_wrapper
 from .winfs import find_path
 
 EFI_SOURCE = 'Windows/Boot/EFI'
@@ -43,20 +42,6 @@ def install_boot_files(windows_root: str, esp_device: str) -> list[str]:
     return written
 
 
-def add_boot_entry(disk: str, esp_number: int) -> None:
-    """A firmware boot entry, when booted in UEFI mode with efibootmgr available."""
-    if not os.path.isdir('/sys/firmware/efi'):
-        log('not booted in UEFI mode: no firmware boot entry (the fallback loader %s is in place)' % FALLBACK_LOADER)
-        return
-    if shutil.which('efibootmgr') is None:
-        log('efibootmgr not in this image: no firmware boot entry')
-        return
-    if not os.path.ismount('/sys/firmware/efi/efivars'):
-        run(['mount', '-t', 'efivarfs', 'efivarfs', '/sys/firmware/efi/efivars'], check=False)
-    run(['efibootmgr', '--create', '--disk', disk, '--part', str(esp_number), '--label', 'Windows Boot Manager',
-         '--loader', '\\EFI\\Microsoft\\Boot\\bootmgfw.efi'])
-
-
 def main() -> None:
     disk = blockdev.resolve_disk(env('TARGET_DISK'))
     parts = layout.load()
@@ -66,7 +51,7 @@ def main() -> None:
     with blockdev.ntfs_mounted(blockdev.partition_node(disk, windows.number), read_only=True) as root:
         written = install_boot_files(root, blockdev.partition_node(disk, esp.number))
     log('wrote %d files to the ESP' % len(written))
-    add_boot_entry(disk, esp.number)
+    efi.add_boot_entry(disk, esp.number, 'Windows Boot Manager', '\\EFI\\Microsoft\\Boot\\bootmgfw.efi', FALLBACK_LOADER)
 
 
 if __name__ == '__main__':

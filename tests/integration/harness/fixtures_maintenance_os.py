@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -53,6 +54,25 @@ def loop_disk(tmp_path: Path) -> t.Iterator[t.Callable[[str], LoopDisk]]:
     yield make
     for disk in disks:
         disk.detach()
+
+
+DEBIAN_SUITE = 'bookworm'
+# One root filesystem for every test that needs a real Debian: GRUB to chroot into, python3 and the
+# partition tools for a tool image base.
+DEBIAN_PACKAGES = ('grub-pc-bin', 'grub2-common', 'python3', 'gdisk', 'dosfstools', 'mtools')
+
+
+def debian_rootfs() -> Path:
+    """A Debian root filesystem tar made by debootstrap once and cached in .cache/rootfs/; skips when the mirror is unreachable."""
+    digest = hashlib.sha256(' '.join(DEBIAN_PACKAGES).encode()).hexdigest()[:12]
+    out = cache_dir() / 'rootfs' / ('%s-%s.tar' % (DEBIAN_SUITE, digest))
+    script = COLLECTION_ROOT / 'tests' / 'tools' / 'debootstrap_rootfs.sh'
+    proc = subprocess.run(['sh', str(script), str(out), DEBIAN_SUITE] + list(DEBIAN_PACKAGES), capture_output=True, text=True, check=False, timeout=1800)
+    if proc.returncode == 3:
+        pytest.skip('cannot build the Debian test root filesystem: %s' % proc.stderr.strip()[-300:])
+    if proc.returncode != 0:
+        pytest.fail('debootstrap failed: %s' % proc.stderr[-3000:])
+    return out
 
 
 @pytest.fixture(scope='session')

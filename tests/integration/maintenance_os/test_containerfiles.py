@@ -12,6 +12,7 @@ command), not the distribution package names.  podman 4.3 needs runc and explici
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.fixtures_maintenance_os import debian_rootfs
+from harness.loopdev import sh
 from harness.playbook import COLLECTION_ROOT
 
 BASE = 'localhost/l3m-test-base:busybox'
@@ -84,11 +87,38 @@ def test_maintenance_os_image(podman):
     assert podman.sh(image, 'test -x /usr/sbin/provisioner && echo ok').strip() == 'ok'
 
 
-def test_tool_images(podman):
-    podman.build('maintenance_os/tools/partition/Containerfile', 'localhost/l3m-partition:test')
-    files = podman.sh('localhost/l3m-partition:test', 'ls /usr/lib/l3metal/tools/l3mtools; env').split()
-    assert {'partition.py', 'blockdev.py', 'layout.py', 'common.py'} <= set(files)
+def test_tool_images_build_on_the_tools_base(podman):
+    podman.build('maintenance_os/tools/base/Containerfile', 'localhost/l3m-tools-base:test')
+    files = podman.sh('localhost/l3m-tools-base:test', 'ls /usr/lib/l3metal/tools/l3mtools; env').split()
+    assert {'partition.py', 'blockdev.py', 'layout.py', 'common.py', 'oci.py'} <= set(files)
     assert 'PYTHONPATH=/usr/lib/l3metal/tools' in files
-    assert 'python3 -m l3mtools.partition' in podman('image', 'inspect', '--format', '{{join .Config.Cmd " "}}', 'localhost/l3m-partition:test')
-    podman.build('maintenance_os/tools/firmware-flasher/Containerfile', 'localhost/l3m-fw:test', 'FLASH_COMMAND=socflash -s {firmware}')
-    assert 'FLASH_COMMAND=socflash -s {firmware}' in podman.sh('localhost/l3m-fw:test', 'env')
+    tools = sorted(p.parent.name for p in (COLLECTION_ROOT / 'maintenance_os' / 'tools').glob('*/Containerfile')
+                   if p.parent.name not in ('base', 'supermicro-flasher'))  # supermicro needs the vendor's binary
+    for tool in tools:
+        tag = 'localhost/l3m-%s:test' % tool
+        extra = ['FLASH_COMMAND=socflash -s {firmware}'] if tool == 'firmware-flasher' else []
+        podman.build('maintenance_os/tools/%s/Containerfile' % tool, tag, 'BASE=localhost/l3m-tools-base:test', *extra)
+        cmd = podman('image', 'inspect', '--format', '{{join .Config.Cmd " "}}', tag).strip()
+        module = cmd.rsplit('.', 1)[-1]
+        assert cmd == 'python3 -m l3mtools.' + module and podman.sh(tag, 'test -f /usr/lib/l3metal/tools/l3mtools/%s.py && echo ok' % module).strip() == 'ok'
+    assert 'FLASH_COMMAND=socflash -s {firmware}' in podman.sh('localhost/l3m-firmware-flasher:test', 'env')
+
+
+def test_the_partition_image_partitions_a_disk_as_its_quadlet_runs_it(podman, loop_disk, tmp_path):
+    """The partition step in its container on a Debian base made by debootstrap: podman run as the Quadlet unit does it."""
+    rootfs = debian_rootfs()
+    podman('import', '-q', str(rootfs), 'localhost/l3m-debian:test')
+    podman.build('maintenance_os/tools/base/Containerfile', 'localhost/l3m-tools-base-debian:test', 'BASE=localhost/l3m-debian:test')
+    podman.build('maintenance_os/tools/partition/Containerfile', 'localhost/l3m-partition-debian:test', 'BASE=localhost/l3m-tools-base-debian:test')
+    disk = loop_disk('300M')
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    (run_dir / 'layout.json').write_text(json.dumps([{'size': '100M', 'type_guid': 'ef00', 'format': 'vfat'},
+                                                     {'size': '100%', 'type_guid': '8300', 'format': 'ext4', 'label': 'root'}]))
+    podman.env['TARGET_DISK'] = disk.dev  # passed by name, as the units' PodmanArgs=--env=TARGET_DISK does
+    out = podman('run', '--rm', '--privileged', '--security-opt', 'label=disable', '--network', 'none', '-v', '/dev:/dev',
+                 '-v', '%s:/run/provision:ro' % run_dir, '--env=TARGET_DISK', 'localhost/l3m-partition-debian:test')
+    assert 'partition: done' in out
+    assert [(r['code'], r['name']) for r in disk.gpt()] == [('EF00', ''), ('8300', 'root')]
+    assert disk.blkid(1)['TYPE'] == 'vfat' and disk.blkid(2)['TYPE'] == 'ext4' and disk.blkid(2)['LABEL'] == 'root'
+    sh('e2fsck', '-f', '-n', disk.part(2))

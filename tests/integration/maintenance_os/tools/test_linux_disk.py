@@ -11,15 +11,13 @@ The rootfs pull (image-linux) and GRUB (bootloader-linux) are not run here: see 
 
 from __future__ import annotations
 
-import subprocess
 import tarfile
 
 import pytest
 
-from harness.fixtures_maintenance_os import cache_dir
+from harness.fixtures_maintenance_os import debian_rootfs
 from harness.loopdev import fat_files, mounted, sh
 from harness.provisioner import JOB_ID, USER_DATA, build_medium, linux_recipe, run_provisioner
-from harness.playbook import COLLECTION_ROOT
 from harness.tools import import_tools, run_tool
 
 # The design's example layout (ESP, root, cidata), with the 100% partition moved last as the recipe rules require.
@@ -126,19 +124,8 @@ def test_partition_refuses_a_missing_disk(tmp_path):
     assert 'target disk /dev/disk/by-id/does-not-exist does not exist' in proc.stderr
 
 
-@pytest.fixture(scope='module')
-def grub_rootfs():
-    """A Debian bookworm root filesystem with GRUB (BIOS), made once by debootstrap and cached under .cache/rootfs/."""
-    out = cache_dir() / 'rootfs' / 'bookworm-grub-pc.tar'
-    proc = subprocess.run(['sh', str(COLLECTION_ROOT / 'tests' / 'tools' / 'debootstrap_rootfs.sh'), str(out), 'bookworm', 'grub-pc-bin', 'grub2-common'],
-                          capture_output=True, text=True, check=False, timeout=1200)
-    if proc.returncode == 3:
-        pytest.skip('cannot build the GRUB test root filesystem: %s' % proc.stderr.strip()[-300:])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
-
-
-def test_bootloader_linux_runs_grub_inside_the_new_system(loop_disk, tmp_path, grub_rootfs):
+def test_bootloader_linux_runs_grub_inside_the_new_system(loop_disk, tmp_path):
+    grub_rootfs = debian_rootfs()
     disk = loop_disk('1G')
     layout = [{'size': '1M', 'type_guid': 'ef02'}, {'size': '100%', 'type_guid': '8300', 'format': 'ext4', 'mountpoint': '/'}]
     run_dir = prepare(tmp_path, disk, layout)
