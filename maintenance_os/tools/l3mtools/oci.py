@@ -24,11 +24,21 @@ def module() -> t.Any:
         raise ToolError('the OCI pull code (l3mtools/_oci.py from plugins/module_utils/_oci.py) is not installed in this image: %s' % exc) from None
 
 
+def _call(function: str, reference: str, target: str) -> t.Any:
+    implementation = getattr(module(), function)
+    try:
+        return implementation(reference, target)
+    except ToolError:
+        raise
+    except Exception as exc:  # pylint: disable=broad-exception-caught  # the OCI code's own error types: one clear line for the journal
+        raise ToolError('%s of %s failed: %s' % (function, reference, exc)) from exc
+
+
 def pull_and_unpack(reference: str, dest_dir: str) -> t.Any:
-    """Pull the rootfs artifact reference and unpack it into dest_dir (digest-checked, streamed)."""
-    return module().pull_and_unpack(reference, dest_dir)
+    """Pull the rootfs artifact ``reference`` and unpack it into ``dest_dir`` (digest-checked, streamed)."""
+    return _call('pull_and_unpack', reference, dest_dir)
 
 
 def pull_blob_to_file(reference: str, path: str) -> t.Any:
-    """Pull the single-file artifact reference (a .wim) to path (digest-checked, streamed)."""
-    return module().pull_blob_to_file(reference, path)
+    """Pull the single-file artifact ``reference`` (a .wim) to ``path`` (digest-checked, streamed)."""
+    return _call('pull_blob_to_file', reference, path)

@@ -82,20 +82,15 @@ def fat_files(device: str) -> dict[str, bytes]:
 
 
 @contextlib.contextmanager
-def ntfs_mounted(device: str) -> t.Iterator[Path]:
+def mounted(device: str, ntfs: bool = False) -> t.Iterator[Path]:
+    """Mount read-only (NTFS through ntfs-3g/FUSE), yield the mount point, always unmount."""
     with tempfile.TemporaryDirectory() as mnt:
-        sh('ntfs-3g', '-o', 'ro', device, mnt)
+        sh(*(['ntfs-3g'] if ntfs else ['mount']), '-o', 'ro', device, mnt)
         try:
             yield Path(mnt)
         finally:
             sh('umount', mnt, check=False)
 
 
-@contextlib.contextmanager
-def mounted(device: str) -> t.Iterator[Path]:
-    with tempfile.TemporaryDirectory() as mnt:
-        sh('mount', '-o', 'ro', device, mnt)
-        try:
-            yield Path(mnt)
-        finally:
-            sh('umount', mnt, check=False)
+def ntfs_mounted(device: str) -> t.ContextManager[Path]:
+    return mounted(device, ntfs=True)

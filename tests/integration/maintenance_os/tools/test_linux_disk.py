@@ -11,6 +11,7 @@ The rootfs pull (image-linux) and GRUB (bootloader-linux) are not run here: see 
 
 from __future__ import annotations
 
+import json
 import tarfile
 
 import pytest
@@ -18,7 +19,7 @@ import pytest
 from harness.fixtures_maintenance_os import debian_rootfs
 from harness.loopdev import fat_files, mounted, sh
 from harness.provisioner import JOB_ID, USER_DATA, build_medium, linux_recipe, run_provisioner
-from harness.tools import import_tools, run_tool
+from harness.tools import import_tools, run_tool, tools_with_oci_stand_in
 
 # The design's example layout (ESP, root, cidata), with the 100% partition moved last as the recipe rules require.
 LAYOUT = [
@@ -168,3 +169,40 @@ def test_bootloader_linux_runs_grub_inside_the_new_system(loop_disk, tmp_path):
         assert (root / 'boot' / 'grub' / 'i386-pc' / 'core.img').is_file()
         assert '### BEGIN /etc/grub.d/00_header ###' in (root / 'boot' / 'grub' / 'grub.cfg').read_text()
     sh('e2fsck', '-f', '-n', disk.part(2))
+
+
+def test_image_linux_unpacks_into_the_mounted_system_and_writes_fstab(loop_disk, tmp_path):
+    disk = loop_disk('400M')
+    layout = [{'size': '100M', 'type_guid': '8300', 'format': 'ext4', 'label': 'boot', 'mountpoint': '/boot'},
+              {'size': '100%', 'type_guid': '8300', 'format': 'ext4', 'label': 'root', 'mountpoint': '/'}]
+    run_dir = prepare(tmp_path, disk, layout)
+    assert run_tool('partition', run_dir, {'TARGET_DISK': disk.dev}).returncode == 0
+    new_root = tmp_path / 'new-root'
+    env = {'TARGET_DISK': disk.dev, 'OCI_URL': 'registry.example.com:5000/os-images/ubuntu-rootfs:22.04', 'NEW_ROOT': str(new_root)}
+
+    # until the shared OCI code is installed next to the tools, the step says so and leaves nothing mounted
+    proc = run_tool('image_linux', run_dir, env)
+    assert proc.returncode == 1
+    assert 'the OCI pull code (l3mtools/_oci.py from plugins/module_utils/_oci.py) is not installed' in proc.stderr
+    assert str(new_root) not in open('/proc/mounts').read()
+
+    tree = tmp_path / 'tree'
+    (tree / 'boot').mkdir(parents=True)
+    (tree / 'boot' / 'vmlinuz').write_bytes(b'kernel')
+    (tree / 'etc').mkdir()
+    (tree / 'etc' / 'fstab').write_text('# from the image\n')
+    rootfs = tmp_path / 'rootfs.tar'
+    with tarfile.open(rootfs, 'w') as tar:
+        tar.add(tree, arcname='.')
+    calls = tmp_path / 'calls.jsonl'
+    tools = tools_with_oci_stand_in(tmp_path / 'tools')
+    proc = run_tool('image_linux', run_dir, dict(env, OCI_STAND_IN_LOG=str(calls), OCI_STAND_IN_SOURCE=str(rootfs)), tools_path=tools)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [json.loads(line) for line in calls.read_text().splitlines()] == [['pull_and_unpack', env['OCI_URL'], str(new_root)]]
+    assert str(new_root) not in open('/proc/mounts').read()
+    with mounted(disk.part(1)) as boot:
+        assert (boot / 'vmlinuz').read_bytes() == b'kernel'  # /boot was mounted before the unpack
+    with mounted(disk.part(2)) as root:
+        fstab = (root / 'etc' / 'fstab').read_text().splitlines()
+        assert not (root / 'boot' / 'vmlinuz').exists()
+    assert fstab[1:] == ['UUID=%s / ext4 defaults 0 1' % disk.blkid(2)['UUID'], 'UUID=%s /boot ext4 defaults 0 2' % disk.blkid(1)['UUID']]

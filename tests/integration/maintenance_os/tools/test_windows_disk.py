@@ -10,13 +10,12 @@ The WIM is applied by the step's own ``apply_wim`` from a local file; fetching i
 
 from __future__ import annotations
 
+import json
 import re
-
-import pytest
 
 from harness.loopdev import fat_files, ntfs_mounted, sh
 from harness.provisioner import UNATTEND, build_medium, run_provisioner, windows_recipe
-from harness.tools import import_tools, run_tool
+from harness.tools import run_tool, tools_with_oci_stand_in
 
 LAYOUT = [
     {'size': '100M', 'type_guid': 'ef00', 'format': 'vfat', 'label': 'SYSTEM'},
@@ -61,12 +60,24 @@ def test_windows_layout_wim_boot_files_and_unattend(loop_disk, tmp_path):
     assert disk.blkid(1)['TYPE'] == 'vfat' and disk.blkid(3)['TYPE'] == 'ntfs' and disk.blkid(3)['LABEL'] == 'Windows'
     assert disk.blkid(2).get('TYPE') is None
 
-    import_tools()
-    from l3mtools import common, image_windows  # pylint: disable=import-outside-toplevel
     wim = make_wim(tmp_path)
-    with pytest.raises(common.ToolError, match='wim_index 3 is not in .*, which holds 2 images'):
-        image_windows.apply_wim(str(wim), disk.part(3), 3)
-    image_windows.apply_wim(str(wim), disk.part(3), 2)
+    calls = tmp_path / 'calls.jsonl'
+    tools = tools_with_oci_stand_in(tmp_path / 'tools')
+    cache = tmp_path / 'cache'
+    cache.mkdir()
+    env = {'TARGET_DISK': disk.dev, 'OCI_URL': recipe['oci_url'], 'WIM_CACHE_DIR': str(cache), 'OCI_STAND_IN_LOG': str(calls),
+           'OCI_STAND_IN_SOURCE': str(wim)}
+    proc = run_tool('image_windows', run_dir, dict(env, WIM_INDEX='3'), tools_path=tools)
+    assert proc.returncode == 1
+    assert 'wim_index 3 is not in %s, which holds 2 images' % (cache / 'install.wim') in proc.stderr
+    proc = run_tool('image_windows', run_dir, dict(env, WIM_INDEX='2'), tools_path=tools)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(calls.read_text().splitlines()[-1]) == ['pull_blob_to_file', recipe['oci_url'], str(cache / 'install.wim')]
+    assert not (cache / 'install.wim').exists()  # the staged WIM does not stay in RAM
+    # an error inside the OCI code is one line naming the artifact, not a traceback
+    proc = run_tool('image_windows', run_dir, dict(env, OCI_STAND_IN_SOURCE=str(tmp_path / 'missing.wim')), tools_path=tools)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert 'pull_blob_to_file of %s failed: [Errno 2] No such file or directory' % recipe['oci_url'] in proc.stderr
 
     proc = run_tool('bootloader_windows', run_dir, {'TARGET_DISK': disk.dev})
     assert proc.returncode == 0, proc.stdout + proc.stderr
