@@ -1,0 +1,114 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The Windows steps on a sparse disk image: EFI/MSR/NTFS, a wimcapture'd WIM applied, boot files, unattend.xml.
+
+The WIM is applied by the step's own ``apply_wim`` from a local file; fetching it from a registry
+(``oci.pull_blob_to_file``) is the shared OCI code's job and is tested with it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from harness.loopdev import fat_files, ntfs_mounted, sh
+from harness.provisioner import UNATTEND, build_medium, run_provisioner, windows_recipe
+from harness.tools import run_tool, tools_with_oci_stand_in
+
+LAYOUT = [
+    {'size': '100M', 'type_guid': 'ef00', 'format': 'vfat', 'label': 'SYSTEM'},
+    {'size': '16M', 'type_guid': '0c01'},
+    {'size': '100%', 'type_guid': '0700', 'format': 'ntfs', 'label': 'Windows'},
+]
+BOOTMGFW = b'MZ fake bootmgfw for image 2'
+
+
+def make_wim(tmp_path):
+    """Two images: index 1 a decoy, index 2 the one the recipe asks for (wim_index: 2)."""
+    wim = tmp_path / 'install.wim'
+    for index, marker in ((1, b'image one'), (2, b'image two')):
+        tree = tmp_path / ('tree%d' % index)
+        efi = tree / 'Windows' / 'Boot' / 'EFI'
+        (efi / 'en-US').mkdir(parents=True)
+        (efi / 'bootmgfw.efi').write_bytes(BOOTMGFW if index == 2 else b'MZ decoy')
+        (efi / 'BCD').write_bytes(b'regf fake BCD store')
+        (efi / 'en-US' / 'bootmgfw.efi.mui').write_bytes(b'mui')
+        (tree / 'Windows' / 'System32').mkdir()
+        (tree / 'Windows' / 'System32' / 'marker.txt').write_bytes(marker)
+        (tree / 'Program Files').mkdir()
+        (tree / 'Program Files' / 'Grüße.txt').write_text('unicode name')
+        if index == 1:
+            sh('wimcapture', str(tree), str(wim), 'Image %d' % index)
+        else:
+            sh('wimappend', str(tree), str(wim), 'Image %d' % index)
+    assert re.search(r'^Image Count:\s+2$', sh('wimlib-imagex', 'info', str(wim)), re.M)
+    return wim
+
+
+def test_windows_layout_wim_boot_files_and_unattend(loop_disk, tmp_path):
+    disk = loop_disk('700M')
+    recipe = dict(windows_recipe('http://127.0.0.1:9'), target_disk=disk.dev, partition_layout=LAYOUT)
+    medium = build_medium(tmp_path / 'task.iso', recipe, payloads={'unattend_xml': UNATTEND})
+    run_dir = tmp_path / 'run'
+    proc = run_provisioner('run', '--medium', str(medium), '--run-dir', str(run_dir), '--dry-run')
+    assert proc.returncode == 0, proc.stderr
+    proc = run_tool('partition', run_dir, {'TARGET_DISK': disk.dev})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [(r['code'], r['name']) for r in disk.gpt()] == [('EF00', 'SYSTEM'), ('0C01', ''), ('0700', 'Windows')]
+    assert disk.blkid(1)['TYPE'] == 'vfat' and disk.blkid(3)['TYPE'] == 'ntfs' and disk.blkid(3)['LABEL'] == 'Windows'
+    assert disk.blkid(2).get('TYPE') is None
+
+    wim = make_wim(tmp_path)
+    calls = tmp_path / 'calls.jsonl'
+    tools = tools_with_oci_stand_in(tmp_path / 'tools')
+    cache = tmp_path / 'cache'
+    cache.mkdir()
+    env = {'TARGET_DISK': disk.dev, 'OCI_URL': recipe['oci_url'], 'WIM_CACHE_DIR': str(cache), 'OCI_STAND_IN_LOG': str(calls),
+           'OCI_STAND_IN_SOURCE': str(wim)}
+    proc = run_tool('image_windows', run_dir, dict(env, WIM_INDEX='3'), tools_path=tools)
+    assert proc.returncode == 1
+    assert 'wim_index 3 is not in %s, which holds 2 images' % (cache / 'install.wim') in proc.stderr
+    proc = run_tool('image_windows', run_dir, dict(env, WIM_INDEX='2'), tools_path=tools)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(calls.read_text().splitlines()[-1]) == ['pull_blob_to_file', recipe['oci_url'], str(cache / 'install.wim')]
+    assert not (cache / 'install.wim').exists()  # the staged WIM does not stay in RAM
+    # an error inside the OCI code is one line naming the artifact, not a traceback
+    proc = run_tool('image_windows', run_dir, dict(env, OCI_STAND_IN_SOURCE=str(tmp_path / 'missing.wim')), tools_path=tools)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert 'pull_blob_to_file of %s failed: [Errno 2] No such file or directory' % recipe['oci_url'] in proc.stderr
+
+    proc = run_tool('bootloader_windows', run_dir, {'TARGET_DISK': disk.dev})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'not booted in UEFI mode' in proc.stdout
+    proc = run_tool('unattend', run_dir, {'TARGET_DISK': disk.dev})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    assert fat_files(disk.part(1)) == {
+        'EFI/Boot/bootx64.efi': BOOTMGFW,
+        'EFI/Microsoft/Boot/BCD': b'regf fake BCD store',
+        'EFI/Microsoft/Boot/bootmgfw.efi': BOOTMGFW,
+        'EFI/Microsoft/Boot/en-US/bootmgfw.efi.mui': b'mui',
+    }
+    sh('fsck.vfat', '-n', disk.part(1))
+    with ntfs_mounted(disk.part(3)) as windows:
+        assert (windows / 'Windows' / 'System32' / 'marker.txt').read_bytes() == b'image two'
+        assert (windows / 'Program Files' / 'Grüße.txt').read_text() == 'unicode name'
+        assert (windows / 'Windows' / 'Panther' / 'unattend.xml').read_bytes() == UNATTEND
+    sh('ntfsfix', '--no-action', disk.part(3))
+
+
+def test_boot_files_need_an_applied_image(loop_disk, tmp_path):
+    disk = loop_disk('300M')
+    recipe = dict(windows_recipe('http://127.0.0.1:9'), target_disk=disk.dev, partition_layout=LAYOUT)
+    medium = build_medium(tmp_path / 'task.iso', recipe, payloads={'unattend_xml': UNATTEND})
+    run_dir = tmp_path / 'run'
+    assert run_provisioner('run', '--medium', str(medium), '--run-dir', str(run_dir), '--dry-run').returncode == 0
+    assert run_tool('partition', run_dir, {'TARGET_DISK': disk.dev}).returncode == 0
+    proc = run_tool('bootloader_windows', run_dir, {'TARGET_DISK': disk.dev})
+    assert proc.returncode == 1
+    assert 'has no Windows/Boot/EFI' in proc.stderr
+    proc = run_tool('unattend', run_dir, {'TARGET_DISK': disk.dev})
+    assert proc.returncode == 1
+    assert 'has no Windows directory' in proc.stderr
