@@ -81,9 +81,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header('Content-Type', 'text/plain')
         self.send_header('Content-Length', str(len(body)))
         self.end_headers()
+        self._record(status)
         if self.command != 'HEAD':
             self.wfile.write(body)
-        self._record(status)
 
     def do_HEAD(self) -> None:
         self.do_GET()
@@ -120,6 +120,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if status == 206:
             self.send_header('Content-Range', 'bytes %d-%d/%d' % (start, end, size))
         self.end_headers()
+        # recorded before the body goes out: once a client has read the whole answer, it is in the log
+        self._record(status)
         if self.command != 'HEAD' and length:
             with open(path, 'rb') as handle:
                 handle.seek(start)
@@ -130,7 +132,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                         break
                     self.wfile.write(chunk)
                     remaining -= len(chunk)
-        self._record(status)
 
 
 class _Server(http.server.ThreadingHTTPServer):
