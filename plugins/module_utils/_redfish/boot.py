@@ -90,6 +90,7 @@ class BootManager:
         self.wait_timeout = float(wait_timeout)
         self.sleep = sleep or client.policy.sleep
         self.warnings: list[str] = []
+        self._settings_etag: str | None = None
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -107,9 +108,15 @@ class BootManager:
         path = self._settings_path()
         if not path:
             return None
-        body, _headers = self.client.get_json(path)
+        body, headers = self.client.get_json(path)
+        self._settings_etag = headers.get('ETag') or body.get('@odata.etag')
         boot = body.get('Boot') or {}
         return boot if any(key in boot for key in _OVERRIDE_KEYS) else None
+
+    def _etag(self, path: str) -> str | None:
+        if path == self.system.path:
+            return self.system._get_etag()
+        return self._settings_etag if path == self._settings_path() else None
 
     def read_override(self) -> BootOverride:
         main = (self.system.json or {}).get('Boot') or {}
@@ -157,6 +164,8 @@ class BootManager:
         redfish_mode = BOOT_MODES[mode] if mode else None
         if target == 'none':
             payload['BootSourceOverrideEnabled'] = 'Disabled'
+            if active.has(q.OVERRIDE_ENABLED_NOT_STORED):
+                payload['BootSourceOverrideTarget'] = 'None'  # Disabled alone would not be kept
             if active.has(q.BOOT_PATCH_FULL_OBJECT):
                 payload['BootSourceOverrideTarget'] = current.target or 'None'
                 payload['BootSourceOverrideMode'] = redfish_mode or current.mode or 'UEFI'
@@ -207,11 +216,11 @@ class BootManager:
         """PATCH the override; retried during POST where the quirks table says so."""
         retry_post = self.client.quirks().has(q.RETRY_BOOT_PATCH_DURING_POST)
         deadline = time.monotonic() + self.wait_timeout
+        etag = self._etag(plan.path)  # of the read the plan was made on; a refused PATCH changes nothing
         attempt = 0
         while True:
-            headers = self.client.conn.cached_headers(plan.path) or {}
             try:
-                self.client.patch(plan.path, {'Boot': plan.payload}, etag=headers.get('ETag'))
+                self.client.patch(plan.path, {'Boot': plan.payload}, etag=etag)
                 return
             except RedfishHTTPError as exc:
                 in_post = error_is_in_post(exc)

@@ -53,12 +53,12 @@ def parse_bmc_messages(body: t.Any) -> list[BmcMessage]:
         info = [info]
     entries = [BmcMessage(str(e.get('Message') or ''), str(e.get('MessageId') or ''), str(e.get('Severity') or ''),
                           str(e.get('Resolution') or '')) for e in (info if isinstance(info, list) else []) if isinstance(e, dict)]
-    with_text = [m for m in entries if m.message]
-    if with_text:
-        return with_text
-    if error.get('message'):
-        return [BmcMessage(str(error['message']), str(error.get('code') or ''))]
-    return [m for m in entries if m.message_id]
+    code = str(error.get('code') or '')
+    # entries that only repeat the top-level code say nothing; iLO sends entries with a MessageId and no text
+    entries = [m for m in entries if m.message or (m.message_id and m.message_id != code)]
+    if not any(m.message for m in entries) and error.get('message'):
+        entries.insert(0, BmcMessage(str(error['message']), code))
+    return entries
 
 
 class RedfishError(Exception):
