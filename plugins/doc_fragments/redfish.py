@@ -65,9 +65,9 @@ options:
 requirements:
   - sushy >= 4.0 (on the host that runs the module, usually the controller)
 notes:
-  - These modules talk to the BMC from the host they run on; run them with C(delegate_to: localhost) or against an
-    inventory of BMCs with C(connection: local). See the collection's C(docs/redfish.md) for fleet runs (C(forks),
-    C(throttle), C(serial)).
+  - These modules talk to the BMC from the host they run on, so delegate them to the controller (C(delegate_to=localhost))
+    or run them against an inventory of BMCs with a local connection. See the collection's C(docs/redfish.md) for fleet
+    runs (C(forks), C(throttle), C(serial)).
   - Vendor behaviour that differs from the Redfish specification is handled through a quirks table keyed on the
     system's C(Manufacturer) and C(Model); modules return the entries that applied as RV(ignore:quirks).
 '''

@@ -57,7 +57,7 @@ options:
     description:
       - Redfish C(ResetType) to send after the override. It must be one the system lists as allowed.
     type: str
-    choices: [On, ForceOn, ForceOff, GracefulShutdown, GracefulRestart, ForceRestart, PowerCycle, Nmi, PushPowerButton]
+    choices: ['On', ForceOn, ForceOff, GracefulShutdown, GracefulRestart, ForceRestart, PowerCycle, Nmi, PushPowerButton]
   wait_power_state:
     description:
       - Wait until the system reports this C(PowerState), polling with growing intervals (0.5 to 5 seconds).

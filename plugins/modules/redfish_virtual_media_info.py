@@ -20,6 +20,7 @@ author:
   - l3metal.provision contributors (@l3metal)
 extends_documentation_fragment:
   - l3metal.provision.redfish
+  - l3metal.provision.attributes
   - l3metal.provision.attributes.INFO_MODULE
 seealso:
   - module: l3metal.provision.redfish_virtual_media

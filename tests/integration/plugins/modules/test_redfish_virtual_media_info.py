@@ -81,7 +81,7 @@ def test_single_cd_bmc_takes_the_task_medium_as_fat_on_usb(sushy_emulator_tls, f
     usb = sushy_emulator_tls.slot('Usb')
     assert usb['Inserted'] is True and usb['Image'] == file_server.url + '/task.img'
     # the emulator downloaded the FAT image the controller built; it holds the recipe
-    fetched = [p for p in (sushy_emulator_tls.workdir / 'tmp').rglob('task.img')]
+    fetched = list((sushy_emulator_tls.workdir / 'tmp').rglob('task.img'))
     assert len(fetched) == 1 and sha256_of(fetched[0]) == sha256_of(file_server.root / 'task.img')
     on_medium = fat_files(fetched[0], tmp_path / 'fat')
     assert json.loads(on_medium['recipe.json'])['task_target'] == 'install-linux.target'
