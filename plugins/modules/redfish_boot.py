@@ -224,8 +224,6 @@ def main() -> None:
             power_state=boot.power_state,
             waited=waited,
             system=system,
-            quirks=client.quirks().as_list(),
-            auth_method=client.auth_mode,
         )
         for warning in boot.warnings:
             module.warn(warning)

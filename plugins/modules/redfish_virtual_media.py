@@ -250,9 +250,6 @@ def main() -> None:
             changed=outcome.changed,
             slots=[s.as_dict() for s in outcome.slots],
             actions=outcome.actions,
-            system=client.describe_system(),
-            quirks=client.quirks().as_list(),
-            auth_method=client.auth_mode,
         )
         if outcome.slot is not None:
             result['slot'] = dict(outcome.slot.as_dict(), index=params['slot'])

@@ -142,9 +142,6 @@ def main() -> None:
             virtual_media_path=manager.collection_path,
             power_state=boot.power_state,
             boot_override=boot.read_override().as_dict(),
-            system=client.describe_system(),
-            quirks=client.quirks().as_list(),
-            auth_method=client.auth_mode,
         )
 
     run_redfish(module, operation)

@@ -180,12 +180,14 @@ class BootManager:
             option = self._virtual_cd_option()
             if option is None:
                 plan.notes.append('no BootOption for a virtual optical drive is listed; using BootSourceOverrideTarget Cd')
-            elif 'UefiBootNext' in allowed and option.get('BootOptionReference'):
+            elif 'UefiBootNext' in allowed and option.get('BootOptionReference') and once:
                 redfish_target = 'UefiBootNext'
                 payload['BootNext'] = option['BootOptionReference']
             elif 'UefiTarget' in allowed and option.get('UefiDevicePath') and once:
                 redfish_target = 'UefiTarget'
                 payload['UefiTargetBootSourceOverride'] = option['UefiDevicePath']
+            elif not once:
+                plan.notes.append('a continuous override cannot use the UEFI device path of the virtual CD; using Cd')
             if option is not None and redfish_target in ('UefiBootNext', 'UefiTarget'):
                 plan.notes.append('virtual CD booted through BootOption %s (%s) (quirks table: dell-cd-boot-physical-drive)'
                                   % (option.get('Id') or option.get('BootOptionReference'), option.get('DisplayName')))

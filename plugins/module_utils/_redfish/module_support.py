@@ -59,6 +59,10 @@ def run_redfish(module: AnsibleModule, operation: t.Callable[[RedfishClient], di
     try:
         client.open()
         result = operation(client)
+        # what every Redfish module returns: the system acted on, the quirks that applied, the auth used
+        result.setdefault('system', client.describe_system())
+        result.setdefault('quirks', client.quirks().as_list())
+        result.setdefault('auth_method', client.auth_mode)
     except RedfishError as exc:
         failure = dict(msg=str(exc), **exc.to_result())
     except Exception as exc:  # pylint: disable=broad-exception-caught

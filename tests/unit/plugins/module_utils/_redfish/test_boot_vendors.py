@@ -117,3 +117,15 @@ def test_target_the_bmc_does_not_offer_and_reset_values(replay, connect):
     assert boot.reset('ForceOff').skipped == 'the system is already Off'
     assert boot.reset('GracefulRestart').sent == 'On'
     assert [r.body for r in bmc.sent('POST', 'Reset')] == [{'ResetType': 'On'}]
+
+
+def test_dell_prefers_boot_next_when_offered_and_keeps_cd_for_continuous(replay, connect):
+    bmc = replay('dell_idrac9')
+    bmc.get('/redfish/v1/Systems/System.Embedded.1')['Boot']['BootSourceOverrideTarget@Redfish.AllowableValues'].append('UefiBootNext')
+    client = connect(bmc)
+    plan, after, _boot = set_override(client, 'cd')
+    assert plan.payload == {'BootSourceOverrideTarget': 'UefiBootNext', 'BootSourceOverrideEnabled': 'Once', 'BootNext': 'Boot0004'}
+    assert after.boot_next == 'Boot0004'
+    plan, after, _boot = set_override(client, 'cd', once=False)
+    assert plan.payload == {'BootSourceOverrideTarget': 'Cd', 'BootSourceOverrideEnabled': 'Continuous'}
+    assert 'continuous override cannot use the UEFI device path' in plan.notes[0]
