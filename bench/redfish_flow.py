@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -85,8 +84,8 @@ def our_play(emulator: t.Any, urls: list[str]) -> list[dict[str, t.Any]]:
         'tasks': [
             {'name': 'boot medium', 'l3metal.provision.redfish_virtual_media': {'image_url': urls[0], 'media_type': 'cd', 'slot': 1}},
             {'name': 'task medium', 'l3metal.provision.redfish_virtual_media': {'image_url': urls[1], 'media_type': 'cd', 'slot': 2}},
-            {'name': 'boot', 'l3metal.provision.redfish_boot': {'boot_target': 'cd', 'reset_type': 'On', 'wait_power_state': 'On',
-                                                               'wait_timeout': 120}},
+            {'name': 'boot', 'l3metal.provision.redfish_boot': {
+                'boot_target': 'cd', 'reset_type': 'On', 'wait_power_state': 'On', 'wait_timeout': 120}},
         ],
     }]
 
@@ -141,8 +140,8 @@ def run_side(label: str, nodes: int, forks: int, workdir: Path, play_for: t.Call
             system = emulator.system(index)
             slots = [emulator.slot(slot_id, index) for slot_id in ('Cd', 'Cd2')]
             if system['PowerState'] != 'On' or sorted(s['Image'] for s in slots) != sorted(urls):
-                raise SystemExit('%s N=%d: node %d ended with power %s and media %s' % (label, nodes, index, system['PowerState'],
-                                                                                      [s['Image'] for s in slots]))
+                images = [s['Image'] for s in slots]
+                raise SystemExit('%s N=%d: node %d ended with power %s and media %s' % (label, nodes, index, system['PowerState'], images))
     return len(served) / nodes, wall
 
 
@@ -169,8 +168,8 @@ def main() -> int:
             ours_req, ours_wall = run_side('ours', nodes, args.forks, workdir, our_play, ours_path)
             if peer_path is not None:
                 peer_req, peer_wall = run_side('peer', nodes, args.forks, workdir, peer_play, '%s%s%s' % (ours_path, os.pathsep, peer_path))
-                print('%5d | %14.1f %10.1f | %14.1f %10.1f | %9.2f %9.2f' % (nodes, ours_req, ours_wall, peer_req, peer_wall,
-                                                                           ours_req / peer_req, ours_wall / peer_wall), flush=True)
+                row = (nodes, ours_req, ours_wall, peer_req, peer_wall, ours_req / peer_req, ours_wall / peer_wall)
+                print('%5d | %14.1f %10.1f | %14.1f %10.1f | %9.2f %9.2f' % row, flush=True)
             else:
                 print('%5d | %14.1f %10.1f | %14s %10s | %9s %9s' % (nodes, ours_req, ours_wall, '-', '-', '-', '-'), flush=True)
     finally:
