@@ -1,0 +1,499 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""One connection to one BMC: options, retries, authentication, system and manager selection.
+
+Built on sushy: its ``Connector`` does the HTTP (with ``Connection: close``, which many BMCs need),
+its ``SessionOrBasicAuth`` creates and deletes the Redfish session, its resources parse the tree.
+What this file adds:
+
+- a retry policy that is bounded, backs off exponentially (or as long as ``Retry-After`` asks), and
+  retries only transient failures: connection errors, 5xx on idempotent requests, 503 on any request;
+  a POST that may have been processed is not repeated unless the caller marks the action idempotent;
+- a session only when the service root offers a SessionService (no wasted POST on BMCs that lack it),
+  and the session is deleted when the client closes, whatever happened before;
+- typed errors naming the BMC URL, the request and the BMC's extended message;
+- reuse of the headers (ETag, Allow) of the last GET of a resource instead of fetching it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import email.utils
+import re
+import time
+import typing as t
+import urllib.parse
+
+from . import resources
+from .errors import (
+    BmcMessage,
+    RedfishAuthError,
+    RedfishConnectionError,
+    RedfishError,
+    RedfishHTTPError,
+    RedfishSelectionError,
+    RedfishTLSError,
+    RedfishUnsupportedError,
+    parse_bmc_messages,
+)
+from .quirks import ActiveQuirks
+
+try:
+    import requests
+    import sushy
+    from sushy import auth as sushy_auth
+    from sushy import connector as sushy_connector
+    from sushy import exceptions as sushy_exc
+    HAS_SUSHY = True
+    SUSHY_IMPORT_ERROR: ImportError | None = None
+except ImportError as exc:  # pragma: no cover - exercised by the sanity import test
+    HAS_SUSHY = False
+    SUSHY_IMPORT_ERROR = exc
+
+ROOT_PREFIX = '/redfish/v1/'
+# Requests that may be repeated after an answer was lost or a 5xx came back.
+IDEMPOTENT_METHODS = frozenset(['GET', 'HEAD', 'PATCH', 'PUT', 'DELETE'])
+
+
+def normalize_baseuri(value: str) -> str:
+    """``host``, ``host:port``, ``[v6]:port`` or an http(s) URL -> ``scheme://host[:port]`` (https by default).
+
+    A path such as ``/redfish/v1`` is dropped: every request is made under ``/redfish/v1/``.
+    """
+    text = (value or '').strip()
+    if not text:
+        raise RedfishSelectionError('baseuri is empty; give the BMC as host, host:port or https://host[:port]')
+    if '://' not in text:
+        text = 'https://' + text
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ('http', 'https'):
+        raise RedfishSelectionError('baseuri %r: only http and https are supported' % value)
+    if parts.username or parts.password:
+        raise RedfishSelectionError('baseuri must not contain credentials; use the username and password options')
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise RedfishSelectionError('baseuri %r is not a valid host[:port] or URL: %s' % (value, exc)) from None
+    if not host:
+        raise RedfishSelectionError('baseuri %r has no host name' % value)
+    netloc = '[%s]' % host if ':' in host else host
+    if port:
+        netloc += ':%d' % port
+    return '%s://%s' % (parts.scheme, netloc)
+
+
+@dataclasses.dataclass
+class RetryPolicy:
+    """Bounded retries with exponential backoff; ``sleep`` is injectable for tests."""
+
+    retries: int = 3
+    backoff: float = 1.0
+    max_delay: float = 30.0
+    sleep: t.Callable[[float], None] = time.sleep
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.max_delay)
+        return min(self.backoff * (2 ** attempt), self.max_delay)
+
+
+@dataclasses.dataclass
+class ConnectionOptions:
+    baseuri: str
+    username: str | None = None
+    password: str | None = None
+    validate_certs: bool = True
+    ca_path: str | None = None
+    timeout: float = 30
+    retries: int = 3
+    system_id: str | None = None
+    manager_id: str | None = None
+
+    @classmethod
+    def from_params(cls, params: t.Mapping[str, t.Any]) -> ConnectionOptions:
+        kwargs: dict[str, t.Any] = {field.name: params.get(field.name) for field in dataclasses.fields(cls)
+                                    if params.get(field.name) is not None}
+        return cls(**kwargs)
+
+    @property
+    def verify(self) -> bool | str:
+        if not self.validate_certs:
+            return False
+        return self.ca_path or True
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date), None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _url_path(url: str) -> str:
+    return urllib.parse.urlsplit(url).path or '/'
+
+
+def _cause_chain(exc: BaseException) -> list[BaseException]:
+    chain = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        chain.append(current)
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _connection_reason(exc: BaseException, timeout: float) -> tuple[str, bool]:
+    """A short reason for a failed connection, and whether it was TLS."""
+    chain = _cause_chain(exc)
+    if HAS_SUSHY:
+        if any(isinstance(e, requests.exceptions.SSLError) for e in chain):
+            text = ' '.join(str(e) for e in chain)
+            match = re.search(r'\[SSL[^\]]*\][^\'")]*', text)
+            return (match.group(0).strip() if match else 'TLS handshake failed'), True
+        if any(isinstance(e, requests.exceptions.ConnectTimeout) for e in chain):
+            return 'no TCP connection within %g s' % timeout, False
+        if any(isinstance(e, requests.exceptions.ReadTimeout) for e in chain):
+            return 'the BMC did not answer within %g s' % timeout, False
+    text = ' '.join(str(e) for e in chain)
+    for pattern, reason in ((r'Connection refused', 'connection refused'), (r'Name or service not known|nodename nor servname|'
+                            r'Temporary failure in name resolution', 'host name does not resolve'),
+                            (r'No route to host', 'no route to host'), (r'Connection reset', 'connection reset by the BMC'),
+                            (r'RemoteDisconnected|closed connection without response', 'the BMC closed the connection without an answer')):
+        if re.search(pattern, text):
+            return reason, False
+    return text[:300] or type(exc).__name__, False
+
+
+def _request_not_sent(exc: BaseException) -> bool:
+    """True when the request certainly did not reach the BMC (refused, connect timeout, DNS)."""
+    if not HAS_SUSHY:
+        return False
+    chain = _cause_chain(exc)
+    if any(isinstance(e, requests.exceptions.ConnectTimeout) for e in chain):
+        return True
+    text = ' '.join(str(e) for e in chain)
+    return bool(re.search(r'NewConnectionError|Connection refused|Name or service not known|No route to host', text))
+
+
+if HAS_SUSHY:
+    class _Connector(sushy_connector.Connector):
+        """sushy's connector with our retry policy, request bookkeeping and GET header reuse."""
+
+        def __init__(self, url: str, verify: bool | str, timeout: float, policy: RetryPolicy) -> None:
+            # server_side_retries=1 makes sushy's own loop a single attempt; the policy below retries.
+            super().__init__(url, verify=verify, response_callback=self._on_response, server_side_retries=1,
+                             server_side_retries_delay=0, default_request_timeout=timeout, connect_timeout=timeout)
+            self.policy = policy
+            self.timeout = timeout
+            self.idempotent_actions: set[str] = set()
+            self.last_request: tuple[str, str] | None = None
+            self.last_response: t.Any = None
+            self.request_count = 0
+            self._headers: dict[str, t.Mapping[str, str]] = {}
+
+        def _on_response(self, response: t.Any) -> None:
+            self.request_count += 1
+            self.last_response = response
+            path = _url_path(response.request.url)
+            if response.request.method == 'GET' and response.status_code < 300:
+                self._headers[path] = response.headers
+            elif response.request.method != 'GET':
+                self._headers.pop(path, None)
+
+        def cached_headers(self, path: str) -> t.Mapping[str, str] | None:
+            return self._headers.get(_url_path(urllib.parse.urljoin(self._url, path)))
+
+        def _retryable(self, method: str, url: str, exc: BaseException) -> tuple[bool, float | None]:
+            if isinstance(exc, sushy_exc.ConnectionError):
+                reason_tls = _connection_reason(exc, self.timeout)[1]
+                if reason_tls:
+                    return False, None
+                return method in IDEMPOTENT_METHODS or _request_not_sent(exc) or self._idempotent_action(url), None
+            if isinstance(exc, sushy_exc.HTTPError):
+                status = exc.status_code or 0
+                response = self.last_response
+                retry_after = parse_retry_after(response.headers.get('Retry-After')) if response is not None else None
+                if status == 503:
+                    return True, retry_after
+                if status >= 500 and status != 501:
+                    return method in IDEMPOTENT_METHODS or self._idempotent_action(url), retry_after
+            return False, None
+
+        def _idempotent_action(self, url: str) -> bool:
+            path = _url_path(url)
+            return any(path.endswith(action) for action in self.idempotent_actions)
+
+        def _op(self, method: str, path: str = '', data: t.Any = None, headers: t.Any = None, blocking: bool = False,
+                timeout: t.Any = None, server_side_retries_left: t.Any = None, allow_reauth: bool = True,
+                **extra: t.Any) -> t.Any:
+            url = path if urllib.parse.urlsplit(path).netloc else urllib.parse.urljoin(self._url, path)
+            attempt = 0
+            while True:
+                self.last_request = (method, url)
+                try:
+                    return super()._op(method, path, data=data, headers=headers, blocking=blocking, timeout=timeout,
+                                       server_side_retries_left=0, allow_reauth=allow_reauth, **extra)
+                except (sushy_exc.ConnectionError, sushy_exc.HTTPError) as exc:
+                    retry, retry_after = self._retryable(method, url, exc)
+                    if not retry or attempt >= self.policy.retries:
+                        self.last_request = (method, url)
+                        raise
+                    self.policy.sleep(self.policy.delay(attempt, retry_after))
+                    attempt += 1
+
+    class _SessionWhenOffered(sushy_auth.SessionOrBasicAuth):
+        """A Redfish session when the service root advertises one, else HTTP basic auth right away.
+
+        sushy's SessionOrBasicAuth POSTs to SessionService/Sessions even when the root lists no
+        SessionService; checking the root first saves that request on such BMCs.
+        """
+
+        mode = 'basic'
+
+        def _do_authenticate(self) -> None:
+            root = self._root_resource.json or {}
+            offered = 'SessionService' in root or 'Sessions' in (root.get('Links') or {})
+            if not offered:
+                self._fallback_to_basic_authentication()
+                self.mode = 'basic'
+                return
+            super()._do_authenticate()
+            self.mode = 'session' if self.get_session_key() else 'basic'
+
+    class _NoAuth(sushy_auth.AuthBase):
+        """No credentials given: a BMC (or emulator) that needs none."""
+
+        mode = 'none'
+
+        def _do_authenticate(self) -> None:
+            return None
+
+        def can_refresh_session(self) -> bool:
+            return False
+
+
+class RedfishClient:
+    """An open connection to one BMC; use as a context manager so the session is always deleted.
+
+    >>> with RedfishClient(ConnectionOptions(baseuri='bmc.example.com', username='u', password='p')) as client:
+    ...     system = client.system()
+    """
+
+    def __init__(self, options: ConnectionOptions, policy: RetryPolicy | None = None) -> None:
+        self.options = options
+        self.base_url = normalize_baseuri(options.baseuri)
+        self.policy = policy or RetryPolicy(retries=max(0, int(options.retries)))
+        self.warnings: list[str] = []
+        self.conn: t.Any = None
+        self.root: t.Any = None
+        self._auth: t.Any = None
+        self._system: t.Any = None
+        self._quirks: ActiveQuirks | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def open(self) -> RedfishClient:
+        if not HAS_SUSHY:
+            raise RedfishUnsupportedError('the sushy Python library is not installed: %s' % SUSHY_IMPORT_ERROR, bmc=self.base_url)
+        self.conn = _Connector(self.base_url, self.options.verify, float(self.options.timeout), self.policy)
+        if self.options.username:
+            self._auth = _SessionWhenOffered(username=self.options.username, password=self.options.password or '')
+        else:
+            self._auth = _NoAuth()
+        with self.translate():
+            try:
+                self.root = sushy.Sushy(self.base_url, auth=self._auth, connector=self.conn, root_prefix=ROOT_PREFIX)
+            except BaseException:
+                self.close()
+                raise
+        return self
+
+    def close(self) -> None:
+        """Delete the Redfish session (if one was made) and close the HTTP session; never raises."""
+        auth, self._auth = self._auth, None
+        if self.root is not None:
+            self.root._auth = None  # sushy's __del__ would try to close it a second time
+        if auth is not None:
+            session_uri = getattr(auth, '_session_resource_id', None)
+            try:
+                auth.close()
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                self.warnings.append('could not delete the Redfish session %s on %s: %s; it expires on the BMC by itself'
+                                     % (session_uri, self.base_url, exc))
+        if self.conn is not None:
+            self.conn.close()
+
+    def __enter__(self) -> RedfishClient:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def auth_mode(self) -> str:
+        return getattr(self._auth, 'mode', 'none') if self._auth is not None else 'closed'
+
+    @property
+    def request_count(self) -> int:
+        return self.conn.request_count if self.conn is not None else 0
+
+    # -- errors ----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def translate(self) -> t.Iterator[None]:
+        """Turn sushy and requests exceptions into typed RedfishErrors naming the BMC and the request."""
+        try:
+            yield
+        except RedfishError:
+            raise
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            raise self.error_from(exc) from exc
+
+    def error_from(self, exc: BaseException) -> RedfishError:
+        method, url = (self.conn.last_request if self.conn is not None and self.conn.last_request else (None, None))
+        path = _url_path(url) if url else None
+        where: dict[str, t.Any] = dict(bmc=self.base_url, method=method, url=path)
+        if not HAS_SUSHY:
+            return RedfishError(str(exc), **where)
+        if isinstance(exc, sushy_exc.ConnectionError):
+            reason, tls = _connection_reason(exc, float(self.options.timeout))
+            if tls:
+                hint = ('set ca_path to the CA certificate that signed the BMC certificate' if self.options.ca_path is None
+                        else 'ca_path %s does not hold the CA that signed the BMC certificate' % self.options.ca_path)
+                return RedfishTLSError('TLS verification of %s failed (%s): %s, or validate_certs: false for a lab BMC'
+                                       % (self.base_url, reason, hint), **where)
+            return RedfishConnectionError('cannot reach the BMC at %s: %s (after %d retr%s)'
+                                          % (self.base_url, reason, self.policy.retries, 'y' if self.policy.retries == 1 else 'ies'),
+                                          **where)
+        if isinstance(exc, sushy_exc.HTTPError):
+            status = exc.status_code
+            messages = self._messages_of(exc)
+            if isinstance(exc, sushy_exc.AccessError):
+                who = "user '%s'" % self.options.username if self.options.username else 'anonymous access (no username given)'
+                verb = 'rejected the credentials of' if status == 401 else 'denied the request for'
+                return RedfishAuthError('the BMC at %s %s %s (HTTP %s): check username and password, and that the account'
+                                        ' may configure virtual media and power' % (self.base_url, verb, who, status),
+                                        status=status, bmc_messages=messages, **where)
+            return RedfishHTTPError('the BMC at %s refused %s %s with HTTP %s' % (self.base_url, method, path, status),
+                                    status=status, bmc_messages=messages, **where)
+        if isinstance(exc, sushy_exc.InvalidParameterValueError):
+            return RedfishUnsupportedError('the BMC at %s does not accept this value: %s' % (self.base_url, exc), bmc=self.base_url)
+        if isinstance(exc, (sushy_exc.MissingAttributeError, sushy_exc.MissingActionError)):
+            return RedfishUnsupportedError('the BMC at %s lacks a resource or action this needs: %s' % (self.base_url, exc),
+                                           bmc=self.base_url)
+        if isinstance(exc, sushy_exc.SushyError):
+            return RedfishError('Redfish error from %s: %s' % (self.base_url, exc), **where)
+        if isinstance(exc, ValueError):  # a body that is not JSON
+            return RedfishHTTPError('the BMC at %s sent an answer that is not valid JSON: %s' % (self.base_url, exc), **where)
+        return RedfishError('unexpected error talking to %s: %s: %s' % (self.base_url, type(exc).__name__, exc), **where)
+
+    def _messages_of(self, exc: t.Any) -> list[BmcMessage]:
+        response = self.conn.last_response if self.conn is not None else None
+        if response is not None:
+            try:
+                messages = parse_bmc_messages(response.json())
+            except ValueError:
+                text = (response.text or '').strip()
+                messages = [BmcMessage(text[:500])] if text else []
+            if messages:
+                return messages
+        body = getattr(exc, 'body', None)
+        return parse_bmc_messages({'error': body}) if isinstance(body, dict) else []
+
+    # -- raw access (for what sushy lacks) -------------------------------------------------------
+
+    def get_json(self, path: str) -> tuple[dict[str, t.Any], t.Mapping[str, str]]:
+        with self.translate():
+            response = self.conn.get(path)
+            return (response.json() if response.content else {}), response.headers
+
+    def patch(self, path: str, data: t.Mapping[str, t.Any], etag: str | None = None) -> None:
+        with self.translate():
+            self.conn.patch(path, data=dict(data), etag=etag)
+
+    # -- tree ------------------------------------------------------------------------------------
+
+    def _collection_members(self, path: str) -> list[str]:
+        body, _headers = self.get_json(path)
+        return [m['@odata.id'] for m in body.get('Members') or [] if isinstance(m, dict) and m.get('@odata.id')]
+
+    def _select(self, kind: str, collection_path: str | None, wanted: str | None, option: str) -> tuple[str, dict[str, t.Any] | None]:
+        """Path of the member of a collection, ``wanted`` (Id or path) or the only one there is, and its body
+        when selecting it already fetched it."""
+        if not collection_path:
+            raise RedfishUnsupportedError('the BMC at %s lists no %s collection in its service root' % (self.base_url, kind),
+                                          bmc=self.base_url)
+        collection_path = collection_path.rstrip('/')
+        if wanted:
+            candidate = wanted if wanted.startswith('/') else '%s/%s' % (collection_path, urllib.parse.quote(wanted, safe=''))
+            try:
+                body, _headers = self.get_json(candidate)
+                return str(body.get('@odata.id') or candidate), body
+            except RedfishHTTPError as exc:
+                if exc.status != 404:
+                    raise
+            members = self._collection_members(collection_path)
+            for member in members:
+                if member.rstrip('/').rsplit('/', 1)[-1] == wanted:
+                    return member, None
+            raise RedfishSelectionError('%s: %s %r not found on %s; it has: %s'
+                                        % (option, kind, wanted, self.base_url, ', '.join(_ids(members)) or 'none'), bmc=self.base_url)
+        members = self._collection_members(collection_path)
+        if len(members) == 1:
+            return members[0], None
+        raise RedfishSelectionError('%s: the BMC at %s has %s %s; set %s to one of: %s'
+                                    % (option, self.base_url, len(members) or 'no', kind + 's' if len(members) != 1 else kind,
+                                       option, ', '.join(_ids(members)) or '(none)'), bmc=self.base_url)
+
+    def system(self) -> t.Any:
+        """The ComputerSystem (``system_id`` or the only one), as a sushy resource; read once per client."""
+        if self._system is None:
+            path, body = self._select('system', self.root._systems_path, self.options.system_id, 'system_id')
+            with self.translate():
+                self._system = resources.SystemResource(self.conn, path, redfish_version=self.root.redfish_version,
+                                                        registries=self.root.lazy_registries, root=self.root, json_doc=body)
+        return self._system
+
+    def manager_path(self) -> str:
+        """``manager_id``, else the manager that manages the system, else the only manager."""
+        if self.options.manager_id:
+            return self._select('manager', self.root._managers_path, self.options.manager_id, 'manager_id')[0]
+        links = (self.system().json or {}).get('Links') or {}
+        managed_by = [m['@odata.id'] for m in links.get('ManagedBy') or [] if isinstance(m, dict) and m.get('@odata.id')]
+        if len(managed_by) == 1:
+            return managed_by[0]
+        return self._select('manager', self.root._managers_path, None, 'manager_id')[0]
+
+    def quirks(self) -> ActiveQuirks:
+        if self._quirks is None:
+            system = self.system()
+            self._quirks = ActiveQuirks.for_system(system.manufacturer, system.model, system.json)
+        return self._quirks
+
+    def describe_system(self) -> dict[str, t.Any]:
+        system = self.system()
+        return {
+            'id': system.identity,
+            'path': system.path,
+            'manufacturer': system.manufacturer,
+            'model': system.model,
+            'power_state': (system.json or {}).get('PowerState'),
+        }
+
+
+def _ids(paths: t.Iterable[str]) -> list[str]:
+    return [p.rstrip('/').rsplit('/', 1)[-1] for p in paths]

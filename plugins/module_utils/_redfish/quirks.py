@@ -1,0 +1,124 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The quirks table: vendor/model behaviours that differ from the Redfish specification.
+
+One entry per behaviour, each with a one-line reason.  An entry matches a ComputerSystem by its
+``Manufacturer`` and ``Model`` (regular expressions, case-insensitive, searched) and, when
+``requires`` is set, by a property the system resource must carry.  The code asks for *effects*
+(``ActiveQuirks.has(EFFECT)``), never for vendor names, so a new BMC family is one new row.
+
+Behaviour that sushy already handles for every vendor (an EjectMedia that needs an empty JSON body on
+iLO, ``TransferProtocolType`` required by some BMCs, Supermicro rejecting ``Inserted``/``WriteProtected``
+in InsertMedia) is not repeated here; docs/redfish.md lists it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing as t
+
+# Effects: what the code does differently when an entry applies.
+RETRY_VMEDIA_ACTIONS_ON_5XX = 'retry_vmedia_actions_on_5xx'
+REPEAT_EJECT_UNTIL_VERIFIED = 'repeat_eject_until_verified'
+CD_BOOT_VIA_BOOT_OPTION = 'cd_boot_via_boot_option'
+RETRY_BOOT_PATCH_DURING_POST = 'retry_boot_patch_during_post'
+TASK_MEDIUM_ON_REMOVABLE = 'task_medium_on_removable'
+SKIP_SLOTS = 'skip_slots'
+PATCH_MOUNT_SLOTS = 'patch_mount_slots'
+BOOT_PATCH_FULL_OBJECT = 'boot_patch_full_object'
+CD_BOOT_AS_USB_CD = 'cd_boot_as_usb_cd'
+BOOT_VIA_SETTINGS_RESOURCE = 'boot_via_settings_resource'
+OVERRIDE_ENABLED_NOT_STORED = 'override_enabled_not_stored'
+
+EFFECTS = frozenset([
+    RETRY_VMEDIA_ACTIONS_ON_5XX, REPEAT_EJECT_UNTIL_VERIFIED, CD_BOOT_VIA_BOOT_OPTION, RETRY_BOOT_PATCH_DURING_POST,
+    TASK_MEDIUM_ON_REMOVABLE, SKIP_SLOTS, PATCH_MOUNT_SLOTS, BOOT_PATCH_FULL_OBJECT, CD_BOOT_AS_USB_CD,
+    BOOT_VIA_SETTINGS_RESOURCE, OVERRIDE_ENABLED_NOT_STORED,
+])
+
+
+@dataclasses.dataclass(frozen=True)
+class Quirk:
+    key: str
+    manufacturer: str
+    effect: str
+    reason: str
+    model: str = ''
+    requires: str = ''
+    arg: str = ''
+
+    def matches(self, manufacturer: str, model: str, system_json: t.Mapping[str, t.Any]) -> bool:
+        if not re.search(self.manufacturer, manufacturer or '', re.IGNORECASE):
+            return False
+        if self.model and not re.search(self.model, model or '', re.IGNORECASE):
+            return False
+        return not self.requires or self.requires in system_json
+
+    def as_dict(self) -> dict[str, str]:
+        return {'key': self.key, 'effect': self.effect, 'reason': self.reason}
+
+
+DELL = r'^dell'
+HPE = r'^(hpe|hp)\b'
+LENOVO = r'^lenovo'
+SUPERMICRO = r'^supermicro'
+
+QUIRKS: tuple[Quirk, ...] = (
+    Quirk('dell-vmedia-transient-5xx', DELL, RETRY_VMEDIA_ACTIONS_ON_5XX,
+          'iDRAC answers InsertMedia/EjectMedia with 500 (SYS446) while a media operation settles; both are idempotent, so they are retried.'),
+    Quirk('dell-eject-not-effective', DELL, REPEAT_EJECT_UNTIL_VERIFIED,
+          'iDRAC can answer EjectMedia with 204 and keep the image inserted; the slot is re-read and the eject repeated until it is empty.'),
+    Quirk('dell-cd-boot-physical-drive', DELL, CD_BOOT_VIA_BOOT_OPTION,
+          'a one-time boot to Cd may start a physical drive; in UEFI mode the BootOption listed for the virtual optical drive is used.'),
+    Quirk('dell-idrac10-boot-settings', DELL, BOOT_VIA_SETTINGS_RESOURCE, requires='@Redfish.Settings',
+          reason='iDRAC10 refuses Boot on the system (PropertyNotWritable); the override goes to @Redfish.Settings, pending until reset.'),
+    Quirk('hpe-boot-during-post', HPE, RETRY_BOOT_PATCH_DURING_POST,
+          'iLO rejects a boot override with 400 UnableToModifyDuringSystemPOST while the server is in POST; retried until wait_timeout.'),
+    Quirk('hpe-slot-map', HPE, TASK_MEDIUM_ON_REMOVABLE,
+          'iLO has one CD/DVD and one Floppy/USBStick slot: boot media goes on the CD, the task medium on the removable slot as FAT.'),
+    Quirk('lenovo-upload-only-slots', LENOVO, SKIP_SLOTS, arg=r'^(RDOC|Remote)\d*$',
+          reason='XCC lists RDOC and Remote slots that take only uploads or console mounts, not a URL: they are never chosen.'),
+    Quirk('lenovo-patch-mount', LENOVO, PATCH_MOUNT_SLOTS, arg=r'^EXT\d*$',
+          reason='XCC EXT slots have no InsertMedia action; they mount by PATCH of Image/Inserted with the If-Match ETag of the slot.'),
+    Quirk('supermicro-full-boot-object', SUPERMICRO, BOOT_PATCH_FULL_OBJECT,
+          'Supermicro rejects a Boot PATCH without BootSourceOverrideEnabled, Target and Mode; the full Boot object is sent.'),
+    Quirk('supermicro-usb-cd', SUPERMICRO, CD_BOOT_AS_USB_CD,
+          'Supermicro presents virtual media as a USB CD: boot target cd is sent as UsbCd when the BMC lists it.'),
+    Quirk('sushy-emulator-override-enabled', r'^sushy emulator', OVERRIDE_ENABLED_NOT_STORED,
+          'the sushy-tools emulator ignores BootSourceOverrideEnabled and always reports Continuous; only the target is compared.'),
+)
+
+
+class ActiveQuirks:
+    """The entries of the table that apply to one system."""
+
+    def __init__(self, entries: t.Iterable[Quirk]) -> None:
+        self.entries = tuple(entries)
+
+    @classmethod
+    def for_system(cls, manufacturer: str | None, model: str | None, system_json: t.Mapping[str, t.Any] | None = None,
+                   table: t.Sequence[Quirk] = QUIRKS) -> ActiveQuirks:
+        return cls(q for q in table if q.matches(manufacturer or '', model or '', system_json or {}))
+
+    def has(self, effect: str) -> bool:
+        return any(q.effect == effect for q in self.entries)
+
+    def arg(self, effect: str) -> str | None:
+        for quirk in self.entries:
+            if quirk.effect == effect:
+                return quirk.arg
+        return None
+
+    def slot_matches(self, effect: str, slot_id: str) -> bool:
+        """True when an entry with ``effect`` applies and its slot-id pattern matches ``slot_id``."""
+        return any(q.effect == effect and q.arg and re.search(q.arg, slot_id) for q in self.entries)
+
+    def keys(self) -> list[str]:
+        return [q.key for q in self.entries]
+
+    def as_list(self) -> list[dict[str, str]]:
+        return [q.as_dict() for q in self.entries]
