@@ -43,11 +43,13 @@ from dataclasses import asdict, dataclass, field
 
 from ._oci_errors import (
     AuthenticationError,
+    CorruptStreamError,
     DigestMismatchError,
     InvalidReferenceError,
     NotFoundError,
     OciError,
     RegistryError,
+    UnsafeArchiveError,
     UnsupportedError,
 )
 from ._oci_unpack import CHUNK, ExtractStats, TarExtractor, merge_tree
@@ -63,7 +65,7 @@ except ImportError as _exc:  # pragma: no cover - depends on the host
 
 __all__ = [
     'OciError', 'InvalidReferenceError', 'RegistryError', 'AuthenticationError', 'NotFoundError', 'DigestMismatchError',
-    'UnsupportedError', 'Reference', 'Descriptor', 'Manifest', 'PullResult', 'RegistryClient', 'parse_reference',
+    'UnsupportedError', 'CorruptStreamError', 'UnsafeArchiveError', 'Reference', 'Descriptor', 'Manifest', 'PullResult', 'RegistryClient', 'parse_reference',
     'pull_and_unpack', 'pull_blob_to_file', 'pull_to_directory', 'fetch_manifest', 'RECORD_NAME',
 ]
 
@@ -497,6 +499,9 @@ class RegistryClient:
         status = response.status_code
         errors: list[dict[str, t.Any]] = []
         try:
+            if status == 400 and self.base_url.startswith('http:') and 'HTTPS' in response.text:
+                raise RegistryError('%s: HTTP 400: the registry speaks HTTPS; drop insecure (and give ca_path if its CA is private)'
+                                    % what, status, url)
             body = response.json()
             if isinstance(body, dict) and isinstance(body.get('errors'), list):
                 errors = [e for e in body['errors'] if isinstance(e, dict)]
@@ -792,7 +797,14 @@ def pull_and_unpack(reference: str | Reference, dest_dir: str, *, username: str 
                 for layer in layers:
                     with client.open_blob(ref, layer) as stream:
                         # extract() reads to the blob's end (past the tar end marker), so the digest is checked.
-                        stats = extractor.extract(stream)
+                        try:
+                            stats = extractor.extract(stream)
+                        except CorruptStreamError:
+                            # A damaged blob usually breaks decompression first: read on, so that a digest
+                            # mismatch is reported as what it is.
+                            for _chunk in iter(lambda: stream.read(CHUNK), b''):
+                                pass
+                            raise
                         downloaded += stream.bytes_read
                     results.append(LayerResult(layer.digest, layer.size, layer.media_type, layer.title, 'unpacked', dest_dir, stats.compression))
                 stats_total = extractor.finish()

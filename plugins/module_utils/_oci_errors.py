@@ -49,5 +49,10 @@ class UnsafeArchiveError(OciError):
     """A tar member would land outside the target (``../``, absolute path, link out of the tree)."""
 
 
+class CorruptStreamError(OciError):
+    """A layer does not decompress or parse as tar.  Usually the blob is damaged: callers that can read
+    the rest of the blob check its digest and report ``DigestMismatchError`` instead."""
+
+
 class UnsupportedError(OciError):
     """The artifact uses something this client does not handle (an index, an unknown compression, ...)."""

@@ -41,7 +41,7 @@ import urllib.parse
 import zlib
 from dataclasses import dataclass, field
 
-from ._oci_errors import OciError, UnsafeArchiveError, UnsupportedError
+from ._oci_errors import CorruptStreamError, OciError, UnsafeArchiveError, UnsupportedError
 
 try:
     import zstandard as _zstd
@@ -49,6 +49,8 @@ try:
 except ImportError:  # pragma: no cover - depends on the host
     _zstd = None
     HAS_ZSTANDARD = False
+
+_DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (zlib.error, lzma.LZMAError) + ((_zstd.ZstdError,) if _zstd is not None else ())
 
 CHUNK = 1024 * 1024
 _GZIP_MAGIC = b'\x1f\x8b'
@@ -91,7 +93,7 @@ class _Gzip:
     def flush(self) -> bytes:
         tail = self._obj.flush()
         if not self._obj.eof:
-            raise OciError('the gzip stream is truncated (no end-of-stream marker)')
+            raise CorruptStreamError('the gzip stream is truncated (no end-of-stream marker)')
         return tail
 
 
@@ -104,7 +106,7 @@ class _Xz:
 
     def flush(self) -> bytes:
         if not self._obj.eof:
-            raise OciError('the xz stream is truncated (no end-of-stream marker)')
+            raise CorruptStreamError('the xz stream is truncated (no end-of-stream marker)')
         return b''
 
 
@@ -154,7 +156,10 @@ class DecompressingReader:
         first = source.read(chunk_size)
         self.compression = compression_of(first)
         self._dec: _Decompressor = {'gzip': _Gzip, 'zstd': _Zstd, 'xz': _Xz}.get(self.compression, _Identity)()
-        self._buf = self._dec.feed(first) if first else b''
+        try:
+            self._buf = self._dec.feed(first) if first else b''
+        except _DECOMPRESS_ERRORS as exc:
+            raise CorruptStreamError('corrupt %s stream: %s' % (self.compression, exc)) from None
         self._pos = 0
         self._eof = not first
         if self._eof:
@@ -163,11 +168,14 @@ class DecompressingReader:
     def _fill(self) -> bool:
         while not self._eof:
             data = self._source.read(self._chunk)
-            if not data:
-                self._eof = True
-                out = self._dec.flush()
-            else:
-                out = self._dec.feed(data)
+            try:
+                if not data:
+                    self._eof = True
+                    out = self._dec.flush()
+                else:
+                    out = self._dec.feed(data)
+            except _DECOMPRESS_ERRORS as exc:
+                raise CorruptStreamError('corrupt %s stream: %s' % (self.compression, exc)) from None
             if out:
                 self._buf = self._buf[self._pos:] + out if self._pos < len(self._buf) else out
                 self._pos = 0
@@ -328,13 +336,13 @@ class TarExtractor:
         try:
             archive = tarfile.open(fileobj=t.cast(t.IO[bytes], reader), mode='r|', errorlevel=2)
         except tarfile.ReadError as exc:
-            raise OciError('layer is not a tar archive (%s compression): %s' % (reader.compression, exc)) from None
+            raise CorruptStreamError('layer is not a tar archive (%s compression): %s' % (reader.compression, exc)) from None
         with archive:
             try:
                 for member in archive:
                     self._extract_member(archive, member, stats)
-            except tarfile.TarError as exc:
-                raise OciError('corrupt tar stream: %s' % exc) from None
+            except (tarfile.TarError, EOFError) as exc:
+                raise CorruptStreamError('corrupt tar stream: %s' % exc) from None
         reader.drain()
         self.stats.add(stats)
         return stats
@@ -387,7 +395,7 @@ class TarExtractor:
                 while remaining > 0:
                     chunk = source.read(min(CHUNK, remaining))
                     if not chunk:
-                        raise OciError('member %r: archive ends inside the file' % member.name)
+                        raise CorruptStreamError('member %r: archive ends inside the file' % member.name)
                     view = memoryview(chunk)
                     while view:
                         written = os.write(fd, view)
@@ -474,7 +482,10 @@ class TarExtractor:
 
 def _setxattr(target: int | str, key: str, value: bytes, member: str) -> None:
     try:
-        os.setxattr(target, key, value, follow_symlinks=False)
+        if isinstance(target, int):
+            os.setxattr(target, key, value)
+        else:
+            os.setxattr(target, key, value, follow_symlinks=False)
     except OSError as exc:
         raise OciError('member %r: cannot set extended attribute %s: %s (does the target file system support it?)'
                        % (member, key, exc.strerror)) from None
