@@ -237,7 +237,8 @@ class Registry:
             'http': http_conf,
         }
         if self.tls:
-            self.ca_path, ca_key, ca_cert = make_ca(self.directory)
+            (self.directory / 'ca').mkdir(exist_ok=True)  # alone in its directory: skopeo's --cert-dir takes every *.crt/*.key in it
+            self.ca_path, ca_key, ca_cert = make_ca(self.directory / 'ca')
             crt, key = make_server_cert(self.directory, ca_key, ca_cert)
             http_conf['tls'] = {'certificate': str(crt), 'key': str(key)}
         if self.auth == 'htpasswd':

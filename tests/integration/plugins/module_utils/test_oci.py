@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import tarfile
@@ -217,6 +218,7 @@ def test_single_file_artifact_to_file_is_verified_and_idempotent(registry, tmp_p
     assert leftovers(out.parent) == []
 
 
+@pytest.mark.filterwarnings('ignore::urllib3.exceptions.InsecureRequestWarning')  # validate_certs=false is tested on purpose
 def test_htpasswd_over_tls(auth_registry, tmp_path):
     layer = write_tar(tmp_path / 'r.tar.gz', [member('etc/hostname', b'tls\n')], 'gzip')
     push(auth_registry, 'os/secure:1', layer)
@@ -238,7 +240,6 @@ def test_htpasswd_over_tls(auth_registry, tmp_path):
 
     config = tmp_path / 'docker' / 'config.json'
     config.parent.mkdir()
-    import base64
     config.write_text(json.dumps({'auths': {auth_registry.host: {'auth': base64.b64encode(b'testuser:testpass').decode()}}}))
     assert _oci.fetch_manifest(ref, docker_config=str(config.parent), ca_path=ca).digest == result.digest
     config.write_text(json.dumps({'auths': {'https://' + auth_registry.host: {'username': 'testuser', 'password': 'nope'}}}))
