@@ -85,8 +85,9 @@ MAX_MANIFEST = 4 * 1024 * 1024  # the distribution spec's recommended manifest l
 # Grammar of github.com/distribution/reference, enough to reject typos early.
 _DOMAIN = r'(?:localhost|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?'
 _COMPONENT = r'[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
-_REFERENCE = re.compile(r'^(?P<registry>%s)/(?P<repository>%s(?:/%s)*)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+))?$'
-                        % (_DOMAIN, _COMPONENT, _COMPONENT))
+_REFERENCE = re.compile(
+    r'^(?P<registry>%s)/(?P<repository>%s(?:/%s)*)' % (_DOMAIN, _COMPONENT, _COMPONENT)
+    + r'(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+))?$')
 _DIGEST = re.compile(r'^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$')
 _AUTH_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
@@ -667,7 +668,12 @@ class VerifiedStream:
         while self._pos >= len(self._buf):
             if self._done:
                 return b''
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                if self._stop.is_set():
+                    raise OciError('%s: the download was stopped' % self._what) from None
+                continue
             if item is _EOF:
                 self._done = True
                 return b''

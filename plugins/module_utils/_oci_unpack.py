@@ -30,181 +30,15 @@ Safety model (what ``extract_tar`` guarantees):
 
 from __future__ import annotations
 
-import base64
 import errno
-import lzma
 import os
 import stat
-import tarfile
-import typing as t
-import urllib.parse
-import zlib
 from dataclasses import dataclass, field
 
-from ._oci_errors import CorruptStreamError, OciError, UnsafeArchiveError, UnsupportedError
-
-try:
-    import zstandard as _zstd
-    HAS_ZSTANDARD = True
-except ImportError:  # pragma: no cover - depends on the host
-    _zstd = None
-    HAS_ZSTANDARD = False
-
-_DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (zlib.error, lzma.LZMAError) + ((_zstd.ZstdError,) if _zstd is not None else ())
+from ._oci_errors import OciError, UnsafeArchiveError
+from ._oci_tar import Readable, TarMember, TarStream, open_tar_stream
 
 CHUNK = 1024 * 1024
-_GZIP_MAGIC = b'\x1f\x8b'
-_ZSTD_MAGIC = b'\x28\xb5\x2f\xfd'
-_XZ_MAGIC = b'\xfd7zXZ\x00'
-
-
-class Readable(t.Protocol):
-    def read(self, size: int = -1) -> bytes: ...
-
-
-class _Decompressor(t.Protocol):
-    def feed(self, data: bytes) -> bytes: ...
-
-    def flush(self) -> bytes: ...
-
-
-class _Identity:
-    def feed(self, data: bytes) -> bytes:
-        return data
-
-    def flush(self) -> bytes:
-        return b''
-
-
-class _Gzip:
-    """Multi-member gzip (``pigz`` and concatenated files write several members)."""
-
-    def __init__(self) -> None:
-        self._obj = zlib.decompressobj(wbits=31)
-
-    def feed(self, data: bytes) -> bytes:
-        out = [self._obj.decompress(data)]
-        while self._obj.eof and self._obj.unused_data:
-            rest = self._obj.unused_data
-            self._obj = zlib.decompressobj(wbits=31)
-            out.append(self._obj.decompress(rest))
-        return b''.join(out)
-
-    def flush(self) -> bytes:
-        tail = self._obj.flush()
-        if not self._obj.eof:
-            raise CorruptStreamError('the gzip stream is truncated (no end-of-stream marker)')
-        return tail
-
-
-class _Xz:
-    def __init__(self) -> None:
-        self._obj = lzma.LZMADecompressor()
-
-    def feed(self, data: bytes) -> bytes:
-        return self._obj.decompress(data)
-
-    def flush(self) -> bytes:
-        if not self._obj.eof:
-            raise CorruptStreamError('the xz stream is truncated (no end-of-stream marker)')
-        return b''
-
-
-class _Zstd:
-    def __init__(self) -> None:
-        if _zstd is None:
-            raise UnsupportedError('a zstd-compressed layer needs the Python package "zstandard" (pip install zstandard)')
-        self._dctx = _zstd.ZstdDecompressor()
-        self._obj = self._dctx.decompressobj()
-
-    def feed(self, data: bytes) -> bytes:
-        out = [self._obj.decompress(data)]
-        # A stream may hold several frames (zstd --rsyncable, concatenation).
-        while self._obj.eof and self._obj.unused_data:
-            rest = self._obj.unused_data
-            self._obj = self._dctx.decompressobj()
-            out.append(self._obj.decompress(rest))
-        return b''.join(out)
-
-    def flush(self) -> bytes:
-        return b''
-
-
-def compression_of(head: bytes) -> str:
-    """``gzip``, ``zstd``, ``xz`` or ``none`` from the first bytes of a blob (media types lie: oras pushes
-    every file as ``...layer.v1.tar``)."""
-    if head.startswith(_GZIP_MAGIC):
-        return 'gzip'
-    if head.startswith(_ZSTD_MAGIC):
-        return 'zstd'
-    if head.startswith(_XZ_MAGIC):
-        return 'xz'
-    return 'none'
-
-
-class DecompressingReader:
-    """A file-like ``read(n)`` over a compressed source: gzip, zstd or xz by magic bytes, else as is.
-
-    Memory stays bounded by the source's chunk size times the compression ratio of one chunk; the
-    decompressed buffer is consumed through an offset, so small reads (tar headers) cost no copies of
-    the whole buffer.
-    """
-
-    def __init__(self, source: Readable, chunk_size: int = CHUNK) -> None:
-        self._source = source
-        self._chunk = chunk_size
-        first = source.read(chunk_size)
-        self.compression = compression_of(first)
-        self._dec: _Decompressor = {'gzip': _Gzip, 'zstd': _Zstd, 'xz': _Xz}.get(self.compression, _Identity)()
-        try:
-            self._buf = self._dec.feed(first) if first else b''
-        except _DECOMPRESS_ERRORS as exc:
-            raise CorruptStreamError('corrupt %s stream: %s' % (self.compression, exc)) from None
-        self._pos = 0
-        self._eof = not first
-        if self._eof:
-            self._buf += self._dec.flush()
-
-    def _fill(self) -> bool:
-        while not self._eof:
-            data = self._source.read(self._chunk)
-            try:
-                if not data:
-                    self._eof = True
-                    out = self._dec.flush()
-                else:
-                    out = self._dec.feed(data)
-            except _DECOMPRESS_ERRORS as exc:
-                raise CorruptStreamError('corrupt %s stream: %s' % (self.compression, exc)) from None
-            if out:
-                self._buf = self._buf[self._pos:] + out if self._pos < len(self._buf) else out
-                self._pos = 0
-                return True
-        return False
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            parts = [self._buf[self._pos:]]
-            self._buf, self._pos = b'', 0
-            while self._fill():
-                parts.append(self._buf)
-                self._buf, self._pos = b'', 0
-            return b''.join(parts)
-        if self._pos >= len(self._buf) and not self._fill():
-            return b''
-        end = self._pos + size
-        data = self._buf[self._pos:end]
-        self._pos = min(end, len(self._buf))
-        return data
-
-    def drain(self) -> int:
-        """Read to the end (so the source's digest covers every byte); return how many bytes were left."""
-        left = len(self._buf) - self._pos
-        self._buf, self._pos = b'', 0
-        while self._fill():
-            left += len(self._buf)
-            self._buf, self._pos = b'', 0
-        return left
 
 
 @dataclass
@@ -247,17 +81,6 @@ def member_parts(name: str, what: str = 'member') -> tuple[str, ...]:
     if '..' in parts:
         raise UnsafeArchiveError('%s %r contains "..": refusing to write outside the target' % (what, name))
     return parts
-
-
-def _xattrs_of(member: tarfile.TarInfo) -> dict[str, bytes]:
-    found: dict[str, bytes] = {}
-    for key, value in member.pax_headers.items():
-        if key.startswith('SCHILY.xattr.'):
-            # tarfile decodes non-name pax values as UTF-8 with surrogateescape: this gives the bytes back.
-            found[key[len('SCHILY.xattr.'):]] = value.encode('utf-8', 'surrogateescape')
-        elif key.startswith('LIBARCHIVE.xattr.'):
-            found[urllib.parse.unquote(key[len('LIBARCHIVE.xattr.'):])] = base64.b64decode(value + '=' * (-len(value) % 4))
-    return found
 
 
 class _Tree:
@@ -330,29 +153,24 @@ class TarExtractor:
     # -- one archive -------------------------------------------------------------------------------
     def extract(self, fileobj: Readable) -> ExtractStats:
         """Extract one (possibly compressed) tar stream; returns its statistics.  The stream is read to
-        its end, so a wrapping digest check sees every byte."""
-        reader = DecompressingReader(fileobj)
-        stats = ExtractStats(compression=reader.compression)
+        its end, past the end-of-archive marker, so a wrapping digest check sees every byte."""
+        stream, reader, chunks = open_tar_stream(fileobj)
+        stats = ExtractStats(compression=chunks.compression)
         try:
-            archive = tarfile.open(fileobj=t.cast(t.IO[bytes], reader), mode='r|', errorlevel=2)
-        except tarfile.ReadError as exc:
-            raise CorruptStreamError('layer is not a tar archive (%s compression): %s' % (reader.compression, exc)) from None
-        with archive:
-            try:
-                for member in archive:
-                    self._extract_member(archive, member, stats)
-            except (tarfile.TarError, EOFError) as exc:
-                raise CorruptStreamError('corrupt tar stream: %s' % exc) from None
-        reader.drain()
+            for member in stream:
+                self._extract_member(stream, member, stats)
+            reader.drain()
+        finally:
+            chunks.close()
         self.stats.add(stats)
         return stats
 
-    def _extract_member(self, archive: tarfile.TarFile, member: tarfile.TarInfo, stats: ExtractStats) -> None:
+    def _extract_member(self, stream: TarStream, member: TarMember, stats: ExtractStats) -> None:
         parts = member_parts(member.name)
         self.tree.trim()
         if not parts:
             if member.isdir():
-                self.dirs[()] = _DirMeta((), member.mode, member.uid, member.gid, member.mtime, _xattrs_of(member))
+                self.dirs[()] = _DirMeta((), member.mode, member.uid, member.gid, member.mtime, member.xattrs())
             return
         parent = self.tree.dir_fd(parts[:-1], True, member.name)
         leaf = parts[-1]
@@ -364,19 +182,19 @@ class TarExtractor:
                     raise FileNotFoundError
             except FileNotFoundError:
                 os.mkdir(leaf, 0o700, dir_fd=parent)
-            self.dirs[parts] = _DirMeta(parts, member.mode, member.uid, member.gid, member.mtime, _xattrs_of(member))
+            self.dirs[parts] = _DirMeta(parts, member.mode, member.uid, member.gid, member.mtime, member.xattrs())
             stats.directories += 1
         elif member.isreg():
-            self._write_file(archive, member, parent, leaf, stats)
+            self._write_file(stream, member, parent, leaf, stats)
         elif member.issym():
             self._symlink(member, parts, parent, leaf)
             stats.symlinks += 1
         elif member.islnk():
             self._hardlink(member, parent, leaf)
             stats.hardlinks += 1
-        elif member.ischr() or member.isblk() or member.isfifo():
+        elif member.isdev():
             _remove_existing(leaf, parent, member.name)
-            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK if member.isblk() else stat.S_IFIFO
+            kind = {b'3': stat.S_IFCHR, b'4': stat.S_IFBLK}.get(member.type, stat.S_IFIFO)
             try:
                 os.mknod(leaf, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=parent)
             except PermissionError:
@@ -385,26 +203,24 @@ class TarExtractor:
             stats.devices += 1
         # Other types (GNU volume headers, ...) carry nothing to write.
 
-    def _write_file(self, archive: tarfile.TarFile, member: tarfile.TarInfo, parent: int, leaf: str, stats: ExtractStats) -> None:
-        _remove_existing(leaf, parent, member.name)
-        fd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
+    def _write_file(self, stream: TarStream, member: TarMember, parent: int, leaf: str, stats: ExtractStats) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            source = archive.extractfile(member)
-            if source is not None:
-                remaining = member.size
-                while remaining > 0:
-                    chunk = source.read(min(CHUNK, remaining))
-                    if not chunk:
-                        raise CorruptStreamError('member %r: archive ends inside the file' % member.name)
-                    view = memoryview(chunk)
-                    while view:
-                        written = os.write(fd, view)
-                        view = view[written:]
-                    remaining -= len(chunk)
+            fd = os.open(leaf, flags, 0o600, dir_fd=parent)
+        except FileExistsError:  # a repeated member: never write through an existing (hard-linked) file
+            _remove_existing(leaf, parent, member.name)
+            fd = os.open(leaf, flags, 0o600, dir_fd=parent)
+        try:
+            while True:
+                view = stream.read_data(CHUNK)
+                if not view:
+                    break
+                while view:
+                    view = view[os.write(fd, view):]
             if self.preserve_owner:
                 os.fchown(fd, member.uid, member.gid)
             os.fchmod(fd, member.mode & 0o7777)
-            for key, value in _xattrs_of(member).items():
+            for key, value in member.xattrs().items():
                 _setxattr(fd, key, value, member.name)
             os.utime(fd, ns=(int(member.mtime * 1e9),) * 2)
         finally:
@@ -412,7 +228,7 @@ class TarExtractor:
         stats.files += 1
         stats.bytes += member.size
 
-    def _symlink(self, member: tarfile.TarInfo, parts: tuple[str, ...], parent: int, leaf: str) -> None:
+    def _symlink(self, member: TarMember, parts: tuple[str, ...], parent: int, leaf: str) -> None:
         target = member.linkname
         if target.startswith('/'):
             if not self.allow_absolute_symlinks:
@@ -430,7 +246,7 @@ class TarExtractor:
         os.symlink(target, leaf, dir_fd=parent)
         self._set_meta_at(member, parent, leaf, symlink=True)
 
-    def _hardlink(self, member: tarfile.TarInfo, parent: int, leaf: str) -> None:
+    def _hardlink(self, member: TarMember, parent: int, leaf: str) -> None:
         source = member_parts(member.linkname, 'hard link target of %r:' % member.name)
         if not source:
             raise UnsafeArchiveError('member %r: hard link to the archive root' % member.name)
@@ -446,12 +262,12 @@ class TarExtractor:
         _remove_existing(leaf, parent, member.name)
         os.link(source[-1], leaf, src_dir_fd=source_parent, dst_dir_fd=parent, follow_symlinks=False)
 
-    def _set_meta_at(self, member: tarfile.TarInfo, parent: int, leaf: str, symlink: bool = False) -> None:
+    def _set_meta_at(self, member: TarMember, parent: int, leaf: str, symlink: bool = False) -> None:
         if self.preserve_owner:
             os.chown(leaf, member.uid, member.gid, dir_fd=parent, follow_symlinks=False)
         if not symlink:
             os.chmod(leaf, member.mode & 0o7777, dir_fd=parent)
-        xattrs = _xattrs_of(member)
+        xattrs = member.xattrs()
         if xattrs:
             path = '/proc/self/fd/%d/%s' % (parent, leaf)
             for key, value in xattrs.items():

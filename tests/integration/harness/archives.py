@@ -18,7 +18,7 @@ from pathlib import Path
 MTIME = 1700000000
 
 
-def member(name: str, data: bytes = b'', *, type: bytes = tarfile.REGTYPE, mode: int = 0o644, uid: int = 0, gid: int = 0,  # noqa: A002
+def member(name: str, data: bytes = b'', *, type: bytes = tarfile.REGTYPE, mode: int = 0o644, uid: int = 0, gid: int = 0,
            linkname: str = '', xattrs: t.Mapping[str, bytes] | None = None, mtime: int = MTIME) -> tuple[tarfile.TarInfo, bytes]:
     info = tarfile.TarInfo(name)
     info.type = type

@@ -58,7 +58,7 @@ def make_ca(directory: Path, name: str = 'l3metal test CA') -> tuple[Path, rsa.R
     """A self-signed CA certificate (``ca.crt``) and its key, valid for two days."""
     key = _key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=2))
@@ -75,7 +75,7 @@ def make_ca(directory: Path, name: str = 'l3metal test CA') -> tuple[Path, rsa.R
 def make_server_cert(directory: Path, ca_key: rsa.RSAPrivateKey, ca_cert: x509.Certificate) -> tuple[Path, Path]:
     """``server.crt``/``server.key`` for 127.0.0.1 and localhost, signed by the CA."""
     key = _key()
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'localhost')]))
             .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
@@ -115,7 +115,7 @@ class TokenServer:
         self.users = dict(users)
         self.key = _key()
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'token signer')])
-        now = datetime.datetime.now(datetime.timezone.utc)
+        now = datetime.datetime.now(datetime.UTC)
         cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(self.key.public_key())
                 .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
                 .not_valid_after(now + datetime.timedelta(days=2)).sign(self.key, hashes.SHA256()))
