@@ -102,15 +102,22 @@ def pack(tree: Path, archive: Path) -> None:
 
 
 def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Run a child, return (wall seconds, peak RSS in MiB) of that child alone."""
-    start = time.monotonic()
-    process = subprocess.Popen(argv, env=env)
-    _pid, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.monotonic() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit('%s failed with exit code %d' % (argv[:3], process.returncode))
-    return elapsed, usage.ru_maxrss // 1024
+    """Run a child under GNU time; return (wall seconds, peak RSS in MiB) of that command alone.
+
+    Not ``wait4`` on our own child: Linux folds the parent's RSS, copied at fork, into the child's
+    ``ru_maxrss``, which would charge this script's memory to every side.
+    """
+    report = tempfile.NamedTemporaryFile(prefix='oci-bench-rss-', suffix='.txt', delete=False)
+    report.close()
+    try:
+        start = time.monotonic()
+        process = subprocess.run(['/usr/bin/time', '-q', '-f', '%M', '-o', report.name] + argv, env=env, check=False)
+        elapsed = time.monotonic() - start
+        if process.returncode != 0:
+            raise SystemExit('%s failed with exit code %d' % (argv[:3], process.returncode))
+        return elapsed, int(Path(report.name).read_text().split()[-1]) // 1024
+    finally:
+        os.unlink(report.name)
 
 
 OURS = '''
@@ -152,10 +159,10 @@ def main() -> int:
     if not (build / 'ansible_collections' / 'l3metal' / 'provision').is_dir():
         raise SystemExit('run `make layout` first (the bench imports the collection from .build)')
     env = dict(os.environ, PYTHONPATH=str(build))
-    from harness.registry import Registry  # noqa: E402  (tests/integration on sys.path)
+    from harness.registry import Registry
     sys.path.insert(0, str(build))
-    from ansible_collections.l3metal.provision.plugins.module_utils._oci import fetch_manifest  # noqa: E402
-    from ansible_collections.l3metal.provision.plugins.module_utils._oci_push import PushFile, push_artifact  # noqa: E402
+    from ansible_collections.l3metal.provision.plugins.module_utils._oci import fetch_manifest
+    from ansible_collections.l3metal.provision.plugins.module_utils._oci_push import PushFile, push_artifact
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix='oci-bench-', dir='/tmp'))
     work.mkdir(parents=True, exist_ok=True)
@@ -203,7 +210,7 @@ def main() -> int:
             shutil.rmtree(b)
 
         ours = min(wall for wall, _rss in results['ours'])
-        baseline = min(d[0] + t[0] for d, t in zip(results['download'], results['tar']))
+        baseline = min(d[0] + t[0] for d, t in zip(results['download'], results['tar'], strict=True))
         ours_rss = max(rss for _wall, rss in results['ours'])
         base_rss = max(max(rss for _w, rss in results['download']), max(rss for _w, rss in results['tar']))
         print()

@@ -609,7 +609,7 @@ class VerifiedStream:
     stream is reported only after the digest matched; otherwise ``read`` raises ``DigestMismatchError``.
     """
 
-    def __init__(self, response: requests.Response, descriptor: Descriptor, what: str, depth: int = 8) -> None:
+    def __init__(self, response: requests.Response, descriptor: Descriptor, what: str, depth: int = 4) -> None:
         self._response = response
         self._descriptor = descriptor
         self._what = what

@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - depends on the host
 
 CHUNK = 1024 * 1024
 OUT_CHUNK = 1024 * 1024
-QUEUE_DEPTH = 8
+QUEUE_DEPTH = 4
 BLOCK = 512
 _ZERO_BLOCK = bytes(BLOCK)
 _GZIP_MAGIC = b'\x1f\x8b'
@@ -156,7 +156,7 @@ class _Zstd:
     def __init__(self, source: Readable, first: bytes) -> None:
         if _zstd is None:
             raise UnsupportedError('a zstd-compressed layer needs the Python package "zstandard" (pip install zstandard)')
-        self._reader = _zstd.ZstdDecompressor().stream_reader(_Prefixed(first, source), read_size=CHUNK, read_across_frames=True)
+        self._reader = _zstd.ZstdDecompressor().stream_reader(t.cast(t.IO[bytes], _Prefixed(first, source)), read_size=CHUNK, read_across_frames=True)
 
     def next(self) -> bytes:
         return self._reader.read(OUT_CHUNK)

@@ -312,7 +312,8 @@ def merge_tree(source: str, dest: str) -> None:
 
     An entry missing in ``dest`` is renamed into place (a whole subtree at once); a directory present in
     both is merged recursively; any other entry in ``dest`` is replaced atomically by ``rename``.  An
-    archive file where ``dest`` has a directory is refused before anything of that entry moves.
+    artifact file or symlink where ``dest`` has a directory raises ``OciError`` (entries moved before it
+    stay moved; the rest stays in ``source`` for the caller to remove).
     """
     src_fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     dst_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)

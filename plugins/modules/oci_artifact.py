@@ -146,7 +146,7 @@ reference:
   sample: registry.example.com/os-images/ubuntu-rootfs:22.04
 digest:
   description:
-    - Manifest digest: the one pushed (V(present)), pulled (V(pulled)) or deleted (V(absent)); null when O(state=absent)
+    - The manifest digest pushed (V(present)), pulled (V(pulled)) or deleted (V(absent)); null when O(state=absent)
       found nothing.
   returned: always
   type: str

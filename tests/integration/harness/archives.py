@@ -51,6 +51,10 @@ def write_tar(path: Path, members: t.Iterable[tuple[tarfile.TarInfo, bytes]], co
     return path
 
 
+# cap_net_raw+ep as setcap writes it (VFS_CAP_REVISION_2), and a user xattr with a non-UTF-8 value.
+PING_XATTRS = {'security.capability': b'\x01\x00\x00\x02\x00\x20\x00\x00' + b'\x00' * 12, 'user.l3metal': b'\xff\x00binary'}
+
+
 def rootfs_members() -> list[tuple[tarfile.TarInfo, bytes]]:
     """A small tree with what a root file system has: nested dirs, setuid binary, owners, symlinks
     (relative and absolute), a hard link, an xattr with a binary value, an empty file and a read-only dir."""
@@ -60,8 +64,7 @@ def rootfs_members() -> list[tuple[tarfile.TarInfo, bytes]]:
         member('etc/hostname', b'node01\n'),
         member('etc/shadow', b'root:*:19000:0:99999:7:::\n', mode=0o640, gid=42),
         member('usr/bin/passwd', b'\x7fELF passwd', mode=0o4755),
-        member('usr/bin/ping', b'\x7fELF ping', mode=0o755, xattrs={'security.capability': b'\x01\x00\x00\x02\x00\x20\x00\x00' + b'\x00' * 12,
-                                                                  'user.l3metal': b'\xff\x00binary'}),
+        member('usr/bin/ping', b'\x7fELF ping', mode=0o755, xattrs=PING_XATTRS),
         member('usr/bin/vi', type=tarfile.SYMTYPE, linkname='/etc/alternatives/vi'),
         member('usr/bin/view', type=tarfile.SYMTYPE, linkname='vi'),
         member('usr/bin/python3', b'#!python\n' * 100, mode=0o755, uid=1000, gid=1000),

@@ -20,13 +20,17 @@ from harness.archives import member, rootfs_members, snapshot, write_tar
 
 
 def skopeo(registry, *args: str) -> subprocess.CompletedProcess:
-    tls = ['--src-tls-verify=false', '--dest-tls-verify=false'] if args[0] == 'copy' else ['--tls-verify=false']
+    """Run skopeo against ``registry``: plain HTTP without verification, or its CA directory for TLS."""
+    copy = args[0] == 'copy'
+    if registry.tls:
+        tls = ['--dest-cert-dir' if copy else '--cert-dir', str(registry.ca_path.parent)]
+    else:
+        tls = ['--src-tls-verify=false', '--dest-tls-verify=false'] if copy else ['--tls-verify=false']
     creds: list[str] = []
     if registry.auth:
-        flag = '--dest-creds' if args[0] == 'copy' and args[-1].startswith('docker://') else '--src-creds' if args[0] == 'copy' else '--creds'
+        flag = '--creds' if not copy else '--dest-creds' if args[-1].startswith('docker://') else '--src-creds'
         creds = [flag, '%s:%s' % (registry.username, registry.password)]
-    argv = ['skopeo', '--insecure-policy', args[0]] + (tls if not registry.tls else ['--dest-cert-dir' if args[0] == 'copy' else '--cert-dir',
-                                                                                        str(registry.ca_path.parent)]) + creds + list(args[1:])
+    argv = ['skopeo', '--insecure-policy', args[0]] + tls + creds + list(args[1:])
     return subprocess.run(argv, capture_output=True, text=True, check=True, env=dict(os.environ, HOME=str(registry.directory)))
 
 

@@ -47,7 +47,7 @@ def test_push_is_idempotent_and_check_mode_uploads_nothing(ansible_playbook, reg
                 files=[str(rootfs), {'path': str(tmp_path / 'notes.txt'), 'media_type': 'text/plain', 'title': 'NOTES',
                                      'annotations': {'org.example.kind': 'notes'}}],
                 annotations={'org.opencontainers.image.version': '22.04.5'})
-    changed = dict(push, annotations={'org.opencontainers.image.version': '22.04.6'})
+    changed = {**push, 'annotations': {'org.opencontainers.image.version': '22.04.6'}}
     info = dict(reference=ref, insecure=True)
     result = run(ansible_playbook,
                  task('check', 'oci_artifact', check=True, **push),
