@@ -700,16 +700,18 @@ class VerifiedStream:
 
 # -- high-level operations ---------------------------------------------------------------------------
 
-def _client_for(reference: Reference, options: dict[str, t.Any]) -> RegistryClient:
-    return RegistryClient(reference.registry, **options)
+def _connect(reference: str | Reference, username: str | None, password: str | None, docker_config: str | None, insecure: bool,
+             ca_path: str | None, validate_certs: bool, timeout: float) -> tuple[Reference, RegistryClient]:
+    ref = parse_reference(reference) if isinstance(reference, str) else reference
+    return ref, RegistryClient(ref.registry, username=username, password=password, docker_config=docker_config, insecure=insecure,
+                               ca_path=ca_path, validate_certs=validate_certs, timeout=timeout)
 
 
 def fetch_manifest(reference: str | Reference, *, username: str | None = None, password: str | None = None, docker_config: str | None = None,
                    insecure: bool = False, ca_path: str | None = None, validate_certs: bool = True, timeout: float = DEFAULT_TIMEOUT) -> Manifest:
     """Resolve and verify the manifest of ``reference``."""
-    ref = parse_reference(reference) if isinstance(reference, str) else reference
-    with RegistryClient(ref.registry, username=username, password=password, docker_config=docker_config, insecure=insecure,
-                        ca_path=ca_path, validate_certs=validate_certs, timeout=timeout) as client:
+    ref, client = _connect(reference, username, password, docker_config, insecure, ca_path, validate_certs, timeout)
+    with client:
         return client.get_manifest(ref)
 
 
@@ -776,10 +778,9 @@ def pull_and_unpack(reference: str | Reference, dest_dir: str, *, username: str 
     ``changed`` is false (``force`` unpacks again).  Ownership is restored when running as root
     (``preserve_owner``), numerically.  See ``_oci_unpack`` for the path safety rules.
     """
-    ref = parse_reference(reference) if isinstance(reference, str) else reference
     dest_dir = os.path.abspath(dest_dir)
-    with RegistryClient(ref.registry, username=username, password=password, docker_config=docker_config, insecure=insecure,
-                        ca_path=ca_path, validate_certs=validate_certs, timeout=timeout) as client:
+    ref, client = _connect(reference, username, password, docker_config, insecure, ca_path, validate_certs, timeout)
+    with client:
         manifest = client.get_manifest(ref)
         layers = _select_layers(manifest, layer_media_types)
         existing = read_record(dest_dir) if record else None
@@ -788,6 +789,8 @@ def pull_and_unpack(reference: str | Reference, dest_dir: str, *, username: str 
                               [LayerResult(layer.digest, layer.size, layer.media_type, layer.title, 'unchanged') for layer in layers],
                               False, dest_dir)
         exists = os.path.isdir(dest_dir)
+        if not exists and os.path.lexists(dest_dir):
+            raise OciError('dest: %s exists and is not a directory' % dest_dir)
         if exists:
             staging = tempfile.mkdtemp(prefix='.oci-unpack-', dir=dest_dir)
         else:
@@ -888,10 +891,9 @@ def pull_blob_to_file(reference: str | Reference, path: str, *, layer: str | int
     after its digest matched: ``path`` is the old file or the complete new one, never a partial one.
     When ``path`` already holds content with the right digest nothing is downloaded (``changed`` false).
     """
-    ref = parse_reference(reference) if isinstance(reference, str) else reference
     path = os.path.abspath(path)
-    with RegistryClient(ref.registry, username=username, password=password, docker_config=docker_config, insecure=insecure,
-                        ca_path=ca_path, validate_certs=validate_certs, timeout=timeout) as client:
+    ref, client = _connect(reference, username, password, docker_config, insecure, ca_path, validate_certs, timeout)
+    with client:
         manifest = client.get_manifest(ref)
         descriptor = _pick_layer(manifest, layer)
         if _file_matches(path, descriptor):
@@ -939,10 +941,9 @@ def pull_to_directory(reference: str | Reference, dest_dir: str, *, username: st
                       timeout: float = DEFAULT_TIMEOUT) -> PullResult:
     """Save every layer as ``dest_dir/<title>`` (``<digest>.blob`` without a usable title), each verified and
     atomic as in ``pull_blob_to_file``; files already holding the right content are not downloaded."""
-    ref = parse_reference(reference) if isinstance(reference, str) else reference
     dest_dir = os.path.abspath(dest_dir)
-    with RegistryClient(ref.registry, username=username, password=password, docker_config=docker_config, insecure=insecure,
-                        ca_path=ca_path, validate_certs=validate_certs, timeout=timeout) as client:
+    ref, client = _connect(reference, username, password, docker_config, insecure, ca_path, validate_certs, timeout)
+    with client:
         manifest = client.get_manifest(ref)
         os.makedirs(dest_dir, exist_ok=True)
         results = []

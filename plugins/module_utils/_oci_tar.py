@@ -116,15 +116,16 @@ class _Inflate:
     def next(self) -> bytes:
         while True:
             if self._obj.eof:
-                self._input = self._obj.unused_data + self._input
-                if not self._input:
-                    self._input = self._read()
-                    if not self._input:
+                # Another member may follow; zero padding between or after members is skipped (tools write it).
+                leftover = (self._obj.unused_data + self._input).lstrip(b'\0')
+                self._input = b''
+                while not leftover:
+                    leftover = self._read()
+                    if not leftover:
                         return b''
-                if not self._input.strip(b'\0'):  # zero padding after the last member (some tools write it)
-                    self._input = b''
-                    continue
+                    leftover = leftover.lstrip(b'\0')
                 self._obj = self._new()
+                self._input = leftover
                 continue
             backlog = self._backlog()
             if backlog is not None:
