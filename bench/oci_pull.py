@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -49,7 +48,7 @@ def make_pool(rng: random.Random, size: int = 16 << 20) -> bytes:
         if rng.random() < 0.33:
             chunk = rng.randbytes(rng.randint(256, 8192))
         else:
-            chunk = b' '.join(rng.choice(WORDS) for _ in range(rng.randint(64, 2048)))
+            chunk = b' '.join(rng.choice(WORDS) for _word in range(rng.randint(64, 2048)))
         parts.append(chunk)
         total += len(chunk)
     return b''.join(parts)[:size]

@@ -329,7 +329,7 @@ def load_docker_config(path: str, registry: str) -> Credentials | None:
             continue
         if entry.get('auth'):
             try:
-                user, _, password = base64.b64decode(entry['auth']).decode('utf-8').partition(':')
+                user, _sep, password = base64.b64decode(entry['auth']).decode('utf-8').partition(':')
             except (ValueError, UnicodeDecodeError):
                 raise AuthenticationError('docker_config: %s: auths[%r].auth is not base64 of user:password' % (path, key)) from None
             return Credentials(user, password)
@@ -361,7 +361,7 @@ def _credential_helper(helper: str, registry: str, path: str) -> Credentials | N
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     """``Bearer realm="...",service="...",scope="..."`` -> (``bearer``, {realm, service, scope})."""
-    scheme, _, rest = header.strip().partition(' ')
+    scheme, _sep, rest = header.strip().partition(' ')
     params = {key.lower(): (quoted.replace('\\"', '"') if quoted is not None and quoted != '' else bare or '')
               for key, quoted, bare in _AUTH_PARAM.findall(rest)}
     return scheme.lower(), params

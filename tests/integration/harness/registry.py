@@ -151,15 +151,15 @@ class TokenServer:
     def answer(self, authorization: str | None, query: dict[str, list[str]]) -> tuple[int, dict[str, t.Any]]:
         user = None
         if authorization and authorization.startswith('Basic '):
-            name, _, password = base64.b64decode(authorization[6:]).decode().partition(':')
+            name, _sep, password = base64.b64decode(authorization[6:]).decode().partition(':')
             if self.users.get(name) != password:
                 self.requests.append({'user': name, 'ok': False, 'scope': query.get('scope', [])})
                 return 401, {'errors': [{'code': 'UNAUTHORIZED', 'message': 'bad credentials'}]}
             user = name
         access = []
         for scope in query.get('scope', []):
-            kind, _, rest = scope.partition(':')
-            name, _, actions = rest.rpartition(':')
+            kind, _sep, rest = scope.partition(':')
+            name, _sep, actions = rest.rpartition(':')
             if user and kind == 'repository':
                 access.append({'type': kind, 'name': name, 'actions': [a for a in actions.split(',') if a]})
         self.requests.append({'user': user, 'ok': True, 'scope': query.get('scope', [])})
