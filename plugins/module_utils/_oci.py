@@ -52,7 +52,7 @@ from ._oci_errors import (
     UnsafeArchiveError,
     UnsupportedError,
 )
-from ._oci_unpack import CHUNK, ExtractStats, TarExtractor, merge_tree
+from ._oci_unpack import CHUNK, ExtractStats, TarExtractor, merge_tree, mount_points_below
 
 try:
     import requests
@@ -791,8 +791,19 @@ def pull_and_unpack(reference: str | Reference, dest_dir: str, *, username: str 
         exists = os.path.isdir(dest_dir)
         if not exists and os.path.lexists(dest_dir):
             raise OciError('dest: %s exists and is not a directory' % dest_dir)
+        mounts: dict[tuple[str, ...], str] = {}
         if exists:
             staging = tempfile.mkdtemp(prefix='.oci-unpack-', dir=dest_dir)
+            # A file system mounted inside the target (/boot, /boot/efi) gets a staging directory of its own,
+            # since the final rename cannot cross file systems.
+            try:
+                for point in mount_points_below(dest_dir):
+                    parts = tuple(os.path.relpath(point, os.path.realpath(dest_dir)).split(os.sep))
+                    mounts[parts] = tempfile.mkdtemp(prefix='.oci-unpack-', dir=point)
+            except BaseException:
+                for path in [staging] + list(mounts.values()):
+                    shutil.rmtree(path, ignore_errors=True)
+                raise
         else:
             parent = os.path.dirname(dest_dir)
             if not os.path.isdir(parent):
@@ -801,7 +812,7 @@ def pull_and_unpack(reference: str | Reference, dest_dir: str, *, username: str 
         results: list[LayerResult] = []
         downloaded = 0
         try:
-            extractor = TarExtractor(staging, preserve_owner=preserve_owner, allow_absolute_symlinks=allow_absolute_symlinks)
+            extractor = TarExtractor(staging, preserve_owner=preserve_owner, allow_absolute_symlinks=allow_absolute_symlinks, mounts=mounts)
             try:
                 for layer in layers:
                     with client.open_blob(ref, layer) as stream:
@@ -822,11 +833,14 @@ def pull_and_unpack(reference: str | Reference, dest_dir: str, *, username: str 
             if record:
                 _write_record(staging, ref, manifest, layers)
             if exists:
+                for parts in sorted(mounts, key=len, reverse=True):  # deepest first, then the root
+                    merge_tree(mounts[parts], os.path.join(dest_dir, *parts))
                 merge_tree(staging, dest_dir)
             else:
                 os.rename(staging, dest_dir)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            for path in [staging] + list(mounts.values()):
+                shutil.rmtree(path, ignore_errors=True)
             raise
     return PullResult(str(ref), manifest.digest, manifest.media_type, manifest.artifact_type, results, True, dest_dir, downloaded, stats_total)
 

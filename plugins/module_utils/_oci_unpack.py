@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
+import typing as t
 from dataclasses import dataclass, field
 
 from ._oci_errors import OciError, UnsafeArchiveError
@@ -84,12 +86,20 @@ def member_parts(name: str, what: str = 'member') -> tuple[str, ...]:
 
 
 class _Tree:
-    """Directory handles below one root, opened without following symlinks and cached."""
+    """Directory handles below one root, opened without following symlinks and cached.
 
-    def __init__(self, root: str) -> None:
+    ``mounts`` maps a directory of the archive (``('boot',)``) to another staging directory: the one made
+    inside the file system mounted there in the target, so that what belongs below a mount point is
+    written on that file system (a later ``rename`` cannot cross file systems).
+    """
+
+    def __init__(self, root: str, mounts: t.Mapping[tuple[str, ...], str] | None = None) -> None:
         self.root = root
         self.root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._cache: dict[tuple[str, ...], int] = {(): self.root_fd}
+        self.mounts = dict(mounts or {})
+        for parts, path in self.mounts.items():
+            self._cache[parts] = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
     def close(self) -> None:
         for fd in self._cache.values():
@@ -123,10 +133,17 @@ class _Tree:
         """Close cached handles beyond ``limit`` (keeping the root).  Called between members only, so
         handles a member is using stay open."""
         if len(self._cache) > limit:
-            for key in [key for key in self._cache if key]:
+            for key in [key for key in self._cache if key and key not in self.mounts]:
                 os.close(self._cache.pop(key))
 
     def path(self, parts: tuple[str, ...]) -> str:
+        """Where the entry ``parts`` lives in the staging: below the deepest mount staging that strictly
+        contains it.  A mount point's own entry (its metadata) stays in its parent's staging, from where
+        the merge applies it to the mount point."""
+        for depth in range(len(parts) - 1, 0, -1):
+            base = self.mounts.get(parts[:depth])
+            if base is not None:
+                return os.path.join(base, *parts[depth:])
         return os.path.join(self.root, *parts) if parts else self.root
 
 
@@ -143,8 +160,9 @@ def _remove_existing(name: str, parent_fd: int, member: str) -> None:
 class TarExtractor:
     """Extract tar streams below ``root``; call ``extract`` once per layer, then ``finish``."""
 
-    def __init__(self, root: str, preserve_owner: bool | None = None, allow_absolute_symlinks: bool = True) -> None:
-        self.tree = _Tree(root)
+    def __init__(self, root: str, preserve_owner: bool | None = None, allow_absolute_symlinks: bool = True,
+                 mounts: t.Mapping[tuple[str, ...], str] | None = None) -> None:
+        self.tree = _Tree(root, mounts)
         self.preserve_owner = os.geteuid() == 0 if preserve_owner is None else preserve_owner
         # New files belong to us unless a setgid directory hands its group down: then always chown.
         # Skipping chown and chmod where they would change nothing saves two of six syscalls per file.
@@ -328,6 +346,25 @@ def _setxattr(target: int | str, key: str, value: bytes, member: str) -> None:
     except OSError as exc:
         raise OciError('member %r: cannot set extended attribute %s: %s (does the target file system support it?)'
                        % (member, key, exc.strerror)) from None
+
+
+def mount_points_below(directory: str) -> list[str]:
+    """Mount points strictly below ``directory`` (from /proc/self/mountinfo), shallowest first."""
+    base = os.path.realpath(directory)
+    found = []
+    try:
+        with open('/proc/self/mountinfo', encoding='utf-8', errors='surrogateescape') as mountinfo:
+            for line in mountinfo:
+                fields = line.split(' ')
+                if len(fields) < 5:
+                    continue
+                # Field 5 is the mount point with space, tab, newline and backslash as octal escapes.
+                point = re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), fields[4])
+                if point.startswith(base.rstrip('/') + '/') and os.path.isdir(point):
+                    found.append(point)
+    except OSError:
+        return []
+    return sorted(set(found), key=lambda p: (p.count('/'), p))
 
 
 def merge_tree(source: str, dest: str) -> None:

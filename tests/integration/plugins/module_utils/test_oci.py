@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -300,3 +301,34 @@ def test_reference_parsing():
     for bad in ('ubuntu:22.04', 'registry.example.com/Upper:1', 'r.example.com/x@sha256:short', 'r.example.com/x:bad tag', ''):
         with pytest.raises(_oci.InvalidReferenceError):
             _oci.parse_reference(bad)
+
+
+@pytest.mark.root
+def test_unpack_into_a_target_with_mounted_boot(registry, tmp_path):
+    """The maintenance OS mounts /boot (and /boot/efi) before unpacking: files below them must land on
+    those file systems, although the final rename cannot cross file systems."""
+    if os.geteuid() != 0:
+        pytest.skip('mounting a tmpfs needs root')
+    members = rootfs_members() + [member('boot/', type=tarfile.DIRTYPE, mode=0o755), member('boot/vmlinuz', b'kernel', mode=0o600),
+                                  member('boot/efi/', type=tarfile.DIRTYPE, mode=0o700), member('boot/efi/EFI/BOOT/BOOTX64.EFI', b'MZ'),
+                                  member('boot/grub/grub.cfg', b'set timeout=1\n')]
+    push(registry, 'os/boot:1', write_tar(tmp_path / 'r.tar.gz', members, 'gzip'))
+    root = tmp_path / 'mnt'
+    (root / 'boot').mkdir(parents=True)
+    mounted = []
+    try:
+        for point in (root / 'boot', root / 'boot' / 'efi'):
+            point.mkdir(exist_ok=True)
+            subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=16m', 'l3metal-test', str(point)], check=True)
+            mounted.append(point)
+        result = _oci.pull_and_unpack('%s/os/boot:1' % registry.host, str(root), insecure=True)
+        assert result.changed
+        assert (root / 'boot/vmlinuz').read_bytes() == b'kernel' and (root / 'boot/grub/grub.cfg').exists()
+        assert os.stat(root / 'boot/vmlinuz').st_dev == os.stat(root / 'boot').st_dev != os.stat(root).st_dev
+        assert os.stat(root / 'boot/efi/EFI/BOOT/BOOTX64.EFI').st_dev == os.stat(root / 'boot/efi').st_dev != os.stat(root / 'boot').st_dev
+        assert os.stat(root / 'boot/efi').st_mode & 0o777 == 0o700 and os.stat(root / 'boot').st_mode & 0o777 == 0o755
+        assert (root / 'etc/hostname').read_text() == 'node01\n'
+        assert [p for p in ('.', 'boot', 'boot/efi') if any('.oci-unpack-' in n for n in os.listdir(root / p))] == []
+    finally:
+        for point in reversed(mounted):
+            subprocess.run(['umount', str(point)], check=False)
