@@ -30,7 +30,7 @@ KEEP_IN_DEST = ('tests/output', '.git')
 
 
 def list_files(src: str) -> list[str]:
-    if os.path.isdir(os.path.join(src, '.git')) and shutil.which('git'):
+    if os.path.exists(os.path.join(src, '.git')) and shutil.which('git'):  # a worktree's .git is a file
         out = subprocess.run(['git', '-C', src, 'ls-files', '-z', '--cached', '--others', '--exclude-standard'],
                              check=True, stdout=subprocess.PIPE).stdout
         return sorted({name for name in out.decode('utf-8').split('\0') if name and os.path.lexists(os.path.join(src, name))})
