@@ -199,7 +199,7 @@ def _job_id(request: web.Request) -> str:
 # ----------------------------------------------------------------------------------------- handlers
 
 async def healthz(request: web.Request) -> web.Response:
-    return json_response({'status': 'ok'})
+    return json_response({'status': 'ok', 'long_polls': _service(request).notifier.waiting})
 
 
 async def create_job(request: web.Request) -> web.Response:

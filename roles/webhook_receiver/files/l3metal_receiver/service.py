@@ -57,6 +57,10 @@ class Notifier:
             if not waiters:
                 del self._waiters[job_id]
 
+    @property
+    def waiting(self) -> int:
+        return sum(len(waiters) for waiters in self._waiters.values())
+
     def notify_all(self) -> None:
         for job_id in list(self._waiters):
             self.notify(job_id)
