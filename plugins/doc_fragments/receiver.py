@@ -20,7 +20,7 @@ options:
     required: true
   api_token:
     description:
-      - The receiver's API token (the content of its C(--api-token-file)), sent as C(Authorization: Bearer).
+      - "The receiver's API token (the content of its C(--api-token-file)), sent as C(Authorization: Bearer)."
       - Needed when the receiver was started with a token.
       - If not set, the value of the E(L3METAL_RECEIVER_API_TOKEN) environment variable is used.
     type: str

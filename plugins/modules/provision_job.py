@@ -21,7 +21,7 @@ description:
     stops working).
   - With O(state=provisioning), O(state=failed) or O(state=complete), moves the job (O(job_id), or the active job of
     O(server_serial)) to that status. The receiver checks the transition; a complete job cannot go back.
-    V(complete) is the end of a job: its per-job media URLs stop working and the serial may get a new job.
+    V(complete) is the end of a job; its per-job media URLs stop working and the serial may get a new job.
   - Recipes are compared after normalization, so key order, size and type-code case or base64 line breaks do not matter.
 author:
   - l3metal.provision contributors (@l3metal)

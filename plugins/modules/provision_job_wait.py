@@ -18,8 +18,8 @@ description:
   - When the job failed, the task fails (unless O(fail_on_failed=false)) and returns the failed step, the reason and
     the last journal lines the node sent (RV(log_tail)).
   - When the deadline passes, the task fails and reports the last known status and progress.
-  - This is an action plugin: it runs on the controller and talks to the receiver from there (the O(url) must be
-    reachable from the controller).
+  - This is an action plugin. It runs on the controller and talks to the receiver from there, so O(url) must be
+    reachable from the controller.
 author:
   - l3metal.provision contributors (@l3metal)
 extends_documentation_fragment:

@@ -91,6 +91,8 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
 
 
 def _setup_logging(settings: Settings) -> None:
+    if settings.log_file:
+        Path(settings.log_file).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     handler: logging.Handler = logging.FileHandler(settings.log_file) if settings.log_file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s'))
     root = logging.getLogger()
