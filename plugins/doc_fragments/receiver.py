@@ -42,5 +42,5 @@ options:
 requirements:
   - The webhook receiver (role C(l3metal.provision.webhook_receiver)) reachable from the host that runs the task.
 notes:
-  - The receiver normally runs on the controller; run these tasks with C(delegate_to: localhost) (or the receiver's host).
+  - The receiver normally runs on the controller, so run these tasks with C(delegate_to=localhost) or on the receiver's host.
 '''

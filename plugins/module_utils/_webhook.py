@@ -400,17 +400,17 @@ def main(argv: t.Sequence[str] | None = None) -> int:
                                ca_file=args.ca_file, validate_certs=not args.insecure)
         status = sender.send(body, delivery_id=args.delivery_id)
     except (OSError, ValueError) as exc:
-        print('l3metal-webhook: %s' % exc, file=sys.stderr)
+        sys.stderr.write('l3metal-webhook: %s\n' % exc)
         return EXIT_USAGE
     except WebhookDeliveryError as exc:
-        print('l3metal-webhook: %s' % exc, file=sys.stderr)
+        sys.stderr.write('l3metal-webhook: %s\n' % exc)
         return EXIT_GAVE_UP if exc.status is None or exc.status >= 500 or exc.status in (408, 429) else EXIT_REJECTED
     if status == 409:
-        print('l3metal-webhook: %s: HTTP 409, already recorded or no longer accepted by the job; not retried' % args.status, file=sys.stderr)
+        sys.stderr.write('l3metal-webhook: %s: HTTP 409, already recorded or no longer accepted by the job; not retried\n' % args.status)
     else:
-        print('l3metal-webhook: %s delivered (HTTP %d)' % (args.status, status), file=sys.stderr)
+        sys.stderr.write('l3metal-webhook: %s delivered (HTTP %d)\n' % (args.status, status))
     return EXIT_DELIVERED
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    raise SystemExit(main())

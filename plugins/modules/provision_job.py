@@ -15,7 +15,7 @@ description:
     receiver, creating one when needed. A new job comes with its per-job O(recipe) callback block (receiver URL, job id,
     token, serial) and the recipe to put on the task medium, ready for M(l3metal.provision.task_iso).
   - The per-job token is returned B(only by the run that creates the job) (or reissues the token); the receiver never
-    shows it again. A later run with an equivalent recipe finds the active job and reports RV(changed=false) with
+    shows it again. A later run with an equivalent recipe finds the active job and reports C(changed=false) with
     RV(token), RV(callback) and RV(recipe) set to V(null); the task medium written by the first run already holds the token.
     If that medium was lost while the job is still V(queued), set O(reissue_token=true) to get a new token (the old one
     stops working).
@@ -52,7 +52,7 @@ options:
     type: str
   job_id:
     description:
-      - The job to move (other states than V(present)). Default: the active job of O(server_serial).
+      - The job to move (other states than V(present)). Without it, the active job of O(server_serial) is moved.
     type: str
   recipe:
     description:
@@ -75,7 +75,7 @@ options:
   reissue_token:
     description:
       - With O(state=present) and an existing, still V(queued) job with an equivalent recipe, replace its token and
-        return the new one (RV(changed=true)). Fails for a job that is provisioning, because its node holds the token.
+        return the new one (C(changed=true)). Fails for a job that is provisioning, because its node holds the token.
     type: bool
     default: false
   force:
@@ -93,7 +93,7 @@ options:
       - One line on why, with O(state=failed).
     type: str
 notes:
-  - The registered result of a run that created the job holds its token (RV(token), RV(callback.token), RV(recipe)).
+  - The registered result of a run that created the job holds its token (in RV(token), RV(callback) and RV(recipe)).
     The token only lets a node report for this job until it is complete. Do not print the result with C(debug).
 seealso:
   - module: l3metal.provision.provision_job_wait
@@ -163,16 +163,46 @@ job:
   returned: success
   type: dict
   contains:
-    job_id: {description: Job id., type: str, returned: success}
-    status: {description: Job status., type: str, returned: success}
-    server_serial: {description: Serial number., type: str, returned: success}
-    failed_step: {description: What failed, or V(null)., type: str, returned: success}
-    reason: {description: Why it failed, or V(null)., type: str, returned: success}
-    created_at: {description: RFC 3339 UTC time of creation., type: str, returned: success}
-    last_update: {description: RFC 3339 UTC time of the last change., type: str, returned: success}
-    recipe_sha256: {description: Digest of the normalized recipe., type: str, returned: success}
-    media_url: {description: Per-job media URL prefix (append a file name); V(null) once complete., type: str, returned: success}
-    media_dir: {description: Directory on the receiver host behind RV(job.media_url)., type: str, returned: success}
+    job_id:
+      description: Job id.
+      type: str
+      returned: success
+    status:
+      description: Job status.
+      type: str
+      returned: success
+    server_serial:
+      description: Serial number.
+      type: str
+      returned: success
+    failed_step:
+      description: What failed, else V(null).
+      type: str
+      returned: success
+    reason:
+      description: Why it failed, else V(null).
+      type: str
+      returned: success
+    created_at:
+      description: RFC 3339 UTC time of creation.
+      type: str
+      returned: success
+    last_update:
+      description: RFC 3339 UTC time of the last change.
+      type: str
+      returned: success
+    recipe_sha256:
+      description: Digest of the normalized recipe.
+      type: str
+      returned: success
+    media_url:
+      description: Per-job media URL prefix (append a file name); V(null) once complete.
+      type: str
+      returned: success
+    media_dir:
+      description: Directory on the receiver host behind RV(job.media_url).
+      type: str
+      returned: success
 token:
   description:
     - The per-job token the node signs its webhooks with. Only when this run created the job or reissued its token;

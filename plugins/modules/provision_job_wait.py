@@ -53,7 +53,7 @@ options:
     default: [succeeded, failed]
   timeout:
     description:
-      - Seconds to wait at most. Installing an OS takes a while: count the boot, the image download and the writes.
+      - Seconds to wait at most. Installing an OS takes a while; count the boot, the image download and the writes.
     type: int
     default: 3600
   fail_on_failed:

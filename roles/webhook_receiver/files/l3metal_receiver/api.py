@@ -321,4 +321,3 @@ def build_app(service: JobService, api_token: str | None) -> web.Application:
     app.router.add_get('/media/jobs/{job_id}/{key}/{name:.+}', job_media)
     app.router.add_get('/media/{path:.+}', public_media)
     return app
-

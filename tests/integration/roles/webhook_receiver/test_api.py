@@ -110,7 +110,10 @@ def test_list_filters(receiver):
     receiver.set_status(b['job_id'], 'complete')
     c = receiver.create_job('XF-B')
     receiver.set_status(c['job_id'], 'provisioning')
-    ids = lambda jobs: [job['job_id'] for job in jobs]  # noqa: E731
+
+    def ids(jobs):
+        return [job['job_id'] for job in jobs]
+
     assert ids(receiver.list_jobs()) == [c['job_id'], b['job_id'], a['job_id']]  # newest first
     assert ids(receiver.list_jobs(serial='XF-B')) == [c['job_id'], b['job_id']]
     assert ids(receiver.list_jobs(status='queued,provisioning')) == [c['job_id'], a['job_id']]

@@ -106,7 +106,7 @@ def test_whole_file_head_and_etag(servers, media_file):
     head_status, head_headers, head_body = get(receiver.url, '/media/maintenance.iso', method='HEAD')
     assert head_status == 200 and head_body == b''
     assert head_headers['content-length'] == str(SIZE) and head_headers['etag'] == etag
-    head_status, head_headers, _ = get(receiver.url, '/media/maintenance.iso', {'Range': 'bytes=-10'}, method='HEAD')
+    head_status, head_headers, _body = get(receiver.url, '/media/maintenance.iso', {'Range': 'bytes=-10'}, method='HEAD')
     assert head_status == 206 and head_headers['content-range'] == 'bytes %d-%d/%d' % (SIZE - 10, SIZE - 1, SIZE)
 
     assert get(receiver.url, '/media/maintenance.iso', {'If-None-Match': etag})[0] == 304
@@ -135,8 +135,8 @@ def test_compressed_sibling_is_never_sent_instead(servers, media_file):
 @pytest.mark.parametrize('path', ['/media/', '/media/nothing.iso', '/media/../receiver.log', '/media/%2e%2e/receiver.log',
                                   '/media/.hidden', '/media/sub', '/media/jobs/x/y/z'])
 def test_no_file_outside_the_media_directory(servers, media_file, path):
-    receiver, _nginx = servers
-    root, _data = media_file
+    receiver = servers[0]
+    root = media_file[0]
     (root / '.hidden').write_bytes(b'secret')
     (root / 'sub').mkdir(exist_ok=True)
     assert get(receiver.url, path)[0] == 404
@@ -150,7 +150,7 @@ def test_per_job_media_stop_working_when_the_job_is_complete(receiver):
     (job_dir / 'task.iso').write_bytes(task)
     url = job['media_url'] + 'task.iso'
     path = url[len(receiver.url):]
-    assert get(receiver.url, path) [2] == task
+    assert get(receiver.url, path)[2] == task
     assert get(receiver.url, path, {'Range': 'bytes=-96'})[2] == task[-96:]
     # only with the job's media key
     key = path.split('/')[4]
