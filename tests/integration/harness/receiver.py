@@ -111,7 +111,8 @@ class Receiver:
         return argv + self.extra_args
 
     def start(self) -> Receiver:
-        env = dict(os.environ, PYTHONPATH=str(RECEIVER_PYTHONPATH))
+        # no __pycache__ in the collection: the role copies that directory and would see it change
+        env = dict(os.environ, PYTHONPATH=str(RECEIVER_PYTHONPATH), PYTHONDONTWRITEBYTECODE='1')
         env.pop('L3METAL_RECEIVER_API_TOKEN', None)
         self.service = Service('receiver', self.argv(), self.log_path, ready_url=self.url + '/healthz', env=env,
                                ca_file=self.tls[2] if self.tls else None)

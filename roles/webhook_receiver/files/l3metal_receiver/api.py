@@ -11,6 +11,7 @@ is refused changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -104,7 +105,7 @@ def _map_error(exc: BaseException) -> web.Response | None:
                        'recipe_sha256': exc.job.recipe_sha256}
         return problem(409, str(exc), active_job=service_doc)
     if isinstance(exc, StatusRejected):
-        return problem(409, str(exc), job_status=exc.job.status)
+        return problem(409, str(exc), job_status=exc.status)
     if isinstance(exc, (DuplicateDelivery, JobMismatch, TokenNotReissuable)):
         return problem(409, str(exc))
     if isinstance(exc, CommitterStopped):
@@ -112,9 +113,21 @@ def _map_error(exc: BaseException) -> web.Response | None:
     return None
 
 
+def _check_api_token(request: web.Request) -> None:
+    token = request.app[API_TOKEN_KEY]
+    if token and request.path.startswith(USER_PATHS):
+        header = request.headers.get(hdrs.AUTHORIZATION, '')
+        scheme, _sep, given = header.partition(' ')
+        if scheme.lower() != 'bearer' or not hmac.compare_digest(given.strip().encode('utf-8', 'replace'), token.encode('utf-8')):
+            raise ApiError(401, 'this endpoint needs the API token: Authorization: Bearer <token>' if not header else 'wrong API token',
+                           headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="l3metal-receiver"'})
+
+
 @web.middleware
-async def errors_middleware(request: web.Request, handler: t.Callable[[web.Request], t.Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def api_middleware(request: web.Request, handler: t.Callable[[web.Request], t.Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """The API token for the user endpoints, and every error as a problem document (one middleware: it runs per webhook)."""
     try:
+        _check_api_token(request)
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -130,26 +143,22 @@ async def errors_middleware(request: web.Request, handler: t.Callable[[web.Reque
         return response
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: t.Callable[[web.Request], t.Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    token = request.app[API_TOKEN_KEY]
-    if token and request.path.startswith(USER_PATHS):
-        header = request.headers.get(hdrs.AUTHORIZATION, '')
-        scheme, _sep, given = header.partition(' ')
-        if scheme.lower() != 'bearer' or not hmac.compare_digest(given.strip().encode('utf-8', 'replace'), token.encode('utf-8')):
-            raise ApiError(401, 'this endpoint needs the API token: Authorization: Bearer <token>' if not header else 'wrong API token',
-                           headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="l3metal-receiver"'})
-    return await handler(request)
-
-
 # ----------------------------------------------------------------------------------------- request helpers
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     if request.content_type != 'application/json':
         raise ApiError(415, 'Content-Type must be application/json, got %s' % (request.headers.get(hdrs.CONTENT_TYPE) or 'none'))
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, 'body of %d bytes is larger than the limit of %d bytes' % (request.content_length, limit))
-    data = bytearray()
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise ApiError(413, 'body of %d bytes is larger than the limit of %d bytes' % (length, limit))
+        if length == 0:
+            return b''
+        try:
+            return await request.content.readexactly(length)  # one call: the common case, and the fast one
+        except asyncio.IncompleteReadError:
+            raise ApiError(400, 'body ended before its Content-Length of %d bytes' % length) from None
+    data = bytearray()  # chunked: count as it comes
     async for chunk in request.content.iter_chunked(64 * 1024):
         data += chunk
         if len(data) > limit:
@@ -293,8 +302,8 @@ async def reissue_token(request: web.Request) -> web.Response:
 
 async def status_webhook(request: web.Request) -> web.Response:
     body = await read_body(request, _webhook.MAX_BODY_BYTES)
-    job = await _service(request).webhook(request.match_info['serial'], request.headers, body)
-    return json_response({'job_id': job.job_id, 'status': job.status})
+    outcome = await _service(request).webhook(request.match_info['serial'], request.headers, body)
+    return json_response({'job_id': outcome.job_id, 'status': outcome.status})
 
 
 async def public_media(request: web.Request) -> web.StreamResponse:
@@ -307,7 +316,7 @@ async def job_media(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(service: JobService, api_token: str | None) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware, auth_middleware], client_max_size=MAX_JOB_BODY)
+    app = web.Application(middlewares=[api_middleware], client_max_size=MAX_JOB_BODY)
     app[SERVICE_KEY] = service
     app[API_TOKEN_KEY] = api_token or ''
     app.router.add_get('/healthz', healthz)

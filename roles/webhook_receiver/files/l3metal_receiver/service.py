@@ -24,7 +24,7 @@ from . import _webhook
 from ._jobs import COMPLETE, FAILED, SERIAL_PATTERN, job_recipe, recipe_digest, with_callback
 from ._recipe import recipe_json
 from .committer import GroupCommitter
-from .store import Event, Job, JobNotFound, JobStore, NewJob, NoActiveJob, utc_now
+from .store import Event, Job, JobMismatch, JobNotFound, JobStore, NewJob, NoActiveJob, WebhookOutcome, utc_now
 
 LOG = logging.getLogger('l3metal_receiver')
 
@@ -79,6 +79,9 @@ class JobService:
         self.public_url = public_url.rstrip('/') if public_url else None
         self.reader = JobStore(str(data_dir / 'receiver.sqlite3'))
         self.notifier = Notifier()
+        # serial -> (job id, token) of its active job: a webhook is verified without a database read.
+        # Every write goes through this object, which keeps the cache right; the writer checks again.
+        self._signing: dict[str, tuple[str, str]] = {}
 
     @property
     def database(self) -> str:
@@ -157,11 +160,24 @@ class JobService:
             self.notifier.discard(job_id, future)
         return self.get(job_id), events
 
-    def signing_job(self, serial: str) -> Job:
-        job = self.reader.active_job(serial) if SERIAL_PATTERN.match(serial) else None
-        if job is None:
-            raise NoActiveJob(serial)
-        return job
+    def signing_key(self, serial: str) -> tuple[str, str]:
+        key = self._signing.get(serial)
+        if key is None:
+            key = self.reader.signing_key(serial) if SERIAL_PATTERN.match(serial) else None
+            if key is None:
+                raise NoActiveJob(serial)
+            self._signing[serial] = key
+        return key
+
+    def _signing_key_changed(self, serial: str, used: tuple[str, str]) -> bool:
+        """Re-read the serial's key after a refusal (the cache is kept by this process's own writes; this guards
+        against anything else writing the database); True when it differs."""
+        fresh = self.reader.signing_key(serial)
+        if fresh is None:
+            self._signing.pop(serial, None)
+            return False
+        self._signing[serial] = fresh
+        return fresh != used
 
     # ------------------------------------------------------------------------- writes
 
@@ -178,27 +194,45 @@ class JobService:
         except BaseException:
             shutil.rmtree(media, ignore_errors=True)
             raise
+        self._signing[serial] = (job.job_id, job.token)
         LOG.info('job %s created for serial %s (%s)', job.job_id, serial, job.recipe.get('task_target'))
         self.notifier.notify(job.job_id)
         return job
 
-    async def webhook(self, serial: str, headers: t.Mapping[str, str], body: bytes) -> Job:
-        job = self.signing_job(serial)
-        try:
-            delivery_id, _stamp = _webhook.verify(job.token, body, headers)
-        except _webhook.SignatureError as exc:
-            raise SignatureRejected(str(exc)) from None
+    async def webhook(self, serial: str, headers: t.Mapping[str, str], body: bytes) -> WebhookOutcome:
+        for attempt in (1, 2):
+            key = self.signing_key(serial)
+            try:
+                return await self._apply_webhook(serial, key, headers, body)
+            except _webhook.SignatureError as exc:
+                if attempt == 1 and self._signing_key_changed(serial, key):
+                    continue
+                raise SignatureRejected(str(exc)) from None
+            except NoActiveJob:
+                self._signing.pop(serial, None)
+                raise
+            except JobMismatch:
+                if attempt == 1 and self._signing_key_changed(serial, key):
+                    continue
+                raise
+        raise NoActiveJob(serial)  # pragma: no cover - the second attempt returns or raises
+
+    async def _apply_webhook(self, serial: str, key: tuple[str, str], headers: t.Mapping[str, str], body: bytes) -> WebhookOutcome:
+        job_id, token = key
+        delivery_id, _stamp = _webhook.verify(token, body, headers)
         parsed = _webhook.parse_body(body)
-        updated = await self.committer.run(lambda store: store.apply_webhook(serial, job.job_id, delivery_id, parsed, utc_now()))
-        if updated.status != job.status:
-            LOG.info('job %s (serial %s): %s -> %s%s', job.job_id, serial, job.status, updated.status,
-                     ' at %s' % updated.failed_step if updated.status == FAILED else '')
-        self.notifier.notify(job.job_id)
-        return updated
+        outcome = await self.committer.run(lambda store: store.apply_webhook(serial, job_id, token, delivery_id, parsed, utc_now()))
+        if outcome.status != outcome.previous_status:
+            LOG.info('job %s (serial %s): %s -> %s%s', job_id, serial, outcome.previous_status, outcome.status,
+                     ' at %s' % outcome.failed_step if outcome.status == FAILED else '')
+        self.notifier.notify(job_id)
+        return outcome
 
     async def transition(self, job_id: str, wanted: str, failed_step: str | None = None, reason: str | None = None) -> tuple[Job, bool]:
         job, changed = await self.committer.run(lambda store: store.transition(job_id, wanted, utc_now(), failed_step, reason))
         if changed:
+            if job.status == COMPLETE:
+                self._signing.pop(job.server_serial, None)
             LOG.info('job %s (serial %s): now %s (by user)', job.job_id, job.server_serial, job.status)
             self.notifier.notify(job.job_id)
             if job.status == COMPLETE:
@@ -208,6 +242,7 @@ class JobService:
     async def reissue_token(self, job_id: str) -> Job:
         token = secrets.token_urlsafe(32)
         job = await self.committer.run(lambda store: store.reissue_token(job_id, token, utc_now()))
+        self._signing[job.server_serial] = (job.job_id, job.token)
         LOG.info('job %s (serial %s): token reissued', job.job_id, job.server_serial)
         return job
 

@@ -116,6 +116,14 @@ class Event:
         return out
 
 
+class WebhookOutcome(t.NamedTuple):
+    job_id: str
+    server_serial: str
+    previous_status: str
+    status: str
+    failed_step: str | None
+
+
 @dataclasses.dataclass(frozen=True)
 class NewJob:
     job_id: str
@@ -168,9 +176,9 @@ class TokenNotReissuable(StoreError):
 class StatusRejected(StoreError):
     """A valid status change request that the job's status does not allow (wraps TransitionError)."""
 
-    def __init__(self, job: Job, error: TransitionError) -> None:
-        self.job = job
-        super().__init__('job %s: %s' % (job.job_id, error))
+    def __init__(self, job_id: str, error: TransitionError) -> None:
+        self.status = error.current
+        super().__init__('job %s: %s' % (job_id, error))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -283,7 +291,7 @@ class JobStore:
             try:
                 changed = check_transition(job.status, wanted, 'user')
             except TransitionError as exc:
-                raise StatusRejected(job, exc) from None
+                raise StatusRejected(job_id, exc) from None
             if changed:
                 if wanted == FAILED:
                     self.conn.execute('UPDATE jobs SET status = ?, failed_step = ?, reason = ?, last_update = ? WHERE job_id = ?',
@@ -294,38 +302,48 @@ class JobStore:
         updated = self.get_job(job_id)
         return (updated or job), changed
 
-    def apply_webhook(self, serial: str, signed_for: str, delivery_id: str, body: t.Mapping[str, t.Any], at: str) -> Job:
-        """Record a verified node webhook.  ``signed_for`` is the job whose token verified the signature."""
-        with self._savepoint():
-            job = self.active_job(serial)
-            if job is None:
-                raise NoActiveJob(serial)
-            if job.job_id != signed_for:
-                raise JobMismatch('the active job of serial %s changed while the webhook was checked; re-send it' % serial)
-            if body.get('job_id') not in (None, job.job_id):
-                raise JobMismatch('job_id %s is not the active job of serial %s' % (body.get('job_id'), serial))
-            status = body['status']
-            wanted = PROVISIONING if status == 'progress' else _NODE_STATUS[status]
-            try:
-                changed = check_transition(job.status, wanted, 'node')
-            except TransitionError as exc:
-                raise StatusRejected(job, exc) from None
+    def signing_key(self, serial: str) -> tuple[str, str] | None:
+        """(job id, token) of the serial's active job: what a webhook is verified with (no recipe read)."""
+        row = self.conn.execute("SELECT job_id, token FROM jobs WHERE server_serial = ? AND status != 'complete'", (serial,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def apply_webhook(self, serial: str, signed_for: str, signed_with: str, delivery_id: str, body: t.Mapping[str, t.Any],
+                      at: str) -> WebhookOutcome:
+        """Record a verified node webhook.  ``signed_for``/``signed_with``: the job and token that verified the signature.
+
+        The hot path of the receiver: three statements, and the first write is the one that can fail
+        (a replayed delivery id), so no savepoint is needed unless the job also changes status.
+        """
+        row = self.conn.execute("SELECT job_id, status, token FROM jobs WHERE server_serial = ? AND status != 'complete'", (serial,)).fetchone()
+        if row is None:
+            raise NoActiveJob(serial)
+        job_id, current, token = row
+        if job_id != signed_for or token != signed_with:
+            raise JobMismatch('the active job of serial %s or its token changed while the webhook was checked' % serial)
+        if body.get('job_id') not in (None, job_id):
+            raise JobMismatch('job_id %s is not the active job of serial %s' % (body.get('job_id'), serial))
+        status = body['status']
+        wanted = PROVISIONING if status == 'progress' else _NODE_STATUS[status]
+        try:
+            changed = check_transition(current, wanted, 'node')
+        except TransitionError as exc:
+            raise StatusRejected(job_id, exc) from None
+        with self._savepoint() if changed and status == 'progress' else _NO_SAVEPOINT:
             try:
                 if status == 'progress':
                     if changed:  # the first report of a node the playbook has not marked provisioning yet
-                        self._event(job.job_id, at, 'status', 'node', status=PROVISIONING)
-                    self._event(job.job_id, at, 'progress', 'node', step=body['step'], state=body['state'], delivery_id=delivery_id)
+                        self._event(job_id, at, 'status', 'node', status=PROVISIONING)
+                    self._event(job_id, at, 'progress', 'node', step=body['step'], state=body['state'], delivery_id=delivery_id)
                 else:
-                    self._event(job.job_id, at, 'status', 'node', status=wanted, delivery_id=delivery_id)
+                    self._event(job_id, at, 'status', 'node', status=wanted, delivery_id=delivery_id)
             except sqlite3.IntegrityError:
                 raise DuplicateDelivery(delivery_id) from None
             if wanted == FAILED:
                 self.conn.execute('UPDATE jobs SET status = ?, failed_step = ?, reason = ?, log_tail = ?, last_update = ? WHERE job_id = ?',
-                                  (wanted, body['failed_step'], body.get('reason'), body.get('log_tail'), at, job.job_id))
+                                  (wanted, body['failed_step'], body.get('reason'), body.get('log_tail'), at, job_id))
             else:
-                self.conn.execute('UPDATE jobs SET status = ?, last_update = ? WHERE job_id = ?', (wanted, at, job.job_id))
-        updated = self.get_job(job.job_id)
-        return updated or job
+                self.conn.execute('UPDATE jobs SET status = ?, last_update = ? WHERE job_id = ?', (wanted, at, job_id))
+        return WebhookOutcome(job_id, serial, current, wanted, body.get('failed_step'))
 
     def reissue_token(self, job_id: str, token: str, at: str) -> Job:
         with self._savepoint():
@@ -337,6 +355,17 @@ class JobStore:
             self.conn.execute('UPDATE jobs SET token = ?, last_update = ? WHERE job_id = ?', (token, at, job_id))
         updated = self.get_job(job_id)
         return updated or job
+
+
+class _NoSavepoint:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+
+_NO_SAVEPOINT = _NoSavepoint()
 
 
 class _Savepoint:

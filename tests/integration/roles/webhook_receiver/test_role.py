@@ -148,7 +148,7 @@ def test_systemd_mode_installs_a_virtualenv_and_a_unit_that_runs(ansible_playboo
 
     # start it as systemd would (the unit's environment and command line), from the new virtual environment
     service = Service('unit', argv, tmp_path / 'unit.log', ready_url='http://127.0.0.1:%d/healthz' % unused_port,
-                      env={'PYTHONPATH': str(tmp_path / 'opt' / 'lib'), 'PATH': '/usr/bin:/bin'})
+                      env={'PYTHONPATH': str(tmp_path / 'opt' / 'lib'), 'PATH': '/usr/bin:/bin', 'PYTHONDONTWRITEBYTECODE': '1'})
     with service:
         request = urllib.request.Request('http://127.0.0.1:%d/api/v1/jobs' % unused_port, method='POST', headers={
             'Authorization': 'Bearer unit-api-token', 'Content-Type': 'application/json'}, data=json.dumps({
