@@ -38,7 +38,10 @@ http {{
 
 
 class Nginx:
-    """``nginx -c <generated config>`` in the foreground, serving ``root`` until ``stop()``."""
+    """``nginx -c <generated config>`` in the foreground, serving ``root`` until ``stop()``.
+
+    ``workers``: worker processes; 0 is the Debian package's ``auto`` (one per core).
+    """
 
     def __init__(self, root: Path, work_dir: Path, workers: int = 1) -> None:
         self.root = Path(root).resolve()
@@ -56,7 +59,7 @@ class Nginx:
         # as root, nginx workers would drop to "nobody", who cannot read a test's private temp dir
         user = 'user root;' if os.geteuid() == 0 else ''
         config = self.work_dir / 'nginx.conf'
-        config.write_text(_CONFIG.format(workers=self.workers, work=self.work_dir, user=user, port=self.port, root=self.root))
+        config.write_text(_CONFIG.format(workers=self.workers or 'auto', work=self.work_dir, user=user, port=self.port, root=self.root))
         self.service = Service('nginx', [NGINX, '-c', str(config), '-p', str(self.work_dir)], self.work_dir / 'nginx.log', port=self.port)
         self.service.start()
         return self

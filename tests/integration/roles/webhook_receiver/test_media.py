@@ -162,3 +162,36 @@ def test_per_job_media_stop_working_when_the_job_is_complete(receiver):
     assert get(receiver.url, path)[0] == 410
     assert not job_dir.exists()
     assert receiver.get_job(job['job_id'])['media_url'] is None
+
+
+def test_conditional_requests(servers, media_file):
+    receiver = servers[0]
+    data = media_file[1]
+    path = '/media/maintenance.iso'
+    _status, headers, _body = get(receiver.url, path, method='HEAD')
+    etag, modified = headers['etag'], headers['last-modified']
+    old = 'Mon, 01 Jan 2001 00:00:00 GMT'
+    assert get(receiver.url, path, {'If-Match': '"other"'})[0] == 412
+    assert get(receiver.url, path, {'If-Match': etag})[2] == data
+    assert get(receiver.url, path, {'If-Unmodified-Since': old})[0] == 412
+    assert get(receiver.url, path, {'If-Modified-Since': modified})[0] == 304
+    assert get(receiver.url, path, {'If-Modified-Since': old})[2] == data
+    assert get(receiver.url, path, {'If-None-Match': '"other", ' + etag})[0] == 304
+    # If-Range with the Last-Modified date: the range; with another date: the whole file
+    assert get(receiver.url, path, {'Range': 'bytes=5-9', 'If-Range': modified})[2] == data[5:10]
+    assert get(receiver.url, path, {'Range': 'bytes=5-9', 'If-Range': old})[2] == data
+
+
+def test_media_over_tls(receiver_factory, tls_files):
+    import ssl
+    import urllib.request
+
+    receiver = receiver_factory(tls=tls_files)
+    data = os.urandom(3 * 1024 * 1024 + 17)  # over TLS the file is read in chunks instead of sendfile(2)
+    (receiver.media_dir / 'maintenance.iso').write_bytes(data)
+    context = ssl.create_default_context(cafile=tls_files[2])
+    request = urllib.request.Request(receiver.url + '/media/maintenance.iso', headers={'Range': 'bytes=1000000-'})
+    with urllib.request.urlopen(request, context=context, timeout=30) as answer:
+        assert answer.status == 206 and answer.read() == data[1000000:]
+    with urllib.request.urlopen(receiver.url + '/media/maintenance.iso', context=context, timeout=30) as answer:
+        assert answer.read() == data

@@ -72,7 +72,8 @@ def test_one_active_job_per_serial_and_a_new_one_after_complete(store):
 
 def test_refused_webhook_leaves_no_trace(store):
     in_transaction(store, lambda: store.create_job(new_job('job-1'), AT))
-    in_transaction(store, lambda: store.apply_webhook('XF-1', 'job-1', TOKEN, 'delivery-1', {'status': 'progress', 'step': 'a.service', 'state': 'started'}, AT))
+    started = {'status': 'progress', 'step': 'a.service', 'state': 'started'}
+    in_transaction(store, lambda: store.apply_webhook('XF-1', 'job-1', TOKEN, 'delivery-1', started, AT))
     before = [store.get_job('job-1'), store.events('job-1')]
     for body, delivery, error in (({'status': 'success'}, 'delivery-1', st.DuplicateDelivery),
                                   ({'status': 'success', 'job_id': 'other'}, 'delivery-2', st.JobMismatch)):
