@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -65,7 +64,7 @@ end
 def make_file(path: Path, size: int) -> None:
     block = os.urandom(1 << 20)
     with open(path, 'wb') as handle:
-        for _ in range(size >> 20):
+        for _block in range(size >> 20):
             handle.write(block)
     # read it once so both servers start from the page cache
     with open(path, 'rb') as handle:
