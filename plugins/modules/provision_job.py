@@ -232,6 +232,8 @@ replaced_job_id:
   type: str
 '''
 
+from urllib.parse import urlparse
+
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.l3metal.provision.plugins.module_utils._recipe import HAS_JSONSCHEMA, JSONSCHEMA_IMPORT_ERROR, RecipeError
@@ -296,6 +298,10 @@ def main() -> None:
     except ReceiverError as exc:
         module.fail_json(msg=str(exc), status_code=exc.status, errors=exc.errors)
 
+    callback_url = (result.get('callback') or {}).get('url', '')
+    if urlparse(callback_url).hostname in ('127.0.0.1', '::1', 'localhost'):
+        module.warn('the callback URL %s is a loopback address: servers cannot reach it. Set public_url (or the receiver\'s '
+                    '--public-url / webhook_receiver_public_url) to the address the servers and their BMCs use.' % callback_url)
     result.update(job=job, job_id=(job or {}).get('job_id'), status=(job or {}).get('status'),
                   media_url=(job or {}).get('media_url'), media_dir=(job or {}).get('media_dir'))
     if module._diff:
