@@ -28,16 +28,23 @@ Bodies (JSON objects)::
     {"status": "progress", "step": "partition.service", "state": "started" | "done"}
 
 ``job_id`` may be added to any body; the receiver then checks it is the serial's active job.
+``parse_body`` is the strict reading of these bodies the receiver applies (unknown fields, wrong
+types and oversized values are refused).  ``main`` is a small command line for systemd units::
+
+    ExecStart=/usr/bin/python3 _webhook.py --url https://ctl:8443 --serial XF-1 --token-file /run/provision/token failed --step %n
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import argparse
 import json
+import os
 import random
 import re
 import ssl
+import sys
 import time
 import typing as t
 import urllib.error
@@ -56,9 +63,29 @@ WEBHOOK_PATH = '/api/v1/status-webhook/'
 STATUSES = ('success', 'failed', 'progress')
 PROGRESS_STATES = ('started', 'done')
 
+# Limits the receiver enforces (parse_body); a sender trims log_tail to its end to stay within them.
+MAX_BODY_BYTES = 128 * 1024
+MAX_LOG_TAIL = 64 * 1024
+MAX_REASON = 2048
+# A step is a systemd unit name (or another short name such as "preflight").
+STEP_PATTERN = re.compile(r'^[A-Za-z0-9:_.@\\-]{1,256}$')
+_BODY_FIELDS = {
+    'success': {'status', 'job_id'},
+    'failed': {'status', 'job_id', 'failed_step', 'reason', 'log_tail'},
+    'progress': {'status', 'job_id', 'step', 'state'},
+}
+
 
 class SignatureError(Exception):
     """A webhook's signature headers are missing, malformed, wrong, stale or replayed."""
+
+
+class BodyError(Exception):
+    """A webhook body is not one of the documented forms; ``problems`` lists every reason."""
+
+    def __init__(self, problems: t.Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__('; '.join(self.problems))
 
 
 class WebhookDeliveryError(Exception):
@@ -162,6 +189,90 @@ def encode_body(body: t.Mapping[str, t.Any]) -> bytes:
     return json.dumps(body, separators=(',', ':'), sort_keys=True).encode('utf-8')
 
 
+def trim_log_tail(text: str, limit: int = MAX_LOG_TAIL) -> str:
+    """The end of ``text`` whose JSON encoding fits ``limit`` bytes (whole lines where possible).
+
+    Measured encoded, because ``encode_body`` escapes non-ASCII characters (up to 12 bytes each).
+    """
+    if len(json.dumps(text)) <= limit:
+        return text
+    tail = text[-limit:]
+    while len(json.dumps(tail)) > limit:
+        tail = tail[max(1, (len(json.dumps(tail)) - limit) // 12):]
+    newline = tail.find('\n')
+    return tail[newline + 1:] if 0 <= newline < len(tail) - 1 else tail
+
+
+def _strict_object(pairs: list[tuple[str, t.Any]]) -> dict[str, t.Any]:
+    result: dict[str, t.Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError('duplicate key %r' % key)
+        result[key] = value
+    return result
+
+
+def _no_constant(name: str) -> t.Any:
+    raise ValueError('%s is not valid JSON' % name)
+
+
+def loads_strict(data: bytes) -> dict[str, t.Any]:
+    """Parse a JSON object strictly (UTF-8, no duplicate keys, no NaN/Infinity) or raise ``BodyError``."""
+    try:
+        body = json.loads(data.decode('utf-8'), object_pairs_hook=_strict_object, parse_constant=_no_constant)
+    except UnicodeDecodeError as exc:
+        raise BodyError(['body is not UTF-8 (byte %d)' % exc.start]) from None
+    except RecursionError:
+        raise BodyError(['body is nested too deeply']) from None
+    except ValueError as exc:
+        raise BodyError(['body is not valid JSON: %s' % exc]) from None
+    if not isinstance(body, dict):
+        raise BodyError(['body must be a JSON object, got %s' % _json_type(body)])
+    return body
+
+
+def parse_body(data: bytes) -> dict[str, t.Any]:
+    """Read a webhook body strictly; return it as a dict or raise ``BodyError`` naming every problem."""
+    if len(data) > MAX_BODY_BYTES:
+        raise BodyError(['body is larger than %d bytes' % MAX_BODY_BYTES])
+    body = loads_strict(data)
+    status = body.get('status')
+    if status not in STATUSES:
+        raise BodyError(['status: must be one of %s, got %s' % (', '.join(STATUSES), _short_repr(status))])
+    problems = ['%s: unknown field for status %s' % (key, status) for key in sorted(set(body) - _BODY_FIELDS[status])]
+    if 'job_id' in body and not _string(body['job_id'], 64):
+        problems.append('job_id: must be a non-empty string of at most 64 characters')
+    if status == 'failed':
+        if not _string(body.get('failed_step'), 256) or not STEP_PATTERN.match(body['failed_step']):
+            problems.append('failed_step: must be a unit name such as bootloader-linux.service (letters, digits, :_.@\\-)')
+        if 'reason' in body and not _string(body['reason'], MAX_REASON, allow_empty=True):
+            problems.append('reason: must be a string of at most %d characters' % MAX_REASON)
+        if 'log_tail' in body and not _string(body['log_tail'], MAX_LOG_TAIL, allow_empty=True):
+            problems.append('log_tail: must be a string of at most %d characters' % MAX_LOG_TAIL)
+    elif status == 'progress':
+        if not _string(body.get('step'), 256) or not STEP_PATTERN.match(body['step']):
+            problems.append('step: must be a unit name such as partition.service (letters, digits, :_.@\\-)')
+        if body.get('state') not in PROGRESS_STATES:
+            problems.append('state: must be one of %s, got %s' % (', '.join(PROGRESS_STATES), _short_repr(body.get('state'))))
+    if problems:
+        raise BodyError(problems)
+    return body
+
+
+def _string(value: t.Any, limit: int, allow_empty: bool = False) -> bool:
+    return isinstance(value, str) and (allow_empty or bool(value)) and len(value) <= limit
+
+
+def _json_type(value: t.Any) -> str:
+    names = {dict: 'object', list: 'array', str: 'string', bool: 'boolean', int: 'number', float: 'number', type(None): 'null'}
+    return names.get(type(value), type(value).__name__)
+
+
+def _short_repr(value: t.Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + '...'
+
+
 # ---------------------------------------------------------------------------------------------------
 # sender
 
@@ -230,3 +341,76 @@ class WebhookSender:
             if attempt + 1 < self.attempts:
                 self.sleep(self._delay(attempt, retry_after))
         raise WebhookDeliveryError('gave up after %d attempts: %s' % (self.attempts, last_error), last_status)
+
+
+# ---------------------------------------------------------------------------------------------------
+# command line (for systemd units: ExecStart= with arguments; the token never goes on the command line)
+
+EXIT_DELIVERED = 0
+EXIT_REJECTED = 1
+EXIT_USAGE = 2
+EXIT_GAVE_UP = 75  # EX_TEMPFAIL: the receiver could not be reached; a unit may retry later
+
+
+def _argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='l3metal-webhook', description='Send one signed status webhook to the l3metal webhook receiver.')
+    parser.add_argument('--url', required=True, help='base URL of the receiver (the recipe callback.url)')
+    parser.add_argument('--serial', required=True, help='server serial number')
+    parser.add_argument('--token-file', help='file holding the per-job token (default: environment variable L3METAL_WEBHOOK_TOKEN)')
+    parser.add_argument('--job-id', help='job id (the recipe callback.job_id); the receiver checks it is the active job')
+    parser.add_argument('--delivery-id', help='delivery id to use (default: a new one); keep it when re-sending one event')
+    parser.add_argument('--attempts', type=int, default=8, help='tries before giving up (default 8)')
+    parser.add_argument('--timeout', type=float, default=10.0, help='seconds per try (default 10)')
+    parser.add_argument('--ca-file', help='CA bundle for an https receiver')
+    parser.add_argument('--insecure', action='store_true', help='do not verify the receiver certificate')
+    sub = parser.add_subparsers(dest='status', required=True)
+    sub.add_parser('success', help='the job succeeded')
+    failed = sub.add_parser('failed', help='the job failed')
+    failed.add_argument('--step', required=True, help='the unit that failed, e.g. bootloader-linux.service')
+    failed.add_argument('--reason', help='one line on why')
+    failed.add_argument('--log-tail-file', help="file with the last log lines ('-' for stdin); trimmed to the receiver's limit")
+    progress = sub.add_parser('progress', help='a step started or finished')
+    progress.add_argument('--step', required=True, help='the unit, e.g. partition.service')
+    progress.add_argument('--state', required=True, choices=PROGRESS_STATES)
+    return parser
+
+
+def _read_text(path: str) -> str:
+    if path == '-':
+        return sys.stdin.read()
+    with open(path, encoding='utf-8', errors='replace') as handle:
+        return handle.read()
+
+
+def main(argv: t.Sequence[str] | None = None) -> int:
+    """Send one webhook; exit 0 when delivered (or already delivered), 1 when refused, 75 after the last retry."""
+    args = _argument_parser().parse_args(argv)
+    try:
+        token = _read_text(args.token_file).strip() if args.token_file else os.environ.get('L3METAL_WEBHOOK_TOKEN', '')
+        if not token:
+            raise ValueError('no token: give --token-file or set L3METAL_WEBHOOK_TOKEN')
+        if args.status == 'success':
+            body = success_body()
+        elif args.status == 'failed':
+            log_tail = trim_log_tail(_read_text(args.log_tail_file)) if args.log_tail_file else None
+            body = failed_body(args.step, args.reason, log_tail)
+        else:
+            body = progress_body(args.step, args.state)
+        sender = WebhookSender(args.url, args.serial, token, job_id=args.job_id, timeout=args.timeout, attempts=args.attempts,
+                               ca_file=args.ca_file, validate_certs=not args.insecure)
+        status = sender.send(body, delivery_id=args.delivery_id)
+    except (OSError, ValueError) as exc:
+        sys.stderr.write('l3metal-webhook: %s\n' % exc)
+        return EXIT_USAGE
+    except WebhookDeliveryError as exc:
+        sys.stderr.write('l3metal-webhook: %s\n' % exc)
+        return EXIT_GAVE_UP if exc.status is None or exc.status >= 500 or exc.status in (408, 429) else EXIT_REJECTED
+    if status == 409:
+        sys.stderr.write('l3metal-webhook: %s: HTTP 409, already recorded or no longer accepted by the job; not retried\n' % args.status)
+    else:
+        sys.stderr.write('l3metal-webhook: %s delivered (HTTP %d)\n' % (args.status, status))
+    return EXIT_DELIVERED
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -8,6 +8,8 @@
 - ``waiting``: poll a condition with a deadline (never sleep-and-hope).
 - ``services``: start a real server process, wait until it answers, stop it, keep its log.
 - ``httpserver``: a static file server with Range/206, HEAD and ETag, recording every request.
+- ``receiver``: the webhook receiver as a real process, with helpers to create jobs and send
+  signed webhooks as a node would; ``nginx``: nginx serving a directory (reference and peer).
 - ``playbook``: run ansible-playbook against localhost with this collection on the path and get
   every task's result back as data.
 - ``sushy``: the sushy-tools Redfish emulator (fake driver) with auth, TLS, fixed power delay and a

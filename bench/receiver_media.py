@@ -1,0 +1,184 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Benchmark: media downloads from the receiver vs nginx (Debian nginx-light) on the same file, in one run.
+
+A 1 GiB file (the size of a maintenance ISO) in one directory, served by the receiver
+(``/media/``, one process, sendfile) and by nginx (``sendfile on``) twice: with the package's
+``worker_processes auto`` (one worker per core) and with one worker (one process, like the
+receiver).  Measured, rotating the order each round:
+
+- one whole-file download (curl, as a BMC fetching an ISO at once);
+- 8 concurrent whole-file downloads (wrk, 8 connections, many BMCs at once);
+- Range requests of 4 MiB at random offsets, 8 connections (wrk; how many BMCs read virtual media);
+- 1 MiB Range requests on one connection (a slow BMC reading block by block).
+
+Prints MiB/s for each and ``ratio = ours / nginx`` for both nginx settings (goal >= 1.0).  The receiver's resident memory
+(VmHWM, the peak) is read after serving a 64 MiB file and again after all the 1 GiB downloads: it
+does not grow with the file size.
+
+    .venv/bin/python bench/receiver_media.py               # 1 GiB, 3 rounds
+    .venv/bin/python bench/receiver_media.py --size-mib 256 --rounds 1 --duration 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import typing as t
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'tests' / 'integration'))
+
+from harness.nginx import Nginx  # noqa: E402  pylint: disable=wrong-import-position
+from harness.ports import free_port  # noqa: E402  pylint: disable=wrong-import-position
+from harness.services import Service  # noqa: E402  pylint: disable=wrong-import-position
+
+RANGE_LUA = r'''
+local size = tonumber(os.getenv("BENCH_SIZE"))
+local chunk = tonumber(os.getenv("BENCH_CHUNK"))
+local path = os.getenv("BENCH_PATH")
+local sequential = os.getenv("BENCH_SEQUENTIAL") == "1"
+local offset = 0
+math.randomseed(os.time())
+function request()
+    local start
+    if sequential then
+        start = offset
+        offset = (offset + chunk) % (size - chunk)
+    else
+        start = math.random(0, math.floor((size - chunk) / 4096)) * 4096
+    end
+    return wrk.format("GET", path, {["Range"] = "bytes=" .. start .. "-" .. (start + chunk - 1)})
+end
+'''
+
+
+def make_file(path: Path, size: int) -> None:
+    block = os.urandom(1 << 20)
+    with open(path, 'wb') as handle:
+        for _block in range(size >> 20):
+            handle.write(block)
+    # read it once so both servers start from the page cache
+    with open(path, 'rb') as handle:
+        while handle.read(8 << 20):
+            pass
+
+
+def mib_per_s(value: str) -> float:
+    number, unit = re.match(r'([0-9.]+)([KMG]?B)', value).groups()  # type: ignore[union-attr]
+    return float(number) * {'B': 1 / (1 << 20), 'KB': 1 / 1024, 'MB': 1.0, 'GB': 1024.0}[unit]
+
+
+def wrk(url: str, connections: int, duration: float, script: Path | None = None, env: dict[str, str] | None = None) -> float:
+    argv = ['wrk', '-t%d' % min(connections, 2), '-c%d' % connections, '-d%gs' % duration, '--timeout', '60s']
+    if script:
+        argv += ['-s', str(script)]
+    out = subprocess.run(argv + [url], capture_output=True, text=True, check=True, env=dict(os.environ, **(env or {}))).stdout
+    errors = re.search(r'Non-2xx or 3xx responses: (\d+)', out)
+    if errors:
+        raise RuntimeError('%s answered %s errors:\n%s' % (url, errors.group(1), out))
+    return mib_per_s(re.search(r'Transfer/sec:\s+(\S+)', out).group(1))  # type: ignore[union-attr]
+
+
+def curl_once(url: str) -> float:
+    out = subprocess.run(['curl', '-sS', '-o', '/dev/null', '-w', '%{speed_download} %{size_download}', url],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]) / (1 << 20)
+
+
+def peak_rss_mib(pid: int) -> tuple[float, float]:
+    status = Path('/proc/%d/status' % pid).read_text()
+    rss = int(re.search(r'VmRSS:\s+(\d+) kB', status).group(1)) / 1024  # type: ignore[union-attr]
+    hwm = int(re.search(r'VmHWM:\s+(\d+) kB', status).group(1)) / 1024  # type: ignore[union-attr]
+    return rss, hwm
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--size-mib', type=int, default=1024, help='size of the served file (default 1024)')
+    parser.add_argument('--rounds', type=int, default=3, help='rounds, alternating which server goes first (default 3)')
+    parser.add_argument('--duration', type=float, default=6.0, help='seconds per wrk run (default 6)')
+    args = parser.parse_args()
+    for tool in ('wrk', 'curl', 'nginx'):
+        if not shutil.which(tool) and not (tool == 'nginx' and os.path.exists('/usr/sbin/nginx')):
+            print('%s is missing (make test installs it: tests/apt-packages.d/receiver.txt)' % tool)
+            return 2
+
+    work = Path(tempfile.mkdtemp(prefix='receiver-media-bench-'))
+    media = work / 'media'
+    media.mkdir()
+    size = args.size_mib << 20
+    receiver: Service | None = None
+    nginx: Nginx | None = None
+    nginx_one: Nginx | None = None
+    try:
+        make_file(media / 'small.iso', 64 << 20)
+        make_file(media / 'big.iso', size)
+        port = free_port()
+        receiver = Service('receiver', [sys.executable, '-m', 'l3metal_receiver', '--host', '127.0.0.1', '--port', str(port),
+                                        '--data-dir', str(work / 'data'), '--media-dir', str(media), '--log-level', 'WARNING'],
+                           work / 'receiver.log', ready_url='http://127.0.0.1:%d/healthz' % port,
+                           env=dict(os.environ, PYTHONPATH=str(ROOT / 'roles' / 'webhook_receiver' / 'files'), PYTHONDONTWRITEBYTECODE='1'))
+        receiver.start()
+        nginx = Nginx(media, work / 'nginx', workers=0).start()
+        nginx_one = Nginx(media, work / 'nginx-one', workers=1).start()
+        pid = receiver.process.pid if receiver.process else 0
+        urls = {'ours': 'http://127.0.0.1:%d/media/big.iso' % port, 'nginx': nginx.url + '/big.iso', 'nginx-1': nginx_one.url + '/big.iso'}
+        kinds = list(urls)
+
+        curl_once('http://127.0.0.1:%d/media/small.iso' % port)
+        wrk('http://127.0.0.1:%d/media/small.iso' % port, 8, 2)
+        rss_small = peak_rss_mib(pid)
+
+        script = work / 'range.lua'
+        script.write_text(RANGE_LUA)
+        scenarios: dict[str, t.Callable[[str], float]] = {
+            'one whole-file download (curl)': curl_once,
+            '8 concurrent whole-file downloads': lambda url: wrk(url, 8, args.duration),
+            '4 MiB ranges at random offsets, 8 connections': lambda url: wrk(url, 8, args.duration, script, {
+                'BENCH_SIZE': str(size), 'BENCH_CHUNK': str(4 << 20), 'BENCH_PATH': '/' + url.split('/', 3)[3]}),
+            '1 MiB ranges in order, 1 connection': lambda url: wrk(url, 1, args.duration, script, {
+                'BENCH_SIZE': str(size), 'BENCH_CHUNK': str(1 << 20), 'BENCH_PATH': '/' + url.split('/', 3)[3], 'BENCH_SEQUENTIAL': '1'}),
+        }
+        results: dict[str, dict[str, list[float]]] = {name: {kind: [] for kind in kinds} for name in scenarios}
+        for round_ in range(args.rounds):
+            order = kinds[round_ % 3:] + kinds[:round_ % 3]
+            for name, measure in scenarios.items():
+                for kind in order:
+                    results[name][kind].append(measure(urls[kind]))
+            print('round %d done' % (round_ + 1), flush=True)
+        rss_big = peak_rss_mib(pid)
+    finally:
+        if receiver is not None:
+            receiver.stop()
+        for server in (nginx, nginx_one):
+            if server is not None:
+                server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print('media throughput, %d MiB file, %d rounds (median MiB/s; os.cpu_count()=%s, load average %s)'
+          % (args.size_mib, args.rounds, os.cpu_count(), ' '.join(open('/proc/loadavg').read().split()[:3])))
+    ok = True
+    for name, by_kind in results.items():
+        median = {kind: sorted(values)[len(values) // 2] for kind, values in by_kind.items()}
+        print('  %-46s ours %6.0f  nginx %6.0f (1 worker %6.0f)  ratio = ours / nginx = %.2f (vs 1 worker %.2f)'
+              % (name, median['ours'], median['nginx'], median['nginx-1'], median['ours'] / median['nginx'], median['ours'] / median['nginx-1']))
+    print('  receiver memory: after a 64 MiB file RSS %.0f MiB (peak %.0f); after the %d MiB runs RSS %.0f MiB (peak %.0f): '
+          'peak ratio %.2f' % (rss_small[0], rss_small[1], args.size_mib, rss_big[0], rss_big[1], rss_big[1] / rss_small[1]))
+    if rss_big[1] > rss_small[1] + 32:
+        print('  RSS grew with the file size')
+        ok = False
+    return 0 if ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

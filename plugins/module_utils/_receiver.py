@@ -1,0 +1,285 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Playbook side of the webhook receiver: a client for its job API and the logic of the
+``provision_job`` module and the ``provision_job_wait`` action.
+
+Errors are ``ReceiverError`` carrying the HTTP status and the receiver's problem document; their
+messages name the URL and say what to change.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import typing as t
+import urllib.error
+import urllib.parse
+
+from ansible.module_utils.common.parameters import env_fallback
+from ansible.module_utils.urls import open_url
+
+from ._jobs import ACTIVE_STATUSES, COMPLETE, QUEUED, SERIAL_PATTERN, TransitionError, check_transition, job_recipe, recipe_digest
+
+MAX_LONG_POLL = 25.0
+
+
+def receiver_argument_spec() -> dict[str, dict[str, t.Any]]:
+    """Options of the doc fragment l3metal.provision.receiver."""
+    return dict(
+        url=dict(type='str', required=True, fallback=(env_fallback, ['L3METAL_RECEIVER_URL'])),
+        api_token=dict(type='str', no_log=True, fallback=(env_fallback, ['L3METAL_RECEIVER_API_TOKEN'])),
+        validate_certs=dict(type='bool', default=True),
+        ca_path=dict(type='path'),
+        request_timeout=dict(type='float', default=30.0),
+    )
+
+
+def client_from_params(params: t.Mapping[str, t.Any]) -> ReceiverClient:
+    return ReceiverClient(params['url'], params.get('api_token'), params['validate_certs'], params.get('ca_path'), params['request_timeout'])
+
+
+class ReceiverError(Exception):
+    """The receiver refused a request or could not be reached."""
+
+    def __init__(self, message: str, status: int | None = None, problem: dict[str, t.Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.problem = problem or {}
+
+    @property
+    def errors(self) -> list[dict[str, str]]:
+        errors = self.problem.get('errors')
+        return errors if isinstance(errors, list) else []
+
+
+class ReceiverClient:
+    """The receiver's job API (``/api/v1/jobs``) over HTTP(S) with Ansible's ``open_url``."""
+
+    def __init__(self, url: str, api_token: str | None = None, validate_certs: bool = True, ca_path: str | None = None,
+                 timeout: float = 30.0) -> None:
+        if not url.startswith(('http://', 'https://')):
+            raise ReceiverError('url: %r must start with http:// or https://' % url)
+        self.url = url.rstrip('/')
+        self.api_token = api_token
+        self.validate_certs = validate_certs
+        self.ca_path = ca_path
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: t.Any = None, query: t.Mapping[str, t.Any] | None = None,
+                timeout: float | None = None) -> dict[str, t.Any]:
+        url = self.url + path + ('?' + urllib.parse.urlencode(query) if query else '')
+        headers = {'Accept': 'application/json'}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode('utf-8')
+            headers['Content-Type'] = 'application/json'
+        if self.api_token:
+            headers['Authorization'] = 'Bearer ' + self.api_token
+        try:
+            response = open_url(url, data=data, headers=headers, method=method, validate_certs=self.validate_certs, ca_path=self.ca_path,
+                                timeout=timeout or self.timeout, follow_redirects='none')
+            raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise self._http_error(method, url, exc) from None
+        except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts and TLS errors are OSErrors
+            reason = getattr(exc, 'reason', exc)
+            raise ReceiverError('cannot reach the webhook receiver at %s: %s (is it running, and is url right?)' % (url, reason)) from None
+        try:
+            doc = json.loads(raw) if raw else {}
+        except ValueError:
+            raise ReceiverError('%s %s answered something that is not JSON: %r' % (method, url, raw[:200])) from None
+        if not isinstance(doc, dict):
+            raise ReceiverError('%s %s answered a JSON %s, expected an object' % (method, url, type(doc).__name__))
+        return doc
+
+    def _http_error(self, method: str, url: str, exc: urllib.error.HTTPError) -> ReceiverError:
+        try:
+            raw = exc.read()
+            problem = json.loads(raw) if raw else {}
+        except (ValueError, OSError):
+            problem = {}
+        finally:
+            exc.close()
+        if not isinstance(problem, dict):
+            problem = {}
+        detail = problem.get('detail') or exc.reason
+        if exc.code == 401:
+            hint = ('set api_token (or the environment variable L3METAL_RECEIVER_API_TOKEN) to the token the receiver was started with'
+                    if not self.api_token else 'api_token is not the token the receiver was started with')
+            return ReceiverError('%s %s: HTTP 401: %s; %s' % (method, url, detail, hint), 401, problem)
+        return ReceiverError('%s %s: HTTP %d: %s' % (method, url, exc.code, detail), exc.code, problem)
+
+    # ------------------------------------------------------------------ endpoints
+
+    def create_job(self, serial: str, recipe: t.Mapping[str, t.Any], attached: t.Sequence[str] = (), public_url: str | None = None) -> dict[str, t.Any]:
+        body: dict[str, t.Any] = {'server_serial': serial, 'recipe': recipe}
+        if attached:
+            body['attached'] = list(attached)
+        if public_url:
+            body['public_url'] = public_url
+        return self.request('POST', '/api/v1/jobs', body)
+
+    def get_job(self, job_id: str) -> dict[str, t.Any]:
+        return self.request('GET', '/api/v1/jobs/' + urllib.parse.quote(job_id, safe=''))
+
+    def active_job(self, serial: str) -> dict[str, t.Any] | None:
+        jobs = self.request('GET', '/api/v1/jobs', query={'serial': serial, 'active': 'true', 'limit': 1}).get('jobs') or []
+        return jobs[0] if jobs else None
+
+    def set_status(self, job_id: str, status: str, failed_step: str | None = None, reason: str | None = None) -> dict[str, t.Any]:
+        body: dict[str, t.Any] = {'status': status}
+        if failed_step:
+            body['failed_step'] = failed_step
+        if reason:
+            body['reason'] = reason
+        return self.request('POST', '/api/v1/jobs/%s/status' % urllib.parse.quote(job_id, safe=''), body)
+
+    def reissue_token(self, job_id: str) -> dict[str, t.Any]:
+        return self.request('POST', '/api/v1/jobs/%s/token' % urllib.parse.quote(job_id, safe=''), {})
+
+    def events(self, job_id: str, after: int = 0, wait: float = 0) -> dict[str, t.Any]:
+        query = {'after': after, 'wait': '%g' % wait}
+        return self.request('GET', '/api/v1/jobs/%s/events' % urllib.parse.quote(job_id, safe=''), query=query, timeout=self.timeout + wait)
+
+
+# ---------------------------------------------------------------------------------------------------
+# provision_job
+
+SECRET_KEYS = ('token', 'callback', 'recipe')
+
+
+class JobResult(t.NamedTuple):
+    changed: bool
+    job: dict[str, t.Any] | None        # the job document (no secrets); None in check mode before creation
+    secrets: dict[str, t.Any] | None    # token, callback and the recipe with callback, when made by this call
+    created: bool
+    replaced: dict[str, t.Any] | None   # the job completed to make room (force), as it was before
+
+
+def check_serial(serial: str) -> str:
+    if not SERIAL_PATTERN.match(serial or ''):
+        raise ReceiverError('server_serial: %r is not a serial number (1 to 128 letters, digits and ._:-)' % serial)
+    return serial
+
+
+def _public(doc: dict[str, t.Any]) -> dict[str, t.Any]:
+    return {key: value for key, value in doc.items() if key not in SECRET_KEYS}
+
+
+def _secrets(doc: dict[str, t.Any]) -> dict[str, t.Any]:
+    return {key: doc[key] for key in SECRET_KEYS}
+
+
+def ensure_job(client: ReceiverClient, serial: str, recipe_source: t.Any, attached: t.Sequence[str] = (), public_url: str | None = None,
+               reissue_token: bool = False, force: bool = False, check_mode: bool = False) -> JobResult:
+    """Make sure ``serial`` has an active job with this recipe; create it (token returned once) when not.
+
+    An active job with an equivalent recipe is kept (``changed=False``, no token: it was returned when
+    the job was created).  ``reissue_token`` replaces the token of a still queued job and returns the
+    new one.  An active job with another recipe is an error unless ``force``, which completes it first.
+    """
+    check_serial(serial)
+    recipe = job_recipe(recipe_source, attached)  # RecipeError before anything is sent
+    digest = recipe_digest(recipe)
+    for _attempt in range(3):
+        active = client.active_job(serial)
+        replaced = None
+        if active is not None and active.get('recipe_sha256') == digest:
+            if not reissue_token:
+                return JobResult(False, active, None, False, None)
+            if active.get('status') != QUEUED:
+                raise ReceiverError('job %s of serial %s is %s: its node may already hold the token, so it cannot be reissued; '
+                                    'wait for the job or mark it complete (state=complete) and register again'
+                                    % (active.get('job_id'), serial, active.get('status')))
+            if check_mode:
+                return JobResult(True, active, None, False, None)
+            doc = client.reissue_token(active['job_id'])
+            return JobResult(True, _public(doc), _secrets(doc), False, None)
+        if active is not None:
+            if not force:
+                raise ReceiverError('serial %s already has an active job %s (%s) with a different recipe; mark it complete '
+                                    '(state=complete) or set force=true to complete it and create a new job'
+                                    % (serial, active.get('job_id'), active.get('status')))
+            replaced = active
+            if not check_mode:
+                client.set_status(active['job_id'], COMPLETE)
+        if check_mode:
+            return JobResult(True, None, None, True, replaced)
+        try:
+            doc = client.create_job(serial, recipe, attached, public_url)
+        except ReceiverError as exc:
+            if exc.status == 409 and 'active_job' in exc.problem:
+                continue  # another run created one in between: decide again
+            raise
+        return JobResult(True, _public(doc), _secrets(doc), True, replaced)
+    raise ReceiverError('serial %s: the active job kept changing while registering; try again' % serial)
+
+
+def ensure_status(client: ReceiverClient, wanted: str, job_id: str | None = None, serial: str | None = None, failed_step: str | None = None,
+                  reason: str | None = None, check_mode: bool = False) -> tuple[bool, dict[str, t.Any] | None, dict[str, t.Any] | None]:
+    """Move a job (by id, or the serial's active job) to ``wanted`` as a user; (changed, job before, job after)."""
+    if job_id:
+        current = client.get_job(job_id)
+    else:
+        found = client.active_job(check_serial(serial or ''))
+        if found is None:
+            if wanted == COMPLETE:
+                return False, None, None  # nothing active to complete
+            raise ReceiverError('serial %s has no active job to mark %s; register one with state=present first' % (serial, wanted))
+        current = found
+    try:
+        changed = check_transition(str(current.get('status')), wanted, 'user')
+    except TransitionError as exc:
+        raise ReceiverError('job %s: %s' % (current.get('job_id'), exc)) from None
+    if not changed:
+        return False, current, current
+    if check_mode:
+        return True, current, dict(current, status=wanted)
+    after = client.set_status(current['job_id'], wanted, failed_step, reason)
+    after.pop('changed', None)
+    return True, current, after
+
+
+# ---------------------------------------------------------------------------------------------------
+# provision_job_wait
+
+def describe_event(event: t.Mapping[str, t.Any]) -> str:
+    if event.get('type') == 'progress':
+        return '%s %s' % (event.get('step'), event.get('state'))
+    return 'status %s (%s)' % (event.get('status'), 'node' if event.get('source') == 'node' else 'controller')
+
+
+class WaitResult(t.NamedTuple):
+    job: dict[str, t.Any]
+    events: list[dict[str, t.Any]]
+    reached: bool
+    elapsed: float
+
+
+def wait_for_job(client: ReceiverClient, job_id: str, until: t.Collection[str], timeout: float,
+                 on_event: t.Callable[[dict[str, t.Any]], None] | None = None, clock: t.Callable[[], float] = time.monotonic) -> WaitResult:
+    """Follow a job's events (long polls) until its status is one of ``until`` or ``timeout`` seconds pass."""
+    start = clock()
+    after = 0
+    seen: list[dict[str, t.Any]] = []
+    while True:
+        remaining = timeout - (clock() - start)
+        doc = client.events(job_id, after, wait=max(0.0, min(MAX_LONG_POLL, remaining)))
+        for event in doc.get('events') or []:
+            seen.append(event)
+            if on_event is not None:
+                on_event(event)
+        after = int(doc.get('last_seq') or after)
+        job = doc.get('job') or {}
+        status = job.get('status')
+        if status in until:
+            return WaitResult(job, seen, True, clock() - start)
+        if status not in ACTIVE_STATUSES:
+            # complete and not wanted: it can never get there
+            return WaitResult(job, seen, False, clock() - start)
+        if clock() - start >= timeout:
+            return WaitResult(job, seen, False, clock() - start)

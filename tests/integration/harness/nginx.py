@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""nginx (Debian nginx-light) serving a directory on 127.0.0.1: the reference for how a static file
+server answers Range, HEAD and conditional requests, and the peer of the media benchmark."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .ports import free_port
+from .services import Service
+
+NGINX = shutil.which('nginx') or '/usr/sbin/nginx'
+
+_CONFIG = '''daemon off;
+worker_processes {workers};
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+{user}
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    default_type application/octet-stream;
+    client_body_temp_path {work}/tmp; proxy_temp_path {work}/tmp; fastcgi_temp_path {work}/tmp;
+    uwsgi_temp_path {work}/tmp; scgi_temp_path {work}/tmp;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+    }}
+}}
+'''
+
+
+class Nginx:
+    """``nginx -c <generated config>`` in the foreground, serving ``root`` until ``stop()``.
+
+    ``workers``: worker processes; 0 is the Debian package's ``auto`` (one per core).
+    """
+
+    def __init__(self, root: Path, work_dir: Path, workers: int = 1) -> None:
+        self.root = Path(root).resolve()
+        self.work_dir = Path(work_dir).resolve()
+        self.port = free_port()
+        self.workers = workers
+        self.service: Service | None = None
+
+    @property
+    def url(self) -> str:
+        return 'http://127.0.0.1:%d' % self.port
+
+    def start(self) -> Nginx:
+        (self.work_dir / 'tmp').mkdir(parents=True, exist_ok=True)
+        # as root, nginx workers would drop to "nobody", who cannot read a test's private temp dir
+        user = 'user root;' if os.geteuid() == 0 else ''
+        config = self.work_dir / 'nginx.conf'
+        config.write_text(_CONFIG.format(workers=self.workers or 'auto', work=self.work_dir, user=user, port=self.port, root=self.root))
+        self.service = Service('nginx', [NGINX, '-c', str(config), '-p', str(self.work_dir)], self.work_dir / 'nginx.log', port=self.port)
+        self.service.start()
+        return self
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.stop()

@@ -1,0 +1,156 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""provision_job through ansible-playbook against a real receiver: register (idempotent, check mode,
+token returned once), transitions, and task_iso fed with the returned recipe."""
+
+from __future__ import annotations
+
+import json
+
+from ansible_collections.l3metal.provision.plugins.module_utils import _webhook
+from harness.media import pycdlib_tree
+from harness.playbook import localhost_play
+from harness.receiver import FIRMWARE_RECIPE, LINUX_RECIPE, unique_serial
+
+
+def job_task(receiver, name='job', **options):
+    args = dict({'url': receiver.url}, **options)
+    if receiver.api_token and 'api_token' not in options:
+        args['api_token'] = receiver.api_token
+    return {'name': name, 'l3metal.provision.provision_job': args, 'register': name}
+
+
+def run(ansible_playbook, tasks, check=False, diff=False, extra_vars=None):
+    return ansible_playbook(localhost_play(tasks), check=check, diff=diff, extra_vars=extra_vars)
+
+
+def test_register_is_idempotent_returns_the_token_once_and_feeds_task_iso(ansible_playbook, receiver_factory, tmp_path):
+    receiver = receiver_factory(api_token='api-token-for-playbooks')
+    serial = unique_serial()
+    register = job_task(receiver, server_serial=serial, recipe='{{ recipe }}')
+    medium = {'name': 'medium', 'l3metal.provision.task_iso': {'dest': '{{ job.media_dir }}/task.iso', 'recipe': '{{ job.recipe }}'},
+              'when': 'job.token is not none'}
+
+    check = run(ansible_playbook, [register], check=True, diff=True, extra_vars={'recipe': LINUX_RECIPE}).assert_ok()
+    assert check.task('job').changed and check.task('job').result['created'] is True
+    assert check.task('job').result['job_id'] is None
+    assert receiver.list_jobs() == []
+
+    first = run(ansible_playbook, [register, medium], extra_vars={'recipe': LINUX_RECIPE}).assert_ok()
+    result = first.task('job').result
+    assert result['changed'] and result['created'] and result['status'] == 'queued'
+    job_id, token = result['job_id'], result['token']
+    assert result['callback'] == {'url': receiver.url, 'job_id': job_id, 'token': token, 'serial': serial}
+    assert token not in first.stdout
+    assert 'loopback address: servers cannot reach it' in ' '.join(result.get('warnings', []))
+    # the medium holds the recipe with its callback, at the per-job media URL
+    recipe_on_medium = json.loads(pycdlib_tree(receiver.media_dir / 'jobs' / job_id / 'task.iso', 'rr')['recipe.json'])
+    assert recipe_on_medium['callback'] == result['callback']
+    medium_url = result['media_url'] + 'task.iso'
+    assert receiver.request('GET', medium_url[len(receiver.url):]).status == 200
+
+    # the same recipe, written differently (key order, case of sizes): found, unchanged, no token
+    equivalent = dict(reversed(list(LINUX_RECIPE.items())))
+    equivalent['partition_layout'] = [dict(p, size=p['size'].lower()) for p in LINUX_RECIPE['partition_layout']]
+    second = run(ansible_playbook, [register, medium], extra_vars={'recipe': equivalent}).assert_ok()
+    again = second.task('job').result
+    assert not again['changed'] and again['job_id'] == job_id and again['token'] is None and again['recipe'] is None
+    assert second.task('medium').status == 'skipped'
+    assert run(ansible_playbook, [register], check=True, extra_vars={'recipe': LINUX_RECIPE}).assert_ok().task('job').changed is False
+
+    # the medium is lost while queued: a new token on request, the old one stops working
+    reissue = dict(register, **{'l3metal.provision.provision_job': dict(register['l3metal.provision.provision_job'], reissue_token=True)})
+    third = run(ansible_playbook, [reissue], extra_vars={'recipe': LINUX_RECIPE}).assert_ok()
+    new = third.task('job').result
+    assert new['changed'] and not new['created'] and new['token'] not in (None, token) and new['job_id'] == job_id
+    assert receiver.send_webhook({'server_serial': serial, 'token': token}, _webhook.success_body()).status == 401
+    assert len(receiver.list_jobs(serial=serial)) == 1
+
+
+def test_different_recipe_fails_unless_forced(ansible_playbook, receiver):
+    serial = unique_serial()
+    receiver.create_job(serial, FIRMWARE_RECIPE)
+    other = dict(FIRMWARE_RECIPE, firmware_url='http://firmware.example.com/bios-2.0.bin')
+    refused = run(ansible_playbook, [job_task(receiver, server_serial=serial, recipe=other)])
+    assert refused.rc != 0
+    assert 'different recipe' in refused.task('job').result['msg'] and 'force' in refused.task('job').result['msg']
+    assert len(receiver.list_jobs(serial=serial)) == 1
+
+    forced = run(ansible_playbook, [job_task(receiver, server_serial=serial, recipe=other, force=True)], diff=True).assert_ok()
+    result = forced.task('job').result
+    assert result['changed'] and result['created'] and result['replaced_job_id']
+    assert receiver.get_job(result['replaced_job_id'])['status'] == 'complete'
+    assert result['diff']['before']['status'] == 'queued' and result['diff']['after'] == {'job_id': result['job_id'], 'status': 'queued'}
+
+
+def test_transitions_with_check_mode_and_idempotency(ansible_playbook, receiver):
+    serial = unique_serial()
+    job = receiver.create_job(serial)
+    by_id = job_task(receiver, job_id=job['job_id'], state='provisioning')
+
+    check = run(ansible_playbook, [by_id], check=True, diff=True).assert_ok()
+    assert check.task('job').changed and check.task('job').result['status'] == 'provisioning'
+    assert check.task('job').result['diff'] == {'before': {'job_id': job['job_id'], 'status': 'queued'},
+                                                'after': {'job_id': job['job_id'], 'status': 'provisioning'}}
+    assert receiver.get_job(job['job_id'])['status'] == 'queued'
+
+    assert run(ansible_playbook, [by_id]).assert_ok().task('job').changed
+    assert receiver.get_job(job['job_id'])['status'] == 'provisioning'
+    assert not run(ansible_playbook, [by_id]).assert_ok().task('job').changed
+
+    receiver.sender(job).send(_webhook.success_body())
+    back = run(ansible_playbook, [by_id])
+    assert back.rc != 0 and 'succeeded cannot become provisioning' in back.task('job').result['msg']
+
+    by_serial = job_task(receiver, server_serial=serial, state='complete')
+    assert run(ansible_playbook, [by_serial]).assert_ok().task('job').result['status'] == 'complete'
+    # no active job left: completing again changes nothing
+    again = run(ansible_playbook, [by_serial]).assert_ok().task('job')
+    assert not again.changed and again.result['job'] is None
+
+
+def test_controller_side_failure(ansible_playbook, receiver):
+    serial = unique_serial()
+    job = receiver.create_job(serial)
+    failed = run(ansible_playbook, [job_task(receiver, server_serial=serial, state='failed', failed_step='redfish-boot',
+                                             reason='InsertMedia answered 500')]).assert_ok()
+    assert failed.task('job').result['status'] == 'failed'
+    stored = receiver.get_job(job['job_id'])
+    assert (stored['failed_step'], stored['reason']) == ('redfish-boot', 'InsertMedia answered 500')
+
+
+def test_bad_input_fails_with_a_clear_message(ansible_playbook, receiver_factory, unused_port):
+    receiver = receiver_factory(api_token='right-token')
+    bad_recipe = dict(LINUX_RECIPE, target_disk='sda')
+    cases = [
+        (job_task(receiver, server_serial='XF-1', recipe=bad_recipe), 'target_disk'),
+        (job_task(receiver, server_serial='XF-1', recipe=dict(FIRMWARE_RECIPE, callback={'url': 'http://x', 'job_id': 'j', 'token': 'x' * 20})),
+         'callback: is filled in by the webhook receiver'),
+        (job_task(receiver, server_serial='bad serial', recipe=FIRMWARE_RECIPE), 'server_serial'),
+        (job_task(receiver, server_serial='XF-1', recipe=FIRMWARE_RECIPE, api_token='wrong'), 'not the token the receiver was started with'),
+        ({'name': 'job', 'l3metal.provision.provision_job': {'url': 'http://127.0.0.1:%d' % unused_port, 'server_serial': 'XF-1',
+                                                             'recipe': FIRMWARE_RECIPE}}, 'cannot reach the webhook receiver'),
+        (job_task(receiver, job_id='no-such-job', state='complete'), 'HTTP 404'),
+        (job_task(receiver, server_serial='XF-NONE', state='provisioning'), 'has no active job'),
+        (job_task(receiver, server_serial='XF-1', state='failed'), 'failed_step'),
+    ]
+    tasks = [dict(task, name='case-%d' % n, ignore_errors=True) for n, (task, _message) in enumerate(cases)]
+    result = run(ansible_playbook, tasks)
+    for n, (_task, message) in enumerate(cases):
+        outcome = result.task('case-%d' % n)
+        assert outcome.status == 'ignored', message
+        assert message in outcome.result['msg'], (message, outcome.result['msg'])
+    assert 'Traceback' not in result.stdout + result.stderr
+    assert receiver.list_jobs() == []
+
+
+def test_url_and_token_from_module_defaults_and_environment(ansible_playbook, receiver_factory, monkeypatch):
+    receiver = receiver_factory(api_token='token-from-env')
+    monkeypatch.setenv('L3METAL_RECEIVER_API_TOKEN', 'token-from-env')
+    serial = unique_serial()
+    play = localhost_play([{'name': 'job', 'l3metal.provision.provision_job': {'server_serial': serial, 'recipe': FIRMWARE_RECIPE},
+                            'register': 'job'}],
+                          module_defaults={'group/l3metal.provision.receiver': {'url': receiver.url}})
+    assert ansible_playbook(play).assert_ok().task('job').result['created']
