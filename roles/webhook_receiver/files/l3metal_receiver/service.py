@@ -35,6 +35,10 @@ class SignatureRejected(Exception):
     """A webhook whose signature headers are missing, wrong or stale (wraps ``_webhook.SignatureError``)."""
 
 
+class SiteKeyForbidden(Exception):
+    """A correctly signed site-key report that asks for more than a site key may do (anything but the dispatcher's failure)."""
+
+
 class MediaGone(Exception):
     """A per-job media URL of a job that is complete."""
 
@@ -72,7 +76,8 @@ class Notifier:
 
 
 class JobService:
-    def __init__(self, data_dir: Path, media_dir: Path, committer: GroupCommitter, public_url: str | None = None) -> None:
+    def __init__(self, data_dir: Path, media_dir: Path, committer: GroupCommitter, public_url: str | None = None,
+                 site_keys: t.Sequence[str] = ()) -> None:
         self.data_dir = data_dir
         self.media_dir = media_dir
         self.committer = committer
@@ -82,6 +87,8 @@ class JobService:
         # serial -> (job id, token) of its active job: a webhook is verified without a database read.
         # Every write goes through this object, which keeps the cache right; the writer checks again.
         self._signing: dict[str, tuple[str, str]] = {}
+        # The site's node keys (--node-key-file): accepted only for the dispatcher's failure report (docs/webhooks.md).
+        self.site_keys = tuple(site_keys)
 
     @property
     def database(self) -> str:
@@ -200,6 +207,12 @@ class JobService:
         return job
 
     async def webhook(self, serial: str, headers: t.Mapping[str, str], body: bytes) -> WebhookOutcome:
+        try:
+            site = _webhook.key_id(headers) == _webhook.SITE_KEY_ID
+        except _webhook.SignatureError as exc:
+            raise SignatureRejected(str(exc)) from None
+        if site:
+            return await self._site_webhook(serial, headers, body)
         for attempt in (1, 2):
             key = self.signing_key(serial)
             try:
@@ -218,15 +231,54 @@ class JobService:
         raise NoActiveJob(serial)  # pragma: no cover - the second attempt returns or raises
 
     async def _apply_webhook(self, serial: str, key: tuple[str, str], headers: t.Mapping[str, str], body: bytes) -> WebhookOutcome:
+        delivery_id, _stamp = _webhook.verify(key[1], body, headers)
+        return await self._record(serial, key, delivery_id, _webhook.parse_body(body), 'node')
+
+    async def _record(self, serial: str, key: tuple[str, str], delivery_id: str, parsed: dict[str, t.Any], source: str) -> WebhookOutcome:
         job_id, token = key
-        delivery_id, _stamp = _webhook.verify(token, body, headers)
-        parsed = _webhook.parse_body(body)
-        outcome = await self.committer.run(lambda store: store.apply_webhook(serial, job_id, token, delivery_id, parsed, utc_now()))
+        outcome = await self.committer.run(lambda store: store.apply_webhook(serial, job_id, token, delivery_id, parsed, utc_now(), source))
         if outcome.status != outcome.previous_status:
-            LOG.info('job %s (serial %s): %s -> %s%s', job_id, serial, outcome.previous_status, outcome.status,
-                     ' at %s' % outcome.failed_step if outcome.status == FAILED else '')
+            LOG.info('job %s (serial %s): %s -> %s%s%s', job_id, serial, outcome.previous_status, outcome.status,
+                     ' at %s' % outcome.failed_step if outcome.status == FAILED else '', ' (site key)' if source == 'site' else '')
         self.notifier.notify(job_id)
         return outcome
+
+    async def _site_webhook(self, serial: str, headers: t.Mapping[str, str], body: bytes) -> WebhookOutcome:
+        """A report signed with the site node key: only ``failed`` at the dispatcher, only for the serial's active job.
+
+        Checked in this order, each before anything is read or written: signature (401), what is reported
+        (403), the serial's active job (404).
+        """
+        if not self.site_keys:
+            raise SignatureRejected('this receiver accepts no site-key reports (start it with --node-key-file)')
+        if not SERIAL_PATTERN.match(serial):
+            raise NoActiveJob(serial)
+        error = 'signature does not match'
+        for site_key in self.site_keys:
+            try:
+                delivery_id, _stamp = _webhook.verify(_webhook.site_signing_key(site_key, serial), body, headers)
+                break
+            except _webhook.SignatureError as exc:
+                error = str(exc)
+        else:
+            raise SignatureRejected('site key: %s' % error.replace('wrong token', 'wrong site node key'))
+        parsed = _webhook.parse_body(body)
+        if not _webhook.site_key_allows(parsed):
+            raise SiteKeyForbidden('a site-key report may only be status failed with failed_step %s (got status %s%s); '
+                                   'everything else needs the job\'s token'
+                                   % (_webhook.SITE_KEY_STEP, parsed['status'], ' at %s' % parsed.get('failed_step') if parsed.get('failed_step') else ''))
+        for attempt in (1, 2):
+            key = self.signing_key(serial)
+            try:
+                return await self._record(serial, key, delivery_id, parsed, 'site')
+            except NoActiveJob:
+                self._signing.pop(serial, None)
+                raise
+            except JobMismatch:
+                if attempt == 1 and self._signing_key_changed(serial, key):
+                    continue
+                raise
+        raise NoActiveJob(serial)  # pragma: no cover - the second attempt returns or raises
 
     async def transition(self, job_id: str, wanted: str, failed_step: str | None = None, reason: str | None = None) -> tuple[Job, bool]:
         job, changed = await self.committer.run(lambda store: store.transition(job_id, wanted, utc_now(), failed_step, reason))
