@@ -52,8 +52,23 @@ def loop_disk(tmp_path: Path) -> t.Iterator[t.Callable[[str], LoopDisk]]:
         return disk
 
     yield make
+    # a test that failed half-way may leave mounts (of the disks, or the vfat stand-in's tmpfs) below its directory
+    for point in mounts_below(tmp_path):
+        subprocess.run(['umount', '-l', point], check=False, capture_output=True)
     for disk in disks:
         disk.detach()
+
+
+def mounts_below(directory: Path) -> list[str]:
+    """Mount points at or below ``directory``, deepest first."""
+    base = str(directory.resolve())
+    points = []
+    with open('/proc/self/mounts', encoding='utf-8') as mounts:
+        for line in mounts:
+            point = line.split(' ')[1].encode().decode('unicode_escape')
+            if point == base or point.startswith(base + '/'):
+                points.append(point)
+    return sorted(points, key=lambda p: p.count('/'), reverse=True)
 
 
 DEBIAN_SUITE = 'bookworm'
