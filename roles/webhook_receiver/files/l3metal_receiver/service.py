@@ -211,12 +211,14 @@ class JobService:
             site = _webhook.key_id(headers) == _webhook.SITE_KEY_ID
         except _webhook.SignatureError as exc:
             raise SignatureRejected(str(exc)) from None
-        if site:
-            return await self._site_webhook(serial, headers, body)
+        site_report = self._check_site_report(serial, headers, body) if site else None
         for attempt in (1, 2):
             key = self.signing_key(serial)
             try:
-                return await self._apply_webhook(serial, key, headers, body)
+                if site_report is not None:
+                    return await self._record(serial, key, site_report[0], site_report[1], 'site')
+                delivery_id, _stamp = _webhook.verify(key[1], body, headers)
+                return await self._record(serial, key, delivery_id, _webhook.parse_body(body), 'node')
             except _webhook.SignatureError as exc:
                 if attempt == 1 and self._signing_key_changed(serial, key):
                     continue
@@ -230,10 +232,6 @@ class JobService:
                 raise
         raise NoActiveJob(serial)  # pragma: no cover - the second attempt returns or raises
 
-    async def _apply_webhook(self, serial: str, key: tuple[str, str], headers: t.Mapping[str, str], body: bytes) -> WebhookOutcome:
-        delivery_id, _stamp = _webhook.verify(key[1], body, headers)
-        return await self._record(serial, key, delivery_id, _webhook.parse_body(body), 'node')
-
     async def _record(self, serial: str, key: tuple[str, str], delivery_id: str, parsed: dict[str, t.Any], source: str) -> WebhookOutcome:
         job_id, token = key
         outcome = await self.committer.run(lambda store: store.apply_webhook(serial, job_id, token, delivery_id, parsed, utc_now(), source))
@@ -243,11 +241,10 @@ class JobService:
         self.notifier.notify(job_id)
         return outcome
 
-    async def _site_webhook(self, serial: str, headers: t.Mapping[str, str], body: bytes) -> WebhookOutcome:
-        """A report signed with the site node key: only ``failed`` at the dispatcher, only for the serial's active job.
+    def _check_site_report(self, serial: str, headers: t.Mapping[str, str], body: bytes) -> tuple[str, dict[str, t.Any]]:
+        """(delivery id, body) of a report signed with the site node key, which may only be ``failed`` at the dispatcher.
 
-        Checked in this order, each before anything is read or written: signature (401), what is reported
-        (403), the serial's active job (404).
+        Checked before the serial's active job is looked up: signature (401), then what is reported (403).
         """
         if not self.site_keys:
             raise SignatureRejected('this receiver accepts no site-key reports (start it with --node-key-file)')
@@ -267,18 +264,7 @@ class JobService:
             raise SiteKeyForbidden('a site-key report may only be status failed with failed_step %s (got status %s%s); '
                                    'everything else needs the job\'s token'
                                    % (_webhook.SITE_KEY_STEP, parsed['status'], ' at %s' % parsed.get('failed_step') if parsed.get('failed_step') else ''))
-        for attempt in (1, 2):
-            key = self.signing_key(serial)
-            try:
-                return await self._record(serial, key, delivery_id, parsed, 'site')
-            except NoActiveJob:
-                self._signing.pop(serial, None)
-                raise
-            except JobMismatch:
-                if attempt == 1 and self._signing_key_changed(serial, key):
-                    continue
-                raise
-        raise NoActiveJob(serial)  # pragma: no cover - the second attempt returns or raises
+        return delivery_id, parsed
 
     async def transition(self, job_id: str, wanted: str, failed_step: str | None = None, reason: str | None = None) -> tuple[Job, bool]:
         job, changed = await self.committer.run(lambda store: store.transition(job_id, wanted, utc_now(), failed_step, reason))
