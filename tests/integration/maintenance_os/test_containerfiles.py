@@ -117,8 +117,8 @@ def test_tool_images_build_on_the_tools_base(podman):
     # the collection's OCI code, as real files with the real content where the checkout has symlinks
     shared = ('_oci.py', '_oci_errors.py', '_oci_tar.py', '_oci_unpack.py')
     script = 'cd /usr/lib/l3metal/tools/l3mtools && ! find . -type l | grep -q . && cat ' + ' '.join(shared)
-    assert podman.sh('localhost/l3m-tools-base:test', script) == ''.join((COLLECTION_ROOT / 'plugins' / 'module_utils' / name).read_text()
-                                                                        for name in shared)
+    expected = ''.join((COLLECTION_ROOT / 'plugins' / 'module_utils' / name).read_text() for name in shared)
+    assert podman.sh('localhost/l3m-tools-base:test', script) == expected
     tools = sorted(p.parent.name for p in (COLLECTION_ROOT / 'maintenance_os' / 'tools').glob('*/Containerfile')
                    if p.parent.name not in ('base', 'supermicro-flasher'))  # supermicro needs the vendor's binary
     for tool in tools:
