@@ -16,6 +16,14 @@ Signing (documented for any client in docs/webhooks.md)::
 
     signed string = "v1:" + timestamp + ":" + delivery id + ":" + raw request body bytes
 
+A node that has no per-job token yet (no task medium, a recipe.json that does not parse) may report
+that one failure with the site's node key instead (see docs/webhooks.md, "Site key")::
+
+    X-L3metal-Key-Id: site
+    key = site_signing_key(<site node key>, <serial>)      # HMAC-SHA256(site key, "l3metal-site-report:v1:" + serial)
+
+and the receiver accepts nothing else signed that way (``site_key_allows``).
+
 The receiver rejects a missing or wrong signature (401), a timestamp more than ``MAX_SKEW`` seconds
 away from its clock, and a delivery id it has already accepted (409) - all without changing state.
 A sender retrying one event keeps its delivery id (new timestamp and signature per attempt), so a
@@ -55,6 +63,14 @@ import uuid
 SIGNATURE_HEADER = 'X-L3metal-Signature'
 TIMESTAMP_HEADER = 'X-L3metal-Timestamp'
 DELIVERY_HEADER = 'X-L3metal-Delivery'
+# Which key signed: absent (or "job") = the job's token; "site" = the site node key, derived per serial.
+KEY_ID_HEADER = 'X-L3metal-Key-Id'
+JOB_KEY_ID = 'job'
+SITE_KEY_ID = 'site'
+# The only report a site key may make: the dispatcher failed before it had a per-job token.
+SITE_KEY_STEP = 'provision-dispatcher.service'
+MIN_SITE_KEY_LENGTH = 32
+_SITE_KEY_CONTEXT = b'l3metal-site-report:v1:'
 SIGNATURE_VERSION = 'v1'
 MAX_SKEW = 300
 DELIVERY_ID_PATTERN = re.compile(r'^[A-Za-z0-9_-]{8,64}$')
@@ -156,6 +172,37 @@ def verify(token: str, body: bytes, headers: t.Mapping[str, str], now: float | N
     return delivery_id, int(stamp)
 
 
+def key_id(headers: t.Mapping[str, str]) -> str:
+    """``job`` or ``site``: which key the sender signed with (``X-L3metal-Key-Id``); ``SignatureError`` for others."""
+    value = (_header(headers, KEY_ID_HEADER) or JOB_KEY_ID).strip().lower()
+    if value not in (JOB_KEY_ID, SITE_KEY_ID):
+        raise SignatureError('%s must be %s or %s' % (KEY_ID_HEADER, JOB_KEY_ID, SITE_KEY_ID))
+    return value
+
+
+def site_signing_key(site_key: str, serial: str) -> str:
+    """The key a site-key report for ``serial`` is signed with: bound to the serial, so a captured report
+    cannot be replayed against another server."""
+    return hmac.new(site_key.encode('utf-8'), _SITE_KEY_CONTEXT + serial.encode('utf-8'), hashlib.sha256).hexdigest()
+
+
+def site_key_allows(body: t.Mapping[str, t.Any]) -> bool:
+    """A site key may only report ``failed`` at ``provision-dispatcher.service``: never progress or success."""
+    return body.get('status') == 'failed' and body.get('failed_step') == SITE_KEY_STEP
+
+
+def parse_site_keys(text: str, where: str = 'node key file') -> list[str]:
+    """The keys of a node key file: one per line (several while a key is being replaced), ``#`` comments."""
+    keys = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith('#')]
+    if not keys:
+        raise ValueError('%s holds no key' % where)
+    short = [index + 1 for index, key in enumerate(keys) if len(key) < MIN_SITE_KEY_LENGTH]
+    if short:
+        raise ValueError('%s: key %s is shorter than %d characters; make one with: openssl rand -hex 32'
+                         % (where, ', '.join(map(str, short)), MIN_SITE_KEY_LENGTH))
+    return keys
+
+
 # ---------------------------------------------------------------------------------------------------
 # bodies
 
@@ -167,7 +214,8 @@ def success_body(job_id: str | None = None) -> dict[str, t.Any]:
 def failed_body(step: str, reason: str | None = None, log_tail: str | None = None, job_id: str | None = None) -> dict[str, t.Any]:
     body: dict[str, t.Any] = {'status': 'failed', 'failed_step': step}
     if reason:
-        body['reason'] = reason
+        # the receiver refuses a longer reason (a recipe with many problems can produce one): keep its start
+        body['reason'] = reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 3] + '...'
     if log_tail:
         body['log_tail'] = log_tail
     return _with_job(body, job_id)
@@ -287,7 +335,7 @@ class WebhookSender:
 
     def __init__(self, base_url: str, serial: str, token: str, job_id: str | None = None, timeout: float = 10.0,
                  attempts: int = 8, backoff: float = 1.0, max_backoff: float = 30.0, ca_file: str | None = None,
-                 validate_certs: bool = True, sleep: t.Callable[[float], None] = time.sleep) -> None:
+                 validate_certs: bool = True, sleep: t.Callable[[float], None] = time.sleep, key_id: str | None = None) -> None:
         if not re.match(r'^https?://', base_url or ''):
             raise ValueError('callback url %r must start with http:// or https://' % base_url)
         self.url = base_url.rstrip('/') + WEBHOOK_PATH + urllib.parse.quote(serial, safe='')
@@ -298,6 +346,7 @@ class WebhookSender:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.sleep = sleep
+        self.key_id = key_id  # SITE_KEY_ID when ``token`` is site_signing_key(...)
         context = ssl.create_default_context(cafile=ca_file)
         if not validate_certs:
             context.check_hostname = False
@@ -323,6 +372,8 @@ class WebhookSender:
         for attempt in range(self.attempts):
             retry_after = None
             headers = dict(sign(self.token, data, delivery_id), **{'Content-Type': 'application/json'})
+            if self.key_id:
+                headers[KEY_ID_HEADER] = self.key_id
             request = urllib.request.Request(self.url, data=data, headers=headers, method='POST')
             try:
                 with self.opener.open(request, timeout=self.timeout) as response:

@@ -14,7 +14,7 @@ import sys
 import typing as t
 
 from . import callback as cb
-from . import dispatch, medium
+from . import dispatch, medium, site
 from .errors import ConfigError
 from .shared import _webhook
 
@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help='where installed provisioning targets are looked up (repeatable; default: the systemd unit directories)')
     run.add_argument('--attempts', type=int, default=8, help='webhook delivery attempts (default %(default)s)')
     run.add_argument('--timeout', type=float, default=10.0, help='seconds per webhook attempt (default %(default)s)')
+    run.add_argument('--serial-file', action='append', default=[], dest='serial_files',
+                     help='file holding the server serial number (repeatable; the first usable one wins; default: DMI %s)'
+                          % ', '.join(cb.DMI_SERIAL_FILES))
+    run.add_argument('--cmdline-file', default=site.CMDLINE_FILE,
+                     help='kernel command line to read l3metal.receiver=<url> from (default %(default)s)')
 
     notify = commands.add_parser('notify', help='send a signed status webhook for this job (used by the systemd units)')
     notify.add_argument('--status', required=True, choices=_webhook.STATUSES)
@@ -98,6 +103,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == 'run':
         options = dispatch.Options(medium=args.medium, run_dir=args.run_dir, dry_run=args.dry_run, label=args.label, reader=args.reader,
-                                   wait=args.wait, unit_dirs=args.unit_dirs, attempts=max(1, args.attempts), timeout=args.timeout)
+                                   wait=args.wait, unit_dirs=args.unit_dirs, attempts=max(1, args.attempts), timeout=args.timeout,
+                                   serial_files=args.serial_files or cb.DMI_SERIAL_FILES, cmdline_file=args.cmdline_file)
         return dispatch.run(options)
     return notify(args)

@@ -4,9 +4,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """``provisioner run``: task medium -> checked recipe -> run directory -> provisioning target.
 
-Every pre-flight failure that happens once the recipe's callback settings are known is reported
-with a signed ``failed`` webhook whose ``failed_step`` is ``provision-dispatcher.service``.  Before
-that (no medium, a recipe.json that does not parse) there is no per-job token to sign with: the
+Every pre-flight failure is reported with a signed ``failed`` webhook whose ``failed_step`` is
+``provision-dispatcher.service``: with the recipe's per-job callback once it is known, before that
+(no medium, a recipe.json that does not parse, no callback block) through the site fallback channel
+(``site.py``: the receiver and node key baked into the maintenance image).  Without either, the
 failure is logged to the console and the journal only, and the controller's job timeout applies.
 """
 
@@ -19,8 +20,8 @@ import typing as t
 
 from . import callback as cb
 from . import medium as media
-from . import runfiles, targets
-from .errors import PreflightError
+from . import runfiles, site, targets
+from .errors import ConfigError, PreflightError
 from .shared import _recipe, _recipe_schema, _webhook
 
 DISPATCHER_UNIT = 'provision-dispatcher.service'
@@ -38,6 +39,7 @@ class Options(t.NamedTuple):
     attempts: int = 8
     timeout: float = 10.0
     serial_files: t.Sequence[str] = cb.DMI_SERIAL_FILES
+    cmdline_file: str = site.CMDLINE_FILE
 
 
 class MediumContent(t.NamedTuple):
@@ -115,18 +117,36 @@ def prepare(options: Options, content: MediumContent, recipe_raw: dict[str, t.An
     settings = callback._asdict() if callback else None
     if settings is not None:
         settings.pop('serial')
+        if not settings['ca_file']:
+            settings.pop('ca_file')
     written = runfiles.write_run_dir(options.run_dir, recipe, payloads, settings, callback.serial if callback else None, content.meta_data)
     log('wrote %s to %s' % (', '.join(written), options.run_dir))
     return target
 
 
-def report_failure(callback: cb.Callback | None, reason: str, options: Options) -> None:
-    if callback is None:
-        log('cannot send the failed webhook: no usable callback settings (url, job_id, token, serial) were read')
-        return
+def _outcome(what: str, status: int) -> str:
+    if status == 409:  # the sender counts it as delivered: the receiver has this report, or the job is no longer open to it
+        return '%s: the receiver did not take it (HTTP 409: already recorded, or the job is complete or not the serial\'s active one)' % what
+    return '%s delivered (HTTP %d)' % (what, status)
+
+
+def report_failure(callback: cb.Callback | None, reason: str, options: Options, recipe: t.Any = None) -> None:
+    body = _webhook.failed_body(DISPATCHER_UNIT, reason)
     try:
-        status = cb.sender(callback, attempts=options.attempts, timeout=options.timeout).send(_webhook.failed_body(DISPATCHER_UNIT, reason))
-        log('failed webhook delivered (HTTP %d)' % status)
+        if callback is not None:
+            status = cb.sender(callback, attempts=options.attempts, timeout=options.timeout).send(body)
+            log(_outcome('failed webhook', status))
+            return
+        try:
+            fallback = site.channel(options.serial_files, recipe, cmdline_path=options.cmdline_file)
+        except ConfigError as exc:
+            log('cannot send the failed webhook: no usable per-job callback settings (url, job_id, token, serial) were read, '
+                'and the site fallback cannot be used: %s' % exc)
+            return
+        # A stale medium (another job of this serial) names its job: the receiver then refuses to fail the active one.
+        job_id = cb.recipe_job_id(recipe)
+        status = site.sender(fallback, attempts=options.attempts, timeout=options.timeout).send(dict(body, **({'job_id': job_id} if job_id else {})))
+        log(_outcome('failed webhook through the site fallback to %s for serial %s' % (fallback.url, fallback.serial), status))
     except (_webhook.WebhookDeliveryError, ValueError) as exc:
         log('failed webhook not delivered: %s' % exc)
 
@@ -142,6 +162,7 @@ def report_progress(callback: cb.Callback | None, options: Options) -> None:
 
 def run(options: Options) -> int:
     callback: cb.Callback | None = None
+    recipe_raw: t.Any = None
     try:
         content = read_medium(options)
         try:
@@ -159,11 +180,11 @@ def run(options: Options) -> int:
         return 0
     except PreflightError as exc:
         log('pre-flight failure: %s' % exc)
-        report_failure(callback, str(exc), options)
+        report_failure(callback, str(exc), options, recipe_raw)
         return 1
     except Exception as exc:  # pylint: disable=broad-exception-caught  # an unexpected bug must still be reported
         traceback.print_exc()
         reason = 'internal error in the dispatcher: %s: %s' % (type(exc).__name__, exc)
         log(reason)
-        report_failure(callback, reason, options)
+        report_failure(callback, reason, options, recipe_raw)
         return 1

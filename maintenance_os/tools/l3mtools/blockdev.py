@@ -109,18 +109,48 @@ def ntfs_mounted(device: str, read_only: bool = False) -> t.Iterator[str]:
             os.rmdir(path)
 
 
+def _make_dirs(path: str) -> list[str]:
+    """os.makedirs, returning the directories it created (outermost first)."""
+    missing = []
+    current = path
+    while not os.path.isdir(current):
+        missing.append(current)
+        current = os.path.dirname(current)
+    os.makedirs(path, exist_ok=True)
+    return list(reversed(missing))
+
+
 @contextlib.contextmanager
 def target_mounted(disk: str, plan: t.Sequence[tuple[str, t.Any]], root: str) -> t.Iterator[str]:
-    """Mount every (mountpoint, partition) of plan under root in order; unmount in reverse."""
-    done: list[str] = []
+    """Mount every (mountpoint, partition) of plan under root in order; unmount in reverse.
+
+    When the body fails, the mount point directories this created on the new system's filesystems
+    are removed again, so a failed step leaves those filesystems as it found them."""
+    done: list[tuple[str, list[str]]] = []  # (mounted path, directories created for it on the filesystem below)
+    failed = False
     try:
         for mountpoint, part in plan:
             path = os.path.join(root, mountpoint.lstrip('/'))
-            os.makedirs(path, exist_ok=True)
-            run(['mount', partition_node(disk, part.number), path])
-            done.append(path)
+            created = _make_dirs(path)
+            try:
+                run(['mount', partition_node(disk, part.number), path])
+            except BaseException:
+                _remove_dirs(created)
+                raise
+            done.append((path, created))
         yield root
+    except BaseException:
+        failed = True
+        raise
     finally:
-        for path in reversed(done):
+        for path, created in reversed(done):
             if run(['umount', path], check=False).returncode != 0:
                 log('warning: could not unmount %s' % path)
+            elif failed:  # the filesystem holding them is still mounted (the parents come later)
+                _remove_dirs(created)
+
+
+def _remove_dirs(created: t.Sequence[str]) -> None:
+    for path in reversed(created):
+        with contextlib.suppress(OSError):
+            os.rmdir(path)

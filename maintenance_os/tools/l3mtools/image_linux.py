@@ -62,7 +62,8 @@ def main() -> None:
     parts = layout.load()
     with blockdev.target_mounted(disk, layout.mounts(parts), NEW_ROOT) as root:
         log('unpacking %s into %s' % (reference, root))
-        oci.pull_and_unpack(reference, root)
+        result = oci.pull_and_unpack(reference, root)
+        log('unpacked manifest %s (%d bytes downloaded)' % (result.digest, result.bytes_downloaded))
         log(write_fstab(root, disk, parts))
 
 

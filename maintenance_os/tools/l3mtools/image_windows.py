@@ -43,7 +43,8 @@ def main() -> None:
     cache = os.environ.get(WIM_CACHE_VARIABLE, '/var/tmp')
     wim = os.path.join(cache, 'install.wim')
     log('fetching %s to %s' % (reference, wim))
-    oci.pull_blob_to_file(reference, wim)
+    result = oci.pull_blob_to_file(reference, wim)
+    log('fetched manifest %s (%d bytes downloaded)' % (result.digest, result.bytes_downloaded))
     try:
         apply_wim(wim, device, index)
     finally:

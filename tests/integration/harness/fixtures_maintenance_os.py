@@ -2,7 +2,7 @@
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Fixtures of the maintenance OS suites: the webhook endpoint, loop devices, the Quadlet generator."""
+"""Fixtures of the maintenance OS suites: a receiver that knows the site node key, loop devices, the Quadlet generator."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import pytest
 
 from .loopdev import LoopDisk
 from .playbook import COLLECTION_ROOT
+from .receiver import Receiver, write_node_key
 from .usersystemd import UserManager
-from .webhook_sink import WebhookSink
 
 
 def cache_dir() -> Path:
@@ -30,15 +30,14 @@ def cache_dir() -> Path:
     return (checkout if (checkout / 'Makefile').is_file() else COLLECTION_ROOT) / '.cache'
 
 
-@pytest.fixture
-def webhook_receiver() -> t.Iterator[WebhookSink]:
-    """Where the maintenance OS sends webhooks: ``url``, ``add_job(serial, job_id, token)``, ``bodies(serial)``.
-
-    A signature-checking sink (harness.webhook_sink) until the real receiver is wired in here.
-    """
-    sink = WebhookSink().start()
-    yield sink
-    sink.stop()
+@pytest.fixture(scope='module')
+def site_receiver(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Receiver]:
+    """The real receiver started with ``--node-key-file`` (key ``harness.receiver.NODE_KEY``), shared by a module's tests
+    (each registers jobs for serials of its own, harness.provisioner.NodeJob)."""
+    work = tmp_path_factory.mktemp('site-receiver')
+    server = Receiver(work, extra_args=['--node-key-file', str(write_node_key(work))]).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -52,8 +51,23 @@ def loop_disk(tmp_path: Path) -> t.Iterator[t.Callable[[str], LoopDisk]]:
         return disk
 
     yield make
+    # a test that failed half-way may leave mounts (of the disks, or the vfat stand-in's tmpfs) below its directory
+    for point in mounts_below(tmp_path):
+        subprocess.run(['umount', '-l', point], check=False, capture_output=True)
     for disk in disks:
         disk.detach()
+
+
+def mounts_below(directory: Path) -> list[str]:
+    """Mount points at or below ``directory``, deepest first."""
+    base = str(directory.resolve())
+    points = []
+    with open('/proc/self/mounts', encoding='utf-8') as mounts:
+        for line in mounts:
+            point = line.split(' ')[1].encode().decode('unicode_escape')
+            if point == base or point.startswith(base + '/'):
+                points.append(point)
+    return sorted(points, key=lambda p: p.count('/'), reverse=True)
 
 
 DEBIAN_SUITE = 'bookworm'

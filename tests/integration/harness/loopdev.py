@@ -75,6 +75,9 @@ class LoopDisk:
 
 def fat_files(device: str) -> dict[str, bytes]:
     """Every file on a FAT filesystem (device or image), read with mtools."""
+    listing = subprocess.run(['mdir', '-b', '-i', device, '::/'], capture_output=True, text=True, env=MTOOLS_ENV, check=True).stdout
+    if not listing.strip():
+        return {}  # mcopy of '::/*' fails on an empty filesystem
     with tempfile.TemporaryDirectory() as work:
         sh('mcopy', '-s', '-n', '-i', device, '::/*', work + '/', env=MTOOLS_ENV)
         root = Path(work)

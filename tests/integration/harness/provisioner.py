@@ -2,7 +2,8 @@
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Run the maintenance OS dispatcher CLI from the collection tree, and build task media with task_iso's code."""
+"""Run the maintenance OS dispatcher CLI from the collection tree, build task media with task_iso's code,
+and register the jobs those media belong to with the real webhook receiver (``NodeJob``)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,19 @@ import sys
 import typing as t
 from pathlib import Path
 
-from ansible_collections.l3metal.provision.plugins.module_utils import _task_media
+from ansible_collections.l3metal.provision.plugins.module_utils import _task_media, _webhook
 
 from .playbook import COLLECTION_ROOT
+from .receiver import Receiver, unique_serial
+from .waiting import wait_for
 
 DISPATCHER_PATH = COLLECTION_ROOT / 'maintenance_os' / 'dispatcher'
 TOKEN = 'job-token-0123456789abcdef'
 SERIAL = 'SN-TEST-0001'
 JOB_ID = 'job-42'
+# For media whose webhooks nobody receives (the tool tests): nothing listens on port 9.
+UNUSED_CALLBACK = {'url': 'http://127.0.0.1:9', 'job_id': JOB_ID, 'token': TOKEN, 'serial': SERIAL}
+DISPATCHER_UNIT = _webhook.SITE_KEY_STEP
 
 USER_DATA = b'#cloud-config\nhostname: node01\nruncmd:\n  - echo "it\'s $HOME"\n'
 UNATTEND = b'<?xml version="1.0"?>\n<unattend xmlns="urn:schemas-microsoft-com:unattend"><!-- admin password --></unattend>\n'
@@ -32,7 +38,7 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def linux_recipe(callback_url: str, **overrides: t.Any) -> dict[str, t.Any]:
+def linux_recipe(callback: t.Mapping[str, str] | None = None, **overrides: t.Any) -> dict[str, t.Any]:
     recipe: dict[str, t.Any] = {
         'task_target': 'install-linux.target',
         'target_disk': '/dev/sda',
@@ -43,13 +49,13 @@ def linux_recipe(callback_url: str, **overrides: t.Any) -> dict[str, t.Any]:
             {'size': '16M', 'type_guid': '8300', 'format': 'vfat', 'label': 'cidata'},
             {'size': '100%', 'type_guid': '8300', 'format': 'ext4'},
         ],
-        'callback': {'url': callback_url, 'job_id': JOB_ID, 'token': TOKEN, 'serial': SERIAL},
+        'callback': dict(callback or UNUSED_CALLBACK),
     }
     recipe.update(overrides)
     return recipe
 
 
-def windows_recipe(callback_url: str) -> dict[str, t.Any]:
+def windows_recipe(callback: t.Mapping[str, str] | None = None) -> dict[str, t.Any]:
     return {
         'task_target': 'install-windows.target',
         'target_disk': '/dev/nvme0n1',
@@ -60,7 +66,7 @@ def windows_recipe(callback_url: str) -> dict[str, t.Any]:
             {'size': '16M', 'type_guid': '0c01'},
             {'size': '100%', 'type_guid': '0700', 'format': 'ntfs', 'label': 'Windows'},
         ],
-        'callback': {'url': callback_url, 'job_id': JOB_ID, 'token': TOKEN, 'serial': SERIAL},
+        'callback': dict(callback or UNUSED_CALLBACK),
     }
 
 
@@ -85,6 +91,37 @@ def run_provisioner(*args: str, env: t.Mapping[str, str] | None = None, timeout:
     environment.update(env or {})
     return subprocess.run([sys.executable, '-m', 'provisioner'] + list(args), env=environment, capture_output=True,
                           text=True, timeout=timeout, check=False)
+
+
+class NodeJob:
+    """A job registered with the real receiver, as a playbook registers it, for the recipe a test puts on a medium.
+
+    ``recipe(base)`` is ``base`` with the job's callback block (url, job id, per-job token, serial):
+    what the provision_job module hands to task_iso.  State is read back through the receiver's API.
+    """
+
+    def __init__(self, receiver: Receiver, recipe: t.Mapping[str, t.Any] | None = None, attached: t.Sequence[str] = ()) -> None:
+        self.receiver = receiver
+        base = dict(recipe or linux_recipe())
+        base.pop('callback', None)
+        self.doc = receiver.create_job(unique_serial('SN'), base, attached=list(attached))
+        self.job_id: str = self.doc['job_id']
+        self.serial: str = self.doc['server_serial']
+        self.callback: dict[str, str] = self.doc['callback']
+
+    def recipe(self, base: t.Mapping[str, t.Any] | None = None) -> dict[str, t.Any]:
+        return dict(base if base is not None else self.doc['recipe'], callback=dict(self.callback))
+
+    def state(self) -> dict[str, t.Any]:
+        return self.receiver.get_job(self.job_id)
+
+    def events(self) -> list[dict[str, t.Any]]:
+        """The job's events without seq and time: [{'type': 'status', 'source': 'user', 'status': 'queued'}, ...]."""
+        return [{key: value for key, value in event.items() if key not in ('seq', 'at')} for event in self.receiver.events(self.job_id)]
+
+    def wait_for_status(self, *statuses: str, timeout: float = 30.0) -> dict[str, t.Any]:
+        wait_for(lambda: self.state()['status'] in statuses, timeout=timeout, what='job %s to become %s' % (self.job_id, '/'.join(statuses)))
+        return self.state()
 
 
 def read_env_names(path: Path) -> list[str]:

@@ -49,12 +49,23 @@ LINUX_RECIPE: dict[str, t.Any] = {
 }
 
 
+# A site node key (--node-key-file; baked into a site's maintenance image by maintenance_os/site/Containerfile).
+NODE_KEY = 'site-node-key-0123456789abcdef0123456789abcdef'
+
 _SERIALS = itertools.count(1)
 
 
 def unique_serial(prefix: str = 'XF') -> str:
     """A serial number no other test of this session uses (for tests sharing one receiver)."""
     return '%s-%d-%05d' % (prefix, os.getpid(), next(_SERIALS))
+
+
+def write_node_key(directory: Path, key: str = NODE_KEY) -> Path:
+    """``directory/node-key`` (0600) holding ``key`` (or several keys, one per line)."""
+    path = directory / 'node-key'
+    path.write_text(key + '\n')
+    path.chmod(0o600)
+    return path
 
 
 class Response(t.NamedTuple):
@@ -195,6 +206,13 @@ class Receiver:
                      timestamp: int | None = None, token: str | None = None) -> Response:
         """POST a webhook for ``job`` (a create_job document) signed with its token; return the answer."""
         path, data, headers = self.signed_request(job, body, delivery_id, timestamp, token)
+        return self.request('POST', path, raw=data, headers=headers, auth=False)
+
+    def send_site_webhook(self, serial: str, body: t.Mapping[str, t.Any] | bytes, site_key: str, delivery_id: str | None = None,
+                          key_id: str = _webhook.SITE_KEY_ID) -> Response:
+        """POST a webhook for ``serial`` signed with the site node key, as a node without a job token signs it."""
+        path, data, headers = self.signed_request({'server_serial': serial}, body, delivery_id, token=_webhook.site_signing_key(site_key, serial))
+        headers[_webhook.KEY_ID_HEADER] = key_id
         return self.request('POST', path, raw=data, headers=headers, auth=False)
 
     def sender(self, job: t.Mapping[str, t.Any], **kwargs: t.Any) -> _webhook.WebhookSender:

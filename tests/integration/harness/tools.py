@@ -13,51 +13,72 @@ import sys
 import typing as t
 from pathlib import Path
 
+from ansible_collections.l3metal.provision.plugins.module_utils import _oci_push
+
 from .playbook import COLLECTION_ROOT
+from .registry import Registry
 
 TOOLS_PATH = COLLECTION_ROOT / 'maintenance_os' / 'tools'
 
 
-OCI_STAND_IN = '''"""Test stand-in for plugins/module_utils/_oci.py: same two functions, reading a local file instead of a registry."""
-import json, os, shutil, tarfile
+# This kernel has no vfat driver.  For the image-linux step, which mounts the ESP at /boot/efi before the
+# unpack, these two programs stand in for it: "mount DEV DIR" of a FAT filesystem mounts a tmpfs at DIR
+# (seeded from DEV with mtools), and "umount DIR" writes DIR's tree back onto DEV with mtools first.
+# Anything else goes to the real mount/umount.  Tests read the ESP back with mtools, as always.
+VFAT_MOUNT = """#!/bin/sh
+STATE=%(state)s
+if [ $# -eq 2 ] && [ "$(blkid -c /dev/null -o value -s TYPE "$1")" = vfat ]; then
+    %(mount)s -t tmpfs -o mode=0755 l3m-test-vfat "$2" || exit 32
+    realpath "$2" > "$STATE/$(basename "$1")"
+    MTOOLS_SKIP_CHECK=1 MTOOLSRC=/dev/null mcopy -s -n -m -i "$1" '::/*' "$2/" 2>/dev/null
+    exit 0
+fi
+exec %(mount)s "$@"
+"""
+VFAT_UMOUNT = """#!/bin/sh
+STATE=%(state)s
+if [ $# -eq 1 ]; then
+    target=$(realpath "$1")
+    for record in "$STATE"/*; do
+        [ -f "$record" ] && [ "$(cat "$record")" = "$target" ] || continue
+        device=/dev/$(basename "$record")
+        find "$target" -mindepth 1 -maxdepth 1 -exec env MTOOLS_SKIP_CHECK=1 MTOOLSRC=/dev/null mcopy -s -o -m -i "$device" {} ::/ \\; || exit 32
+        rm -f "$record"
+    done
+fi
+exec %(umount)s "$@"
+"""
 
 
-def _record(*call):
-    with open(os.environ['OCI_STAND_IN_LOG'], 'a') as handle:
-        handle.write(json.dumps(call) + '\\n')
+def vfat_stand_in(directory: Path) -> Path:
+    """A directory with the ``mount``/``umount`` stand-ins above; put it first on the step's PATH."""
+    state = directory / 'state'
+    state.mkdir(parents=True)
+    values = {'state': state, 'mount': shutil.which('mount'), 'umount': shutil.which('umount')}
+    for name, text in (('mount', VFAT_MOUNT), ('umount', VFAT_UMOUNT)):
+        (directory / name).write_text(text % values)
+        (directory / name).chmod(0o755)
+    return directory
 
 
-def pull_and_unpack(reference, dest_dir, **kwargs):
-    _record('pull_and_unpack', reference, dest_dir)
-    with tarfile.open(os.environ['OCI_STAND_IN_SOURCE']) as tar:
-        tar.extractall(dest_dir, filter='tar')
-
-
-def pull_blob_to_file(reference, path, **kwargs):
-    _record('pull_blob_to_file', reference, path)
-    shutil.copyfile(os.environ['OCI_STAND_IN_SOURCE'], path)
-'''
-
-
-def tools_with_oci_stand_in(dest: Path) -> Path:
-    """A copy of l3mtools whose _oci.py is OCI_STAND_IN.
-
-    The shared OCI code lands separately (it is imported, not written, by the image steps); until then
-    this checks the steps' side of the contract: which function they call with which arguments, and
-    what they do around it.  Returns the directory to use as the tools path.
-    """
-    shutil.copytree(TOOLS_PATH / 'l3mtools', dest / 'l3mtools', ignore=shutil.ignore_patterns('__pycache__'))
-    (dest / 'l3mtools' / '_oci.py').write_text(OCI_STAND_IN)
-    return dest
-
-
-def run_tool(step: str, run_dir: Path, env: t.Mapping[str, str], timeout: float = 300, tools_path: Path | None = None) -> subprocess.CompletedProcess[str]:
-    environment = dict(os.environ, PYTHONPATH=str(tools_path or TOOLS_PATH), PROVISION_RUN_DIR=str(run_dir))
+def run_tool(step: str, run_dir: Path, env: t.Mapping[str, str], timeout: float = 300, path_first: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``python3 -m l3mtools.<step>`` with recipe.env's variables in ``env``; ``path_first`` goes before PATH (vfat_stand_in)."""
+    environment = dict(os.environ, PYTHONPATH=str(TOOLS_PATH), PROVISION_RUN_DIR=str(run_dir))
+    if path_first is not None:
+        environment['PATH'] = '%s:%s' % (path_first, environment.get('PATH', '/usr/bin:/bin'))
     environment.update(env)
     return subprocess.run([sys.executable, '-m', 'l3mtools.' + step], env=environment, capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def push_file(registry: Registry, repository: str, path: Path, tag: str = '1.0') -> tuple[str, str]:
+    """Push ``path`` as a one-layer artifact with the collection's push code (what oci_artifact state=present does);
+    returns (reference, the layer's digest)."""
+    reference = '%s/%s:%s' % (registry.host, repository, tag)
+    result = _oci_push.push_artifact(reference, [_oci_push.PushFile(str(path))], **registry.client_options())
+    return reference, result.manifest['layers'][0]['digest']
+
+
 def import_tools() -> None:
-    """Make ``import l3mtools`` work in the test process (for steps whose OCI fetch is not run here)."""
+    """Make ``import l3mtools`` work in the test process (to call a step's helpers directly)."""
     if str(TOOLS_PATH) not in sys.path:
         sys.path.insert(0, str(TOOLS_PATH))

@@ -58,7 +58,7 @@ def podman(tmp_path_factory):
     rootfs = base / 'rootfs'
     (rootfs / 'bin').mkdir(parents=True)
     shutil.copy2('/bin/busybox', rootfs / 'bin' / 'busybox')
-    for applet in ('sh', 'cp', 'rm', 'find', 'test', 'mkdir', 'sed', 'ln', 'chmod', 'basename', 'ls', 'cat', 'readlink', 'grep', 'env'):
+    for applet in ('sh', 'cp', 'rm', 'find', 'test', 'mkdir', 'sed', 'ln', 'chmod', 'basename', 'ls', 'cat', 'readlink', 'grep', 'env', 'stat'):
         (rootfs / 'bin' / applet).symlink_to('busybox')
     subprocess.run(['tar', '-C', str(rootfs), '-cf', str(base / 'rootfs.tar'), '.'], check=True)
     runner = Podman(base)
@@ -85,6 +85,28 @@ def test_maintenance_os_image(podman):
     units = podman.sh(image, 'ls /usr/lib/systemd/system').split()
     assert {'install-linux.target', 'provision-failed@.service', 'provision-success@.service'} <= set(units)
     assert podman.sh(image, 'test -x /usr/sbin/provisioner && echo ok').strip() == 'ok'
+    # the image steps mount /etc/l3metal/registry: it exists even without a site layer
+    assert podman.sh(image, 'test -d /etc/l3metal/registry && ls -A /etc/l3metal/registry && echo empty').strip() == 'empty'
+
+
+def test_site_layer_adds_the_site_settings_root_only(podman, tmp_path):
+    podman.build('maintenance_os/Containerfile', 'localhost/l3m-maint:test', 'TOOLS_REGISTRY=registry.internal:5000/tools')  # cached
+    site = tmp_path / 'site'
+    (site / 'registry').mkdir(parents=True)
+    (site / 'site.env').write_text('L3METAL_RECEIVER_URL="https://10.1.1.10:8443"\nOCI_CA_FILE="/etc/l3metal/registry/ca.pem"\n')
+    (site / 'node-key').write_text('0' * 64 + '\n')
+    (site / 'registry' / 'ca.pem').write_text('-----BEGIN CERTIFICATE-----\n')
+    podman('build', '-q', '--network', 'none', '--build-arg', 'BASE=localhost/l3m-maint:test', '-f',
+           str(COLLECTION_ROOT / 'maintenance_os' / 'site' / 'Containerfile'), '-t', 'localhost/l3m-site:test', str(site))
+    listing = podman.sh('localhost/l3m-site:test', 'cd /etc/l3metal && find . | sort | while read f; do stat -c "%a %n" "$f"; done').split('\n')
+    assert [line for line in listing if line] == ['755 .', '600 ./node-key', '755 ./registry', '600 ./registry/ca.pem', '600 ./site.env']
+    assert podman.sh('localhost/l3m-site:test', 'cat /etc/l3metal/site.env') == (site / 'site.env').read_text()
+    # without site.env the layer refuses to build
+    (site / 'site.env').unlink()
+    proc = subprocess.run(['podman', '--root', str(podman.base / 'storage'), '--runroot', str(podman.base / 'run'), 'build', '-q', '--network', 'none',
+                           '--build-arg', 'BASE=localhost/l3m-maint:test', '-f', str(COLLECTION_ROOT / 'maintenance_os' / 'site' / 'Containerfile'),
+                           str(site)], env=podman.env, capture_output=True, text=True, check=False, timeout=300)
+    assert proc.returncode != 0
 
 
 def test_tool_images_build_on_the_tools_base(podman):
@@ -92,6 +114,11 @@ def test_tool_images_build_on_the_tools_base(podman):
     files = podman.sh('localhost/l3m-tools-base:test', 'ls /usr/lib/l3metal/tools/l3mtools; env').split()
     assert {'partition.py', 'blockdev.py', 'layout.py', 'common.py', 'oci.py'} <= set(files)
     assert 'PYTHONPATH=/usr/lib/l3metal/tools' in files
+    # the collection's OCI code, as real files with the real content where the checkout has symlinks
+    shared = ('_oci.py', '_oci_errors.py', '_oci_tar.py', '_oci_unpack.py')
+    script = 'cd /usr/lib/l3metal/tools/l3mtools && ! find . -type l | grep -q . && cat ' + ' '.join(shared)
+    expected = ''.join((COLLECTION_ROOT / 'plugins' / 'module_utils' / name).read_text() for name in shared)
+    assert podman.sh('localhost/l3m-tools-base:test', script) == expected
     tools = sorted(p.parent.name for p in (COLLECTION_ROOT / 'maintenance_os' / 'tools').glob('*/Containerfile')
                    if p.parent.name not in ('base', 'supermicro-flasher'))  # supermicro needs the vendor's binary
     for tool in tools:

@@ -26,7 +26,7 @@ from ._recipe import RecipeError
 from ._recipe_schema import PAYLOAD_FILES
 from .committer import CommitterStopped
 from .media import media_response, public_media_path
-from .service import JobService, MediaGone, SignatureRejected
+from .service import JobService, MediaGone, SignatureRejected, SiteKeyForbidden
 from .store import ActiveJobExists, DuplicateDelivery, JobMismatch, JobNotFound, NoActiveJob, StatusRejected, TokenNotReissuable
 
 LOG = logging.getLogger('l3metal_receiver.api')
@@ -96,6 +96,8 @@ def _map_error(exc: BaseException) -> web.Response | None:
         return problem(400, 'invalid body: ' + str(exc), _field_errors(exc.problems))
     if isinstance(exc, SignatureRejected):
         return problem(401, str(exc))
+    if isinstance(exc, SiteKeyForbidden):
+        return problem(403, str(exc))
     if isinstance(exc, (JobNotFound, NoActiveJob)):
         return problem(404, str(exc))
     if isinstance(exc, MediaGone):

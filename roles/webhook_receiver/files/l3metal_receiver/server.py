@@ -27,7 +27,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import __version__
+from . import __version__, _webhook
 from .api import build_app
 from .committer import GroupCommitter
 from .service import JobService
@@ -46,6 +46,7 @@ class Settings:
     tls_cert: str | None = None
     tls_key: str | None = None
     api_token: str | None = None
+    site_keys: tuple[str, ...] = ()
     access_log: bool = False
     log_file: str | None = None
     log_level: str = 'INFO'
@@ -66,6 +67,9 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
     parser.add_argument('--tls-key', help='PEM private key for --tls-cert')
     parser.add_argument('--api-token-file', help='file holding the token /api/v1/jobs requests must send as "Authorization: Bearer"; '
                                                  'default: environment variable %s; none: the job API is open' % TOKEN_ENV)
+    parser.add_argument('--node-key-file', help='the site node key(s) baked into the maintenance image, one per line: accept a failure report '
+                                                'of provision-dispatcher.service signed with it for the serial\'s active job (and nothing else); '
+                                                'see docs/webhooks.md')
     parser.add_argument('--access-log', action='store_true', help='log every request')
     parser.add_argument('--log-file', help='append the log to this file instead of standard error')
     parser.add_argument('--log-level', default='INFO', choices=['DEBUG', 'INFO', 'WARNING', 'ERROR'])
@@ -88,8 +92,18 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
             parser.error('--api-token-file: cannot read %s: %s' % (args.api_token_file, exc.strerror))
         if not token:
             parser.error('--api-token-file: %s is empty' % args.api_token_file)
+    site_keys: list[str] = []
+    if args.node_key_file:
+        try:
+            with open(args.node_key_file, encoding='utf-8') as handle:
+                site_keys = _webhook.parse_site_keys(handle.read(), '--node-key-file %s' % args.node_key_file)
+        except OSError as exc:
+            parser.error('--node-key-file: cannot read %s: %s' % (args.node_key_file, exc.strerror))
+        except ValueError as exc:
+            parser.error(str(exc))
     return Settings(host=args.host, port=args.port, data_dir=args.data_dir.absolute(), media_dir=args.media_dir.absolute(),
-                    public_url=args.public_url, tls_cert=args.tls_cert, tls_key=args.tls_key, api_token=token, access_log=args.access_log,
+                    public_url=args.public_url, tls_cert=args.tls_cert, tls_key=args.tls_key, api_token=token, site_keys=tuple(site_keys),
+                    access_log=args.access_log,
                     log_file=args.log_file, log_level=args.log_level, pid_file=args.pid_file, backlog=args.backlog)
 
 
@@ -119,7 +133,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     committer = GroupCommitter(str(settings.data_dir / 'receiver.sqlite3'))
     committer.start(loop)  # creates and migrates the database before anything reads it
-    service = JobService(settings.data_dir, settings.media_dir, committer, settings.public_url)
+    service = JobService(settings.data_dir, settings.media_dir, committer, settings.public_url, settings.site_keys)
     app = build_app(service, settings.api_token)
 
     async def release_long_polls(_app: web.Application) -> None:
@@ -137,8 +151,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             loop.add_signal_handler(sig, stop.set)
         if settings.pid_file:
             Path(settings.pid_file).write_text('%d\n' % os.getpid())
-        LOG.info('l3metal receiver %s listening on %s (data %s, media %s%s)', __version__, ', '.join(site_addresses(runner)),
-                 settings.data_dir, settings.media_dir, ', API token required' if settings.api_token else '')
+        LOG.info('l3metal receiver %s listening on %s (data %s, media %s%s%s)', __version__, ', '.join(site_addresses(runner)),
+                 settings.data_dir, settings.media_dir, ', API token required' if settings.api_token else '',
+                 ', %d site node key(s)' % len(settings.site_keys) if settings.site_keys else '')
         await stop.wait()
         LOG.info('stopping')
     finally:

@@ -35,6 +35,10 @@ class SignatureRejected(Exception):
     """A webhook whose signature headers are missing, wrong or stale (wraps ``_webhook.SignatureError``)."""
 
 
+class SiteKeyForbidden(Exception):
+    """A correctly signed site-key report that asks for more than a site key may do (anything but the dispatcher's failure)."""
+
+
 class MediaGone(Exception):
     """A per-job media URL of a job that is complete."""
 
@@ -72,7 +76,8 @@ class Notifier:
 
 
 class JobService:
-    def __init__(self, data_dir: Path, media_dir: Path, committer: GroupCommitter, public_url: str | None = None) -> None:
+    def __init__(self, data_dir: Path, media_dir: Path, committer: GroupCommitter, public_url: str | None = None,
+                 site_keys: t.Sequence[str] = ()) -> None:
         self.data_dir = data_dir
         self.media_dir = media_dir
         self.committer = committer
@@ -82,6 +87,8 @@ class JobService:
         # serial -> (job id, token) of its active job: a webhook is verified without a database read.
         # Every write goes through this object, which keeps the cache right; the writer checks again.
         self._signing: dict[str, tuple[str, str]] = {}
+        # The site's node keys (--node-key-file): accepted only for the dispatcher's failure report (docs/webhooks.md).
+        self.site_keys = tuple(site_keys)
 
     @property
     def database(self) -> str:
@@ -200,10 +207,18 @@ class JobService:
         return job
 
     async def webhook(self, serial: str, headers: t.Mapping[str, str], body: bytes) -> WebhookOutcome:
+        try:
+            site = _webhook.key_id(headers) == _webhook.SITE_KEY_ID
+        except _webhook.SignatureError as exc:
+            raise SignatureRejected(str(exc)) from None
+        site_report = self._check_site_report(serial, headers, body) if site else None
         for attempt in (1, 2):
             key = self.signing_key(serial)
             try:
-                return await self._apply_webhook(serial, key, headers, body)
+                if site_report is not None:
+                    return await self._record(serial, key, site_report[0], site_report[1], 'site')
+                delivery_id, _stamp = _webhook.verify(key[1], body, headers)
+                return await self._record(serial, key, delivery_id, _webhook.parse_body(body), 'node')
             except _webhook.SignatureError as exc:
                 if attempt == 1 and self._signing_key_changed(serial, key):
                     continue
@@ -217,16 +232,39 @@ class JobService:
                 raise
         raise NoActiveJob(serial)  # pragma: no cover - the second attempt returns or raises
 
-    async def _apply_webhook(self, serial: str, key: tuple[str, str], headers: t.Mapping[str, str], body: bytes) -> WebhookOutcome:
+    async def _record(self, serial: str, key: tuple[str, str], delivery_id: str, parsed: dict[str, t.Any], source: str) -> WebhookOutcome:
         job_id, token = key
-        delivery_id, _stamp = _webhook.verify(token, body, headers)
-        parsed = _webhook.parse_body(body)
-        outcome = await self.committer.run(lambda store: store.apply_webhook(serial, job_id, token, delivery_id, parsed, utc_now()))
+        outcome = await self.committer.run(lambda store: store.apply_webhook(serial, job_id, token, delivery_id, parsed, utc_now(), source))
         if outcome.status != outcome.previous_status:
-            LOG.info('job %s (serial %s): %s -> %s%s', job_id, serial, outcome.previous_status, outcome.status,
-                     ' at %s' % outcome.failed_step if outcome.status == FAILED else '')
+            LOG.info('job %s (serial %s): %s -> %s%s%s', job_id, serial, outcome.previous_status, outcome.status,
+                     ' at %s' % outcome.failed_step if outcome.status == FAILED else '', ' (site key)' if source == 'site' else '')
         self.notifier.notify(job_id)
         return outcome
+
+    def _check_site_report(self, serial: str, headers: t.Mapping[str, str], body: bytes) -> tuple[str, dict[str, t.Any]]:
+        """(delivery id, body) of a report signed with the site node key, which may only be ``failed`` at the dispatcher.
+
+        Checked before the serial's active job is looked up: signature (401), then what is reported (403).
+        """
+        if not self.site_keys:
+            raise SignatureRejected('this receiver accepts no site-key reports (start it with --node-key-file)')
+        if not SERIAL_PATTERN.match(serial):
+            raise NoActiveJob(serial)
+        error = 'signature does not match'
+        for site_key in self.site_keys:
+            try:
+                delivery_id, _stamp = _webhook.verify(_webhook.site_signing_key(site_key, serial), body, headers)
+                break
+            except _webhook.SignatureError as exc:
+                error = str(exc)
+        else:
+            raise SignatureRejected('site key: %s' % error.replace('wrong token', 'wrong site node key'))
+        parsed = _webhook.parse_body(body)
+        if not _webhook.site_key_allows(parsed):
+            raise SiteKeyForbidden('a site-key report may only be status failed with failed_step %s (got status %s%s); '
+                                   'everything else needs the job\'s token'
+                                   % (_webhook.SITE_KEY_STEP, parsed['status'], ' at %s' % parsed.get('failed_step') if parsed.get('failed_step') else ''))
+        return delivery_id, parsed
 
     async def transition(self, job_id: str, wanted: str, failed_step: str | None = None, reason: str | None = None) -> tuple[Job, bool]:
         job, changed = await self.committer.run(lambda store: store.transition(job_id, wanted, utc_now(), failed_step, reason))

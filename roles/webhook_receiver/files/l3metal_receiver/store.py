@@ -308,8 +308,10 @@ class JobStore:
         return (row[0], row[1]) if row else None
 
     def apply_webhook(self, serial: str, signed_for: str, signed_with: str, delivery_id: str, body: t.Mapping[str, t.Any],
-                      at: str) -> WebhookOutcome:
-        """Record a verified node webhook.  ``signed_for``/``signed_with``: the job and token that verified the signature.
+                      at: str, source: str = 'node') -> WebhookOutcome:
+        """Record a verified node webhook.  ``signed_for``/``signed_with``: the job and token that verified the signature
+        (for a site-key report: the active job and its token when the report was checked).  ``source`` is the events'
+        source: ``node`` (the job's token) or ``site`` (the site node key).
 
         The hot path of the receiver: three statements, and the first write is the one that can fail
         (a replayed delivery id), so no savepoint is needed unless the job also changes status.
@@ -332,10 +334,10 @@ class JobStore:
             try:
                 if status == 'progress':
                     if changed:  # the first report of a node the playbook has not marked provisioning yet
-                        self._event(job_id, at, 'status', 'node', status=PROVISIONING)
-                    self._event(job_id, at, 'progress', 'node', step=body['step'], state=body['state'], delivery_id=delivery_id)
+                        self._event(job_id, at, 'status', source, status=PROVISIONING)
+                    self._event(job_id, at, 'progress', source, step=body['step'], state=body['state'], delivery_id=delivery_id)
                 else:
-                    self._event(job_id, at, 'status', 'node', status=wanted, delivery_id=delivery_id)
+                    self._event(job_id, at, 'status', source, status=wanted, delivery_id=delivery_id)
             except sqlite3.IntegrityError:
                 raise DuplicateDelivery(delivery_id) from None
             if wanted == FAILED:

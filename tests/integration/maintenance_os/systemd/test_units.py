@@ -7,8 +7,9 @@
 What the user-manager tests prove: the targets' dependency graph, per-step OnFailure= with the %n of
 the failed step, ExecCondition= filtering of dependency failures, the success unit, the progress
 ExecStartPre/Post lines and EnvironmentFile= parsing, each run by systemd 252 and reported through
-the real ``provisioner notify`` to the signature-checking endpoint.  The steps' own ExecStart (podman
-run) is replaced by a drop-in with a shell command that succeeds or fails; podman is not run here.
+the real ``provisioner notify`` to the real webhook receiver (the job's status, failed_step and events
+are read back through its API).  The steps' own ExecStart (podman run) is replaced by a drop-in with a
+shell command that succeeds or fails; podman is not run here.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from harness.playbook import COLLECTION_ROOT
-from harness.provisioner import DISPATCHER_PATH, JOB_ID, SERIAL, TOKEN, build_medium, linux_recipe, run_provisioner
+from harness.provisioner import DISPATCHER_PATH, NodeJob, build_medium, run_provisioner
 from harness.waiting import wait_for
 
 SYSTEMD_DIR = COLLECTION_ROOT / 'maintenance_os' / 'systemd'
@@ -113,25 +114,40 @@ def test_every_target_is_a_marked_provisioning_target():
 # a real systemd runs the graph
 
 
-def provisioner_wrapper(run_dir: Path) -> str:
-    return '#!/bin/sh\nPYTHONPATH=%s PROVISION_RUN_DIR=%s exec %s -m provisioner "$@"\n' % (DISPATCHER_PATH, run_dir, sys.executable)
+def provisioner_wrapper(run_dir: Path, calls: Path) -> str:
+    """/usr/sbin/provisioner for the units: the checkout's dispatcher, every call's arguments appended to ``calls``
+    (the receiver stores one outcome per job, so a second failure report would only show as a refused request)."""
+    return '#!/bin/sh\necho "$*" >> %s\nPYTHONPATH=%s PROVISION_RUN_DIR=%s exec %s -m provisioner "$@"\n' % (
+        calls, DISPATCHER_PATH, run_dir, sys.executable)
+
+
+class Provisioning(t.NamedTuple):
+    manager: t.Any
+    job: NodeJob
+    calls: Path
+
+    def notify_calls(self, status: str) -> list[str]:
+        lines = self.calls.read_text().splitlines() if self.calls.exists() else []
+        return [line for line in lines if line.startswith('notify --status %s' % status)]
 
 
 @pytest.fixture
-def provisioning_systemd(user_systemd, quadlet_binary, webhook_receiver, tmp_path):
-    """A systemd --user with our targets, handlers and the Quadlet-generated steps, and a run dir from provisioner run."""
-    webhook_receiver.add_job(SERIAL, JOB_ID, TOKEN)
+def provisioning_systemd(user_systemd, quadlet_binary, shared_receiver, tmp_path):
+    """A systemd --user with our targets, handlers and the Quadlet-generated steps, a job registered with the real
+    receiver, and a run dir written by provisioner run from that job's task medium."""
+    job = NodeJob(shared_receiver)
     run_dir = tmp_path / 'run'
-    medium = build_medium(tmp_path / 'task.iso', linux_recipe(webhook_receiver.url))
+    medium = build_medium(tmp_path / 'task.iso', job.recipe())
     proc = run_provisioner('run', '--medium', str(medium), '--run-dir', str(run_dir), '--dry-run')
     assert proc.returncode == 0, proc.stderr
-    manager = user_systemd({'provisioner': provisioner_wrapper(run_dir)})
+    calls = tmp_path / 'provisioner-calls.log'
+    manager = user_systemd({'provisioner': provisioner_wrapper(run_dir, calls)})
     for source in SYSTEMD_DIR.iterdir():
         manager.unit_dir.mkdir(parents=True, exist_ok=True)
         manager.install(source)
     for name, path in generate_quadlet_units(quadlet_binary, tmp_path / 'gen').items():
         manager.install(path, name)
-    return manager, run_dir
+    return Provisioning(manager, job, calls)
 
 
 def stand_in_steps(manager, steps: t.Iterable[str], failing: str | None, ran_log: Path) -> None:
@@ -154,8 +170,12 @@ def start_and_settle(manager, target: str) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def progress(bodies, step):
-    return [b['state'] for b in bodies if b['status'] == 'progress' and b['step'] == step]
+def progress(events, step):
+    return [e['state'] for e in events if e['type'] == 'progress' and e['step'] == step]
+
+
+def statuses(events):
+    return [e['status'] for e in events if e['type'] == 'status']
 
 
 @pytest.mark.parametrize('target,failing', [
@@ -164,44 +184,47 @@ def progress(bodies, step):
     ('install-windows.target', 'unattend.service'),
     ('supermicro-update.target', 'supermicro-flash.service'),
 ])
-def test_the_failed_step_reaches_the_webhook(provisioning_systemd, webhook_receiver, tmp_path, target, failing):
-    manager, _run_dir = provisioning_systemd
+def test_the_failed_step_reaches_the_webhook(provisioning_systemd, tmp_path, target, failing):
+    manager, job, _calls = provisioning_systemd
     ran_log = tmp_path / 'ran.log'
     steps = CHAINS[target]
     stand_in_steps(manager, steps, failing, ran_log)
     result = start_and_settle(manager, target)
     assert result.returncode != 0
-    bodies = webhook_receiver.wait_for_bodies(lambda b: any(x['status'] == 'failed' for x in b), SERIAL)
+    state = job.wait_for_status('failed')
     wait_for(manager.idle, timeout=30, what='handlers finished')
-    bodies = webhook_receiver.bodies(SERIAL)
-    failed = [b for b in bodies if b['status'] == 'failed']
-    # exactly the step that failed; the steps after it only failed as dependencies and stay silent
-    assert [b['failed_step'] for b in failed] == [failing]
-    assert failed[0]['job_id'] == JOB_ID
-    assert not any(b['status'] == 'success' for b in bodies)
+    assert (state['failed_step'], state['reason']) == (failing, '%s failed' % failing)
+    # exactly the step that failed reported; the steps after it only failed as dependencies and stay silent
+    assert provisioning_systemd.notify_calls('failed') == ['notify --status failed --step %s' % failing]
+    assert provisioning_systemd.notify_calls('success') == []
+    events = job.events()
+    assert statuses(events) == ['queued', 'provisioning', 'failed']
+    assert all(e['source'] == 'node' for e in events[1:])
     index = steps.index(failing)
     assert ran_log.read_text().split() == steps[:index + 1]
     for step in steps[:index]:
-        assert progress(bodies, step) == ['started', 'done']
-    assert progress(bodies, failing) == ['started']
+        assert progress(events, step) == ['started', 'done']
+    assert progress(events, failing) == ['started']
     for step in steps[index + 1:]:
-        assert progress(bodies, step) == []
+        assert progress(events, step) == []
 
 
 @pytest.mark.parametrize('target', sorted(CHAINS))
-def test_success_is_reported_after_the_last_step(provisioning_systemd, webhook_receiver, tmp_path, target):
-    manager, _run_dir = provisioning_systemd
+def test_success_is_reported_after_the_last_step(provisioning_systemd, tmp_path, target):
+    manager, job, _calls = provisioning_systemd
     ran_log = tmp_path / 'ran.log'
     stand_in_steps(manager, CHAINS[target], None, ran_log)
     result = start_and_settle(manager, target)
     assert result.returncode == 0, result.stdout
-    bodies = webhook_receiver.wait_for_bodies(lambda b: any(x['status'] == 'success' for x in b), SERIAL)
+    job.wait_for_status('succeeded')
     assert ran_log.read_text().split() == CHAINS[target]
-    assert [b['status'] for b in bodies].count('success') == 1
-    assert bodies[-1] == {'status': 'success', 'job_id': JOB_ID}  # after every step's progress
+    assert provisioning_systemd.notify_calls('success') == ['notify --status success']
+    assert provisioning_systemd.notify_calls('failed') == []
+    events = job.events()
+    assert statuses(events) == ['queued', 'provisioning', 'succeeded']
+    assert events[-1] == {'type': 'status', 'source': 'node', 'status': 'succeeded'}  # after every step's progress
     for step in CHAINS[target]:
-        assert progress(bodies, step) == ['started', 'done']
-    assert not any(b['status'] == 'failed' for b in bodies)
+        assert progress(events, step) == ['started', 'done']
 
 
 def test_recipe_env_values_survive_systemd_environmentfile(user_systemd, tmp_path):

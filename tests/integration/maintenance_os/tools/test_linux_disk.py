@@ -2,24 +2,28 @@
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The Linux steps on a sparse disk image: partition, filesystems, fstab by UUID, config drive.
+"""The Linux steps on a sparse disk image: partition, the rootfs pulled from a real registry, fstab by UUID, config drive.
 
-Inputs come from a real ``provisioner run --dry-run`` on a task medium built by task_iso's code.
-Results are read back with sgdisk, blkid, fsck, mtools and an ext4 mount, not trusted from exit codes.
-The rootfs pull (image-linux) and GRUB (bootloader-linux) are not run here: see docs/maintenance_os.md.
+Inputs come from a real ``provisioner run --dry-run`` on a task medium built by task_iso's code; the
+rootfs is a ``.tar.gz`` artifact pushed to a local distribution registry with the collection's push
+code and pulled by image-linux through the collection's OCI code (streamed, digest-checked).  Results
+are read back with sgdisk, blkid, fsck, mtools and a read-only ext4 mount, not trusted from exit
+codes.  GRUB's boot code is the one part not proven here (see test_bootloader_linux_... and docs).
 """
 
 from __future__ import annotations
 
-import json
+import os
+import stat
 import tarfile
 
 import pytest
 
+from harness.archives import member, rootfs_members, snapshot, write_tar
 from harness.fixtures_maintenance_os import debian_rootfs
 from harness.loopdev import fat_files, mounted, sh
 from harness.provisioner import JOB_ID, USER_DATA, build_medium, linux_recipe, run_provisioner
-from harness.tools import import_tools, run_tool, tools_with_oci_stand_in
+from harness.tools import import_tools, push_file, run_tool, vfat_stand_in
 
 # The design's example layout (ESP, root, cidata), with the 100% partition moved last as the recipe rules require.
 LAYOUT = [
@@ -27,10 +31,13 @@ LAYOUT = [
     {'size': '16M', 'type_guid': '8300', 'format': 'vfat', 'label': 'cidata'},
     {'size': '100%', 'type_guid': '8300', 'format': 'ext4'},
 ]
+GRUB_EFI = b'MZ grubx64.efi from the image'
 
 
-def prepare(tmp_path, disk, layout=None):
-    recipe = linux_recipe('http://127.0.0.1:9', target_disk=disk.dev, partition_layout=layout or LAYOUT)
+def prepare(tmp_path, disk, layout=None, oci_url=None):
+    recipe = linux_recipe(target_disk=disk.dev, partition_layout=layout or LAYOUT)
+    if oci_url:
+        recipe['oci_url'] = oci_url
     tmp_path.mkdir(parents=True, exist_ok=True)
     medium = build_medium(tmp_path / 'task.img', recipe, 'fat')
     run_dir = tmp_path / 'run'
@@ -39,11 +46,24 @@ def prepare(tmp_path, disk, layout=None):
     return run_dir
 
 
-def test_linux_layout_partitions_filesystems_and_config_drive(loop_disk, tmp_path):
+def not_mounted(path) -> bool:
+    return str(path) not in open('/proc/mounts', encoding='utf-8').read()
+
+
+def test_linux_layout_end_to_end_from_a_real_registry(loop_disk, registry, tmp_path):
+    rootfs = write_tar(tmp_path / 'rootfs.tar.gz', rootfs_members() + [
+        member('boot/', type=tarfile.DIRTYPE, mode=0o755),
+        member('boot/efi/', type=tarfile.DIRTYPE, mode=0o700),
+        member('boot/efi/EFI/', type=tarfile.DIRTYPE, mode=0o700),
+        member('boot/efi/EFI/debian/', type=tarfile.DIRTYPE, mode=0o700),
+        member('boot/efi/EFI/debian/grubx64.efi', GRUB_EFI, mode=0o700),
+    ])
+    reference, layer = push_file(registry, 'os-images/debian-rootfs', rootfs)
     disk = loop_disk('1200M')
     # an old filesystem on the disk must not survive as a stray signature
     sh('mkfs.ext4', '-q', '-F', '-L', 'OLDROOT', disk.dev)
-    run_dir = prepare(tmp_path, disk)
+    run_dir = prepare(tmp_path, disk, oci_url=reference)
+    assert 'OCI_URL="%s"' % reference in (run_dir / 'recipe.env').read_text()
     proc = run_tool('partition', run_dir, {'TARGET_DISK': disk.dev})
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -53,42 +73,62 @@ def test_linux_layout_partitions_filesystems_and_config_drive(loop_disk, tmp_pat
     assert sectors[0] * 512 == 512 << 20 and sectors[1] * 512 == 16 << 20
     assert int(rows[2]['end']) > (1100 << 20) // 512  # 100% took the rest of the disk
     assert all(int(r['start']) % 2048 == 0 for r in rows)
-    assert 'No problems found' in sh('sgdisk', '--verify', disk.dev)
     esp, cidata, root = disk.blkid(1), disk.blkid(2), disk.blkid(3)
     assert esp['TYPE'] == 'vfat' and esp.get('VERSION', 'FAT32') == 'FAT32'
     assert cidata['TYPE'] == 'vfat' and cidata['LABEL'] == 'cidata'
     assert root['TYPE'] == 'ext4'
     assert 'OLDROOT' not in sh('blkid', '-c', '/dev/null', '-o', 'export', disk.dev, check=False)
-    sh('fsck.vfat', '-n', disk.part(1))
-    sh('fsck.vfat', '-n', disk.part(2))
-    sh('e2fsck', '-f', '-n', disk.part(3))
 
-    # image-linux without the pull: a rootfs unpacked by the test, then the step's fstab writer
-    import_tools()
-    from l3mtools import image_linux, layout  # pylint: disable=import-outside-toplevel
-    rootfs = tmp_path / 'rootfs.tar'
-    (tmp_path / 'tree' / 'etc').mkdir(parents=True)
-    (tmp_path / 'tree' / 'etc' / 'hostname').write_text('old\n')
-    with tarfile.open(rootfs, 'w') as tar:
-        tar.add(tmp_path / 'tree', arcname='.')
-    mnt = tmp_path / 'mnt'
-    mnt.mkdir()
-    sh('mount', disk.part(3), str(mnt))
-    try:
-        with tarfile.open(rootfs) as tar:
-            tar.extractall(mnt, filter='tar')
-        image_linux.write_fstab(str(mnt), disk.dev, layout.parse(LAYOUT))
-    finally:
-        sh('umount', str(mnt))
+    new_root = tmp_path / 'new-root'
+    env = {'TARGET_DISK': disk.dev, 'OCI_URL': reference, 'NEW_ROOT': str(new_root), 'OCI_INSECURE': 'true'}
+    shims = vfat_stand_in(tmp_path / 'vfat')  # this kernel cannot mount the ESP; see harness.tools
+
+    # a blob changed in the registry's storage: refused by its digest, and nothing of it reaches the disk
+    blob = registry.blob_path(layer)
+    original = blob.read_bytes()
+    blob.write_bytes(original[:len(original) // 2] + bytes(b ^ 0xFF for b in original[len(original) // 2:len(original) // 2 + 64])
+                     + original[len(original) // 2 + 64:])
+    proc = run_tool('image_linux', run_dir, env, path_first=shims)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert 'pull_and_unpack of %s failed' % reference in proc.stderr
+    assert 'content hashes to' in proc.stderr and 'expected %s; the blob in the registry is corrupt or was tampered with' % layer in proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert not_mounted(new_root)
     with mounted(disk.part(3)) as root_fs:
+        assert sorted(os.listdir(root_fs)) == ['lost+found']  # no half-written root, no staging directory left
+    assert fat_files(disk.part(1)) == {}
+
+    blob.write_bytes(original)
+    proc = run_tool('image_linux', run_dir, env, path_first=shims)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not_mounted(new_root)
+
+    # from the outside: the tree with modes, owners, links, xattrs; fstab by the UUIDs blkid reports
+    with mounted(disk.part(3)) as root_fs:
+        tree = snapshot(root_fs)
+        assert tree['usr/bin/passwd'].mode == 0o4755 and tree['usr/bin/passwd'].uid == 0
+        assert tree['etc/shadow'][1:4] == (0o640, 0, 42)
+        assert tree['usr/bin/vi'].link == '/etc/alternatives/vi' and tree['usr/bin/view'].link == 'vi'
+        assert tree['home/user'][1:4] == (0o700, 1000, 1000) and tree['srv/ro'].mode == 0o555
+        python3, python311 = os.stat(root_fs / 'usr/bin/python3'), os.stat(root_fs / 'usr/bin/python3.11')
+        assert python3.st_ino == python311.st_ino and python3.st_nlink == 2  # the hard link stays one inode
+        assert os.getxattr(root_fs / 'usr/bin/ping', 'security.capability')[:4] == b'\x01\x00\x00\x02'
+        assert (root_fs / 'etc' / 'hostname').read_bytes() == b'node01\n'
+        assert stat.S_ISDIR(os.lstat(root_fs / 'boot' / 'efi').st_mode)
+        assert os.listdir(root_fs / 'boot' / 'efi') == []  # the ESP's files went onto the ESP, not under its mount point
+        assert not any(name.startswith('.oci') for name in os.listdir(root_fs))
         fstab = (root_fs / 'etc' / 'fstab').read_text().splitlines()
-        assert (root_fs / 'etc' / 'hostname').read_text() == 'old\n'
     assert fstab[1:] == ['UUID=%s / ext4 defaults 0 1' % root['UUID'], 'UUID=%s /boot/efi vfat umask=0077,shortname=winnt 0 2' % esp['UUID']]
+    assert fat_files(disk.part(1)) == {'EFI/debian/grubx64.efi': GRUB_EFI}
 
     proc = run_tool('config_drive', run_dir, {'TARGET_DISK': disk.dev, 'JOB_ID': JOB_ID})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert fat_files(disk.part(2)) == {'user-data': USER_DATA, 'meta-data': b'instance-id: "%s"\n' % JOB_ID.encode()}
+
+    assert 'No problems found' in sh('sgdisk', '--verify', disk.dev)
+    sh('fsck.vfat', '-n', disk.part(1))
     sh('fsck.vfat', '-n', disk.part(2))
+    sh('e2fsck', '-f', '-n', disk.part(3))
 
 
 def test_partition_runs_again_over_an_installed_disk(loop_disk, tmp_path):
@@ -171,38 +211,37 @@ def test_bootloader_linux_runs_grub_inside_the_new_system(loop_disk, tmp_path):
     sh('e2fsck', '-f', '-n', disk.part(2))
 
 
-def test_image_linux_unpacks_into_the_mounted_system_and_writes_fstab(loop_disk, tmp_path):
+def test_image_linux_fills_a_separate_boot_filesystem_and_writes_fstab(loop_disk, registry, tmp_path):
     disk = loop_disk('400M')
     layout = [{'size': '100M', 'type_guid': '8300', 'format': 'ext4', 'label': 'boot', 'mountpoint': '/boot'},
               {'size': '100%', 'type_guid': '8300', 'format': 'ext4', 'label': 'root', 'mountpoint': '/'}]
-    run_dir = prepare(tmp_path, disk, layout)
+    rootfs = write_tar(tmp_path / 'rootfs.tar.zst', [member('boot/', type=tarfile.DIRTYPE, mode=0o755), member('boot/vmlinuz', b'kernel'),
+                                                     member('etc/', type=tarfile.DIRTYPE, mode=0o755), member('etc/fstab', b'# from the image\n')],
+                       compression='zstd')
+    reference, _layer = push_file(registry, 'os-images/with-boot', rootfs)
+    run_dir = prepare(tmp_path, disk, layout, oci_url=reference)
     assert run_tool('partition', run_dir, {'TARGET_DISK': disk.dev}).returncode == 0
     new_root = tmp_path / 'new-root'
-    env = {'TARGET_DISK': disk.dev, 'OCI_URL': 'registry.example.com:5000/os-images/ubuntu-rootfs:22.04', 'NEW_ROOT': str(new_root)}
+    env = {'TARGET_DISK': disk.dev, 'OCI_URL': reference, 'NEW_ROOT': str(new_root), 'OCI_INSECURE': 'true'}
 
-    # until the shared OCI code is installed next to the tools, the step says so and leaves nothing mounted
+    # registry errors are one line naming the artifact, and leave nothing mounted
+    missing = reference.replace(':1.0', ':no-such-tag')
+    proc = run_tool('image_linux', run_dir, dict(env, OCI_URL=missing))
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert 'pull_and_unpack of %s failed' % missing in proc.stderr and 'not found' in proc.stderr.lower()
+    assert not_mounted(new_root)
+    # the registry speaks plain HTTP: without the site's OCI_INSECURE the step says how to fix it
+    proc = run_tool('image_linux', run_dir, dict(env, OCI_INSECURE='false'))
+    assert proc.returncode == 1 and 'TLS error talking to https://%s' % registry.host in proc.stderr
+    assert 'registry settings of this step: OCI_CA_FILE, OCI_AUTH_FILE, OCI_INSECURE in /etc/l3metal/site.env' in proc.stderr
+
     proc = run_tool('image_linux', run_dir, env)
-    assert proc.returncode == 1
-    assert 'the OCI pull code (l3mtools/_oci.py from plugins/module_utils/_oci.py) is not installed' in proc.stderr
-    assert str(new_root) not in open('/proc/mounts').read()
-
-    tree = tmp_path / 'tree'
-    (tree / 'boot').mkdir(parents=True)
-    (tree / 'boot' / 'vmlinuz').write_bytes(b'kernel')
-    (tree / 'etc').mkdir()
-    (tree / 'etc' / 'fstab').write_text('# from the image\n')
-    rootfs = tmp_path / 'rootfs.tar'
-    with tarfile.open(rootfs, 'w') as tar:
-        tar.add(tree, arcname='.')
-    calls = tmp_path / 'calls.jsonl'
-    tools = tools_with_oci_stand_in(tmp_path / 'tools')
-    proc = run_tool('image_linux', run_dir, dict(env, OCI_STAND_IN_LOG=str(calls), OCI_STAND_IN_SOURCE=str(rootfs)), tools_path=tools)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert [json.loads(line) for line in calls.read_text().splitlines()] == [['pull_and_unpack', env['OCI_URL'], str(new_root)]]
-    assert str(new_root) not in open('/proc/mounts').read()
+    assert not_mounted(new_root)
     with mounted(disk.part(1)) as boot:
         assert (boot / 'vmlinuz').read_bytes() == b'kernel'  # /boot was mounted before the unpack
     with mounted(disk.part(2)) as root:
         fstab = (root / 'etc' / 'fstab').read_text().splitlines()
         assert not (root / 'boot' / 'vmlinuz').exists()
     assert fstab[1:] == ['UUID=%s / ext4 defaults 0 1' % disk.blkid(2)['UUID'], 'UUID=%s /boot ext4 defaults 0 2' % disk.blkid(1)['UUID']]
+    sh('e2fsck', '-f', '-n', disk.part(1))

@@ -2,20 +2,21 @@
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The Windows steps on a sparse disk image: EFI/MSR/NTFS, a wimcapture'd WIM applied, boot files, unattend.xml.
+"""The Windows steps on a sparse disk image: EFI/MSR/NTFS, a wimcapture'd WIM from a real registry applied,
+boot files, unattend.xml.
 
-The WIM is applied by the step's own ``apply_wim`` from a local file; fetching it from a registry
-(``oci.pull_blob_to_file``) is the shared OCI code's job and is tested with it.
+The WIM is pushed to a local distribution registry with the collection's push code; image-windows
+fetches it with the collection's OCI code (``pull_blob_to_file``: streamed, digest-checked) and
+wimapplies it into the unmounted NTFS partition.  Read back with wimlib, ntfs-3g, mtools and fsck.
 """
 
 from __future__ import annotations
 
-import json
 import re
 
 from harness.loopdev import fat_files, ntfs_mounted, sh
 from harness.provisioner import UNATTEND, build_medium, run_provisioner, windows_recipe
-from harness.tools import run_tool, tools_with_oci_stand_in
+from harness.tools import push_file, run_tool
 
 LAYOUT = [
     {'size': '100M', 'type_guid': 'ef00', 'format': 'vfat', 'label': 'SYSTEM'},
@@ -47,37 +48,38 @@ def make_wim(tmp_path):
     return wim
 
 
-def test_windows_layout_wim_boot_files_and_unattend(loop_disk, tmp_path):
+def test_windows_layout_wim_boot_files_and_unattend(loop_disk, registry, tmp_path):
+    wim = make_wim(tmp_path)
+    reference, _layer = push_file(registry, 'os-images/windows-wim', wim)
     disk = loop_disk('700M')
-    recipe = dict(windows_recipe('http://127.0.0.1:9'), target_disk=disk.dev, partition_layout=LAYOUT)
+    recipe = dict(windows_recipe(), target_disk=disk.dev, partition_layout=LAYOUT, oci_url=reference)
     medium = build_medium(tmp_path / 'task.iso', recipe, payloads={'unattend_xml': UNATTEND})
     run_dir = tmp_path / 'run'
     proc = run_provisioner('run', '--medium', str(medium), '--run-dir', str(run_dir), '--dry-run')
     assert proc.returncode == 0, proc.stderr
+    assert 'OCI_URL="%s"' % reference in (run_dir / 'recipe.env').read_text() and 'WIM_INDEX="2"' in (run_dir / 'recipe.env').read_text()
     proc = run_tool('partition', run_dir, {'TARGET_DISK': disk.dev})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert [(r['code'], r['name']) for r in disk.gpt()] == [('EF00', 'SYSTEM'), ('0C01', ''), ('0700', 'Windows')]
     assert disk.blkid(1)['TYPE'] == 'vfat' and disk.blkid(3)['TYPE'] == 'ntfs' and disk.blkid(3)['LABEL'] == 'Windows'
     assert disk.blkid(2).get('TYPE') is None
 
-    wim = make_wim(tmp_path)
-    calls = tmp_path / 'calls.jsonl'
-    tools = tools_with_oci_stand_in(tmp_path / 'tools')
     cache = tmp_path / 'cache'
     cache.mkdir()
-    env = {'TARGET_DISK': disk.dev, 'OCI_URL': recipe['oci_url'], 'WIM_CACHE_DIR': str(cache), 'OCI_STAND_IN_LOG': str(calls),
-           'OCI_STAND_IN_SOURCE': str(wim)}
-    proc = run_tool('image_windows', run_dir, dict(env, WIM_INDEX='3'), tools_path=tools)
+    env = {'TARGET_DISK': disk.dev, 'OCI_URL': reference, 'WIM_CACHE_DIR': str(cache), 'OCI_INSECURE': 'true'}
+    proc = run_tool('image_windows', run_dir, dict(env, WIM_INDEX='3'))
     assert proc.returncode == 1
     assert 'wim_index 3 is not in %s, which holds 2 images' % (cache / 'install.wim') in proc.stderr
-    proc = run_tool('image_windows', run_dir, dict(env, WIM_INDEX='2'), tools_path=tools)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert json.loads(calls.read_text().splitlines()[-1]) == ['pull_blob_to_file', recipe['oci_url'], str(cache / 'install.wim')]
-    assert not (cache / 'install.wim').exists()  # the staged WIM does not stay in RAM
+    assert list(cache.iterdir()) == []  # the staged WIM does not stay in RAM, not even after a failure
     # an error inside the OCI code is one line naming the artifact, not a traceback
-    proc = run_tool('image_windows', run_dir, dict(env, OCI_STAND_IN_SOURCE=str(tmp_path / 'missing.wim')), tools_path=tools)
+    missing = reference.replace(':1.0', ':no-such-tag')
+    proc = run_tool('image_windows', run_dir, dict(env, OCI_URL=missing))
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr
-    assert 'pull_blob_to_file of %s failed: [Errno 2] No such file or directory' % recipe['oci_url'] in proc.stderr
+    assert 'pull_blob_to_file of %s failed' % missing in proc.stderr and 'not found' in proc.stderr.lower()
+    proc = run_tool('image_windows', run_dir, dict(env, WIM_INDEX='2'))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert 'fetched manifest sha256:' in proc.stdout
+    assert list(cache.iterdir()) == []
 
     proc = run_tool('bootloader_windows', run_dir, {'TARGET_DISK': disk.dev})
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -92,7 +94,10 @@ def test_windows_layout_wim_boot_files_and_unattend(loop_disk, tmp_path):
         'EFI/Microsoft/Boot/en-US/bootmgfw.efi.mui': b'mui',
     }
     sh('fsck.vfat', '-n', disk.part(1))
+    in_wim = {line.strip() for line in sh('wimlib-imagex', 'dir', str(wim), '2').splitlines() if line.strip() not in ('', '/')}
     with ntfs_mounted(disk.part(3)) as windows:
+        on_disk = {'/' + str(path.relative_to(windows)) for path in windows.rglob('*')}
+        assert on_disk - in_wim == {'/Windows/Panther', '/Windows/Panther/unattend.xml'} and in_wim <= on_disk  # image 2 exactly, plus unattend
         assert (windows / 'Windows' / 'System32' / 'marker.txt').read_bytes() == b'image two'
         assert (windows / 'Program Files' / 'Grüße.txt').read_text() == 'unicode name'
         assert (windows / 'Windows' / 'Panther' / 'unattend.xml').read_bytes() == UNATTEND
@@ -101,7 +106,7 @@ def test_windows_layout_wim_boot_files_and_unattend(loop_disk, tmp_path):
 
 def test_boot_files_need_an_applied_image(loop_disk, tmp_path):
     disk = loop_disk('300M')
-    recipe = dict(windows_recipe('http://127.0.0.1:9'), target_disk=disk.dev, partition_layout=LAYOUT)
+    recipe = dict(windows_recipe(), target_disk=disk.dev, partition_layout=LAYOUT)
     medium = build_medium(tmp_path / 'task.iso', recipe, payloads={'unattend_xml': UNATTEND})
     run_dir = tmp_path / 'run'
     assert run_provisioner('run', '--medium', str(medium), '--run-dir', str(run_dir), '--dry-run').returncode == 0

@@ -12,12 +12,19 @@ import hmac
 import pytest
 
 from ansible_collections.l3metal.provision.plugins.module_utils._webhook import (
+    KEY_ID_HEADER,
+    MAX_REASON,
+    SITE_KEY_STEP,
     SignatureError,
     WebhookSender,
     encode_body,
     failed_body,
+    key_id,
+    parse_site_keys,
     progress_body,
     sign,
+    site_key_allows,
+    site_signing_key,
     success_body,
     verify,
 )
@@ -84,3 +91,51 @@ def test_sender_gives_up_on_an_unreachable_receiver_after_bounded_attempts():
 def test_sender_rejects_a_bad_url():
     with pytest.raises(ValueError, match='must start with http'):
         WebhookSender('ftp://x', 's', TOKEN)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the site key (docs/webhooks.md, "Site key")
+
+SITE_KEY = 's' * 64
+
+
+def test_site_signing_key_is_bound_to_the_serial():
+    expected = hmac.new(SITE_KEY.encode(), b'l3metal-site-report:v1:XF-1', hashlib.sha256).hexdigest()
+    assert site_signing_key(SITE_KEY, 'XF-1') == expected
+    assert site_signing_key(SITE_KEY, 'XF-2') != expected and site_signing_key('t' * 64, 'XF-1') != expected
+    body = encode_body(failed_body(SITE_KEY_STEP, 'no task medium'))
+    headers = sign(site_signing_key(SITE_KEY, 'XF-1'), body)
+    verify(site_signing_key(SITE_KEY, 'XF-1'), body, headers)
+    with pytest.raises(SignatureError):
+        verify(site_signing_key(SITE_KEY, 'XF-2'), body, headers)
+
+
+def test_key_id_header():
+    assert key_id({}) == 'job' and key_id({'x-l3metal-key-id': 'Site'}) == 'site' and key_id({KEY_ID_HEADER: 'job'}) == 'job'
+    with pytest.raises(SignatureError, match='must be job or site'):
+        key_id({KEY_ID_HEADER: 'admin'})
+
+
+@pytest.mark.parametrize('body,allowed', [
+    (failed_body(SITE_KEY_STEP, 'no medium'), True),
+    (failed_body(SITE_KEY_STEP), True),
+    (failed_body('image-linux.service', 'x'), False),
+    (success_body(), False),
+    (progress_body(SITE_KEY_STEP, 'started'), False),
+])
+def test_a_site_key_may_only_report_the_dispatchers_failure(body, allowed):
+    assert site_key_allows(body) is allowed
+
+
+def test_node_key_files():
+    assert parse_site_keys('# new first\n%s\n\n  %s  \n' % ('a' * 32, 'b' * 40)) == ['a' * 32, 'b' * 40]
+    with pytest.raises(ValueError, match='holds no key'):
+        parse_site_keys('# nothing\n')
+    with pytest.raises(ValueError, match='key 2 is shorter than 32 characters'):
+        parse_site_keys('%s\nshort\n' % ('a' * 32), 'k')
+
+
+def test_a_long_reason_is_cut_to_what_the_receiver_accepts():
+    body = failed_body('x.service', 'r' * 5000)
+    assert len(body['reason']) == MAX_REASON and body['reason'].endswith('...')
+    assert failed_body('x.service', 'r' * MAX_REASON)['reason'] == 'r' * MAX_REASON

@@ -108,3 +108,12 @@ def test_group_commit_batches_and_isolates_failures(tmp_path):
     db = st.JobStore(str(tmp_path / 'receiver.sqlite3'))
     assert len([event for event in db.events('job-1') if event.type == 'progress']) == 200
     db.close()
+
+
+def test_a_site_key_report_is_recorded_with_its_source(store):
+    in_transaction(store, lambda: store.create_job(new_job('job-1'), AT))
+    failed = {'status': 'failed', 'failed_step': 'provision-dispatcher.service', 'reason': 'no task medium'}
+    outcome = in_transaction(store, lambda: store.apply_webhook('XF-1', 'job-1', TOKEN, 'delivery-1', failed, AT, source='site'))
+    assert (outcome.previous_status, outcome.status) == ('queued', 'failed')
+    assert [(e.source, e.status) for e in store.events('job-1')] == [('user', 'queued'), ('site', 'failed')]
+    assert store.get_job('job-1').reason == 'no task medium'

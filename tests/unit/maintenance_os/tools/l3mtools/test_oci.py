@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The image steps' registry settings (site.env) and how the OCI code's errors reach the journal."""
+
+from __future__ import annotations
+
+import pytest
+
+from l3mtools import _oci, oci
+from l3mtools.common import ToolError
+
+
+def test_the_oci_code_is_the_collections():
+    # l3mtools/_oci.py is the collection's file (a symlink here, a copy in the images): same functions
+    assert callable(_oci.pull_and_unpack) and callable(_oci.pull_blob_to_file) and _oci.__name__ == 'l3mtools._oci'
+
+
+def test_registry_options_from_the_environment(tmp_path):
+    ca = tmp_path / 'ca.pem'
+    ca.write_text('pem')
+    assert oci.registry_options({}) == {'insecure': False}
+    assert oci.registry_options({'OCI_INSECURE': 'True', 'OCI_CA_FILE': str(ca)}) == {'insecure': True, 'ca_path': str(ca)}
+    with pytest.raises(ToolError, match='OCI_INSECURE=maybe: use true or false'):
+        oci.registry_options({'OCI_INSECURE': 'maybe'})
+    with pytest.raises(ToolError, match='OCI_AUTH_FILE=/nope does not exist'):
+        oci.registry_options({'OCI_AUTH_FILE': '/nope'})
+
+
+def test_errors_are_one_line_with_the_settings_to_fix(monkeypatch):
+    def unreachable(reference, target, **kwargs):
+        raise _oci.RegistryError('cannot connect to https://r.example.com: refused')
+
+    def missing(reference, target, **kwargs):
+        raise _oci.NotFoundError('manifest not found')
+
+    monkeypatch.delenv('OCI_INSECURE', raising=False)
+    with pytest.raises(ToolError) as error:
+        oci._call(unreachable, 'r.example.com/os:1', '/mnt')
+    assert str(error.value) == ('unreachable of r.example.com/os:1 failed: cannot connect to https://r.example.com: refused '
+                                '(registry settings of this step: OCI_CA_FILE, OCI_AUTH_FILE, OCI_INSECURE in /etc/l3metal/site.env)')
+    with pytest.raises(ToolError, match=r'^missing of r.example.com/os:1 failed: manifest not found$'):
+        oci._call(missing, 'r.example.com/os:1', '/mnt')
