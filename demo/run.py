@@ -104,9 +104,9 @@ def summary(lab: Lab, outcomes: dict[str, dict[str, t.Any]], node_reports: list[
         mounted = result.get('boot_medium') or {}, result.get('task_medium') or {}
         say('  mounted       %s' % ', '.join('%s <- %s' % (slot.get('id'), slot.get('image')) for slot in mounted if slot))
         say('  ejected       %s; inserted now: %s' % ('; '.join(result.get('ejected') or []) or 'nothing', lab.inserted(index) or 'nothing'))
-        say('  boot override %s, power %s%s' % (system['Boot']['BootSourceOverrideTarget'], system['PowerState'],
-                                             '  (rebooted into the installed system)' if result.get('outcome') == 'succeeded'
-                                             else '  (left on the maintenance OS: provision_after_failure=none)'))
+        after = '(rebooted into the installed system)' if result.get('outcome') == 'succeeded' else \
+            '(left on the maintenance OS: provision_after_failure=none)'
+        say('  boot override %s, power %s  %s' % (system['Boot']['BootSourceOverrideTarget'], system['PowerState'], after))
         expected = ('failed', FAILING_STEP) if index == 1 else ('succeeded', None)
         if (result.get('outcome'), result.get('failed_step')) != expected or lab.inserted(index) or job.get('status') != 'complete':
             ok = False
