@@ -6,10 +6,12 @@
 
 Started on 127.0.0.1, random ports: the real webhook receiver (foreground), a sushy-tools Redfish emulator whose two
 systems stand for the servers (two virtual CDs each), and a stand-in maintenance ISO served by the receiver.  The
-playbook runs with an embedded default recipe.  The booted maintenance OS is played by a simulator that does what
-the node would do with the real code: it reads the task medium the emulator downloaded, runs the real dispatcher
-(``provisioner run --dry-run``) on it and reports each step with the real ``provisioner notify``.  node-01 succeeds;
-node-02 fails at bootloader-linux.service, so the failure report shows.  Everything lands in demo-output/.
+playbook runs with an embedded default recipe, four times: start both jobs without waiting, the same again (nothing
+changes), wait for the outcomes and clean up, and once more for the server that succeeded (left alone).  The booted
+maintenance OS is played by a simulator that does what the node would do with the real code: it reads the task medium
+the emulator downloaded, runs the real dispatcher (``provisioner run --dry-run``) on it and reports each step with the
+real ``provisioner notify``.  node-01 succeeds; node-02 fails at bootloader-linux.service, so the failure report shows.
+Everything lands in demo-output/.
 """
 
 from __future__ import annotations
@@ -156,8 +158,18 @@ def main() -> int:
             except NodeSimulationError as exc:
                 say('simulated node: %s' % exc)
                 reports.append(node.report)
-        ok = summary(lab, results(records), reports) and idempotent
-    say('\nansible-playbook exit code %d (2: a host failed, as node-02 should); demo took %.0f s' % (rc, time.monotonic() - started))
+        collected = results(records)
+
+        say('\n---- 4. node-01 again: it ran this recipe well, so nothing is done (provision_reinstall=true would) ----')
+        mark = len(lab.changing_requests())
+        rerun_rc, records = run_playbook(out, inventory, 'rerun', '--limit', 'node-01', quiet=True)
+        rerun = results(records).get('node-01', {})
+        say('  exit code %d, outcome %s (job %s), %d task(s) changed, %d request(s) that change something sent to the BMC'
+            % (rerun_rc, rerun.get('outcome'), rerun.get('job_id'), len(changed_tasks(records)), len(lab.changing_requests()) - mark))
+        unchanged = rerun_rc == 0 and rerun.get('outcome') == 'unchanged' and not changed_tasks(records) and len(lab.changing_requests()) == mark
+
+        ok = summary(lab, collected, reports) and idempotent and unchanged
+    say('\nstep 3 exit code %d (2: a host failed, as node-02 should); demo took %.0f s' % (rc, time.monotonic() - started))
     say('demo: %s' % ('as expected' if ok and rc == 2 else 'NOT as expected'))
     return 0 if ok and rc == 2 else 1
 

@@ -33,7 +33,7 @@ def esxi_lab(factory):
 
 def test_install_ends_with_the_installers_reboot(provisioning_lab_factory, collection_playbook):
     lab, inventory, installer = esxi_lab(provisioning_lab_factory)
-    node = lab.simulate(0, kind='esxi', step_seconds=4, off_seconds=6)  # installs 4 s, then is off 6 s
+    node = lab.simulate(0, kind='esxi', step_seconds=2, off_seconds=5)  # installs 2 s, then is off 5 s
     run = collection_playbook('provision_esxi', inventory, dict(FAST, provision_timeout=120)).assert_ok()
     report = node.result()
 
@@ -49,6 +49,11 @@ def test_install_ends_with_the_installers_reboot(provisioning_lab_factory, colle
     assert recipe['task_target'] == 'install-esxi.target' and base64.b64decode(recipe['ks_cfg']).decode() == KS_CFG
     assert lab.inserted(0) == {} and len(result['ejected']) == 2
     assert lab.system(0)['PowerState'] == 'On'
+
+    # installed with this kickstart: a new run leaves the server alone
+    mark = len(lab.changing_requests())
+    rerun = collection_playbook('provision_esxi', inventory, dict(FAST, provision_timeout=120)).assert_ok()
+    assert not rerun.changed and esxi_result(rerun)['outcome'] == 'unchanged' and lab.changing_requests()[mark:] == []
 
 
 def test_no_reboot_in_time_fails_the_job(provisioning_lab_factory, collection_playbook):

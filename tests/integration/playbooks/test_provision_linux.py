@@ -103,7 +103,7 @@ def test_one_node_succeeds_one_fails(provisioning_lab, collection_playbook):
 
 def test_kick_off_twice_then_collect(provisioning_lab_factory, collection_playbook):
     """provision_wait=false starts the job and returns; a second such run changes nothing (no second reboot of a node
-    that may be installing); a run that waits collects the outcome and cleans up."""
+    that may be installing); a run that waits collects the outcome and cleans up; a run after that changes nothing."""
     lab = provisioning_lab_factory(nodes=1)
     inventory = lab.write_inventory(provision_oci_url=OCI_URL)
     kick_off = dict(FAST, provision_wait=False)
@@ -131,6 +131,18 @@ def test_kick_off_twice_then_collect(provisioning_lab_factory, collection_playbo
     assert not done['booted']  # the collecting run did not reset the node again
     assert history(lab, done['job_id']) == ['queued', 'provisioning', 'succeeded', 'complete']
     assert lab.inserted(0) == {}
+
+    # the server ran this recipe well: a new run leaves it alone (no job, nothing but reads at the BMC) ...
+    mark = len(lab.changing_requests())
+    rerun = collection_playbook('provision_linux', inventory, FAST).assert_ok()
+    assert not rerun.changed, [(t.task, t.result) for t in rerun.changed]
+    unchanged = node_result(rerun, 'node-01')
+    assert unchanged['outcome'] == 'unchanged' and unchanged['job_id'] == done['job_id'] and unchanged['status'] == 'complete'
+    assert lab.changing_requests()[mark:] == [] and len(lab.jobs(0)) == 1
+    # ... unless asked to install again, or the recipe changed
+    again = collection_playbook('provision_linux', inventory, dict(kick_off, provision_reinstall=True)).assert_ok()
+    assert node_result(again, 'node-01')['job_id'] != done['job_id'] and node_result(again, 'node-01')['booted']
+    assert len(lab.jobs(0)) == 2
 
 
 def test_check_mode_changes_nothing(provisioning_lab, collection_playbook):
