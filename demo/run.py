@@ -46,6 +46,14 @@ def say(text: str = '') -> None:
         print(text, flush=True)
 
 
+def shown(path: Path) -> str:
+    """A path as the user best reads it: relative to the checkout when inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def node_event(node: str, what: str) -> None:
     say('    [%s, simulated] %s' % (node, what))
 
@@ -57,7 +65,7 @@ def run_playbook(out: Path, inventory: Path, name: str, *args: str, quiet: bool 
     argv = [str(Path(sys.executable).with_name('ansible-playbook')), '-i', str(inventory), str(COLLECTION / 'playbooks' / 'provision_linux.yml'),
             # both servers in one batch, so a node's failure does not stop the other; demo-sized timeouts
             '-e', 'provision_serial=100%', '-e', 'provision_max_fail_percentage=100', '-e', 'provision_timeout=120', *args]
-    say('$ ansible-playbook -i %s playbooks/provision_linux.yml %s' % (inventory.relative_to(ROOT), ' '.join(argv[4:])))
+    say('$ ansible-playbook -i %s playbooks/provision_linux.yml %s' % (shown(inventory), ' '.join(argv[4:])))
     if quiet:
         with open(out / (name + '.log'), 'w', encoding='utf-8') as log:
             rc = subprocess.call(argv, env=env, cwd=str(out), stdout=log, stderr=subprocess.STDOUT)
@@ -130,7 +138,7 @@ def main() -> int:
         say('  BMC       %s   systems %s' % (lab.bmc.url, ', '.join(lab.bmc.system_ids)))
         say('  boot ISO  %s   (a stand-in: the bootc maintenance ISO cannot be built here)' % lab.maintenance_iso_url)
         inventory = lab.write_inventory(provision_oci_url=OCI_URL, provision_user_data=USER_DATA)
-        say('  inventory %s' % inventory.relative_to(ROOT))
+        say('  inventory %s' % shown(inventory))
         nodes = [lab.simulate(0, on_event=node_event), lab.simulate(1, fail_step=FAILING_STEP, on_event=node_event)]
         say('\nThe nodes are simulated (the emulator boots nothing). The callback URL is on 127.0.0.1, hence the warning.')
 
@@ -147,7 +155,7 @@ def main() -> int:
         idempotent = rc == 0 and not again and len(lab.changing_requests()) == mark
         say('  exit code %d, %d task(s) changed%s, %d request(s) that change something sent to the BMC (output in %s)'
             % (rc, len(again), (': ' + '; '.join(again)) if again else '', len(lab.changing_requests()) - mark,
-               (out / 'again.log').relative_to(ROOT)))
+               shown(out / 'again.log')))
 
         say('\n---- 3. Wait for the nodes\' reports, eject the media, boot the installed system, close the jobs ----')
         rc, records = run_playbook(out, inventory, 'collect')
