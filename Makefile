@@ -51,6 +51,7 @@ layout: venv
 lint: layout
 	$(BIN)/ruff check .
 	cd $(BUILD) && $(BIN)/mypy --config-file $(CURDIR)/pyproject.toml
+	cd $(COLL) && $(BIN)/ansible-lint --offline --profile production --nocolor roles playbooks
 
 sanity: layout
 	@$(BIN)/python tests/tools/offline_get_pip.py

@@ -14,6 +14,8 @@
   every task's result back as data.
 - ``sushy``: the sushy-tools Redfish emulator (fake driver) with auth, TLS, fixed power delay and a
   parsed access log; ``tls``: a throw-away CA and server certificate.
+- ``lab``: receiver + emulator + stand-in maintenance ISO + inventories, for the playbooks and ``make demo``;
+  ``node_simulator``: plays the booted node with the real dispatcher and ``provisioner notify``.
 
 Fixtures that wrap these live in ``fixtures_*.py`` modules of this package; the integration
 conftest loads every such module, so a new area adds fixtures without editing shared files.
