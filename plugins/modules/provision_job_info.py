@@ -71,6 +71,22 @@ jobs:
   sample:
     - {job_id: 0b6d7ad4-5f3c-4d8e-9a51-2f4c1f0e9d21, status: complete, failed_step: null, outcome: succeeded,
        server_serial: XF-12345ABC, recipe_sha256: d917..., created_at: '2025-11-03T20:30:00.000Z'}
+  contains:
+    job_id:
+      description: The job's id.
+      type: str
+    status:
+      description: The receiver's status (V(queued), V(provisioning), V(succeeded), V(failed), V(complete)).
+      type: str
+    failed_step:
+      description: The unit or controller stage that failed, else V(null).
+      type: str
+    outcome:
+      description: How the job ended (V(succeeded), V(failed), V(completed), V(abandoned)), or V(null) while it is still going.
+      type: str
+    recipe_sha256:
+      description: Digest of the job's normalized recipe.
+      type: str
 active:
   description: The server's job that is not complete yet, else V(null).
   returned: success

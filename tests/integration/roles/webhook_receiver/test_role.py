@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.l3metal.provision.plugins.module_utils import _webhook
 from harness.playbook import localhost_play
 from harness.ports import port_is_open
 from harness.services import Service
@@ -90,6 +91,38 @@ def test_foreground_mode_serves_the_play_and_stops(ansible_playbook, foreground_
     assert not (base / 'data' / 'receiver.pid').exists()
 
 
+SITE_KEY = 'c0ffee' * 8  # 48 characters, as openssl rand -hex 24 would give
+
+
+def test_node_keys_let_the_dispatcher_report_without_a_job_token(ansible_playbook, foreground_vars):
+    """webhook_receiver_node_keys reach the receiver as --node-key-file: a failure signed with the site key is stored."""
+    role_vars = dict(foreground_vars, webhook_receiver_node_keys=['0123456789abcdef' * 4, SITE_KEY])
+    register = {'name': 'job', 'l3metal.provision.provision_job': {
+        'url': '{{ webhook_receiver_url }}', 'api_token': 'role-api-token', 'server_serial': 'XF-SITE-1',
+        'recipe': {'task_target': 'supermicro-update.target', 'firmware_url': 'http://fw.example.com/b.bin'}}}
+    stop = {'name': 'stop', 'ansible.builtin.include_role': {'name': ROLE, 'tasks_from': 'stop'}}
+    result = ansible_playbook(role_play(role_vars, [register])).assert_ok()
+    base = Path(role_vars['webhook_receiver_foreground_dir'])
+    key_file = base / 'config' / 'node-keys'
+    assert key_file.stat().st_mode & 0o777 == 0o640 and key_file.read_text().splitlines()[1] == SITE_KEY
+    assert SITE_KEY not in result.stdout
+    job = result.task('job').result
+    url = 'http://127.0.0.1:%d' % role_vars['webhook_receiver_port']
+    # the second key (a key being rotated in) is accepted, bound to the serial
+    sender = _webhook.WebhookSender(url, 'XF-SITE-1', _webhook.site_signing_key(SITE_KEY, 'XF-SITE-1'), attempts=1,
+                                    key_id=_webhook.SITE_KEY_ID)
+    assert sender.send(_webhook.failed_body('provision-dispatcher.service', 'no task medium found')) == 200
+    request = urllib.request.Request('%s/api/v1/jobs/%s' % (url, job['job_id']), headers={'Authorization': 'Bearer role-api-token'})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        stored = json.load(response)
+    assert (stored['status'], stored['failed_step']) == ('failed', 'provision-dispatcher.service')
+
+    # without keys the role restarts the receiver without the file: such reports are refused again
+    again = ansible_playbook(role_play(foreground_vars, [stop])).assert_ok()
+    assert again.task(in_role('Remove the site node key file of an earlier run (no site-key reports accepted now)')).changed
+    assert not key_file.exists()
+
+
 def test_settings_are_checked_before_anything_is_installed(ansible_playbook, tmp_path):
     base = tmp_path / 'never'
     cases = [
@@ -97,6 +130,7 @@ def test_settings_are_checked_before_anything_is_installed(ansible_playbook, tmp
         ({'webhook_receiver_port': 'http'}, 'webhook_receiver_port'),
         ({'webhook_receiver_host': '0.0.0.0'}, 'job API would be open'),      # no token on all addresses
         ({'webhook_receiver_host': '127.0.0.1', 'webhook_receiver_tls_cert': '/x.pem'}, 'tls_key are not given together'),
+        ({'webhook_receiver_host': '127.0.0.1', 'webhook_receiver_node_keys': ['short']}, 'webhook_receiver_node_keys: every key'),
     ]
     for role_vars, message in cases:
         result = ansible_playbook(role_play(dict({'webhook_receiver_mode': 'foreground', 'webhook_receiver_foreground_dir': str(base)},
