@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark: build the same task medium with task_iso's code path, xorriso and genisoimage.
 
-    python bench/task_iso.py [--repeat N]     (from the layout copy, or with PYTHONPATH set; `make bench-task-iso`)
+    python bench/task_iso.py [--repeat N]     (from the layout copy, or with PYTHONPATH set; `make bench BENCH=task_iso`)
 
 All three produce an ISO 9660 + Joliet + Rock Ridge image holding a recipe, the schema, user-data
 and meta-data.  task_iso starts from the recipe in memory (validate, lay out, build, write the file
