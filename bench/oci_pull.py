@@ -175,7 +175,8 @@ def main() -> int:
     parser.add_argument('--no-flat-check', action='store_true', help='skip the small-artifact RSS comparison')
     args = parser.parse_args()
 
-    build = ROOT / '.build'
+    # from the checkout (python bench/oci_pull.py) or from the layout copy (make bench)
+    build = ROOT.parents[2] if ROOT.parents[1].name == 'ansible_collections' else ROOT / '.build'
     if not (build / 'ansible_collections' / 'l3metal' / 'provision').is_dir():
         raise SystemExit('run `make layout` first (the bench imports the collection from .build)')
     env = dict(os.environ, PYTHONPATH=str(build))

@@ -35,14 +35,17 @@ import typing as t
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD = ROOT / '.build'
+# Run from the checkout (python bench/redfish_flow.py) or from the layout copy (make bench): the checkout is what owns .build and .cache.
+IN_LAYOUT = ROOT.parents[1].name == 'ansible_collections'
+CHECKOUT = ROOT.parents[3] if IN_LAYOUT else ROOT
+BUILD = CHECKOUT / '.build'
 LAYOUT = BUILD / 'ansible_collections' / 'l3metal' / 'provision'
-PEER_VENV = ROOT / '.cache' / 'bench-peer'
+PEER_VENV = CHECKOUT / '.cache' / 'bench-peer'
 PEER_REQUIREMENT = 'ansible>=12,<13'
 
 
 def prepare_layout() -> None:
-    subprocess.run([sys.executable, str(ROOT / 'tests' / 'tools' / 'layout.py'), str(BUILD)], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, str(CHECKOUT / 'tests' / 'tools' / 'layout.py'), str(BUILD)], check=True, stdout=subprocess.DEVNULL)
     sys.path.insert(0, str(LAYOUT / 'tests' / 'integration'))
 
 

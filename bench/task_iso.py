@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent.parents[2]))  # .build/ when run from the layout copy
+# the layout copy's .build/ (make bench runs this file there; from the checkout, the checkout's .build/)
+sys.path.insert(0, str(HERE.parents[3] if HERE.parents[2].name == 'ansible_collections' else HERE.parent / '.build'))
 
 from ansible_collections.l3metal.provision.plugins.module_utils._task_media import build_media, collect_files, write_atomic  # noqa: E402
 
