@@ -7,7 +7,6 @@ TLS files from a throw-away CA, and nginx as the reference static file server.""
 
 from __future__ import annotations
 
-import subprocess
 import typing as t
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 
 from .nginx import Nginx
 from .receiver import Receiver
+from .tls import make_tls_files
 
 
 @pytest.fixture
@@ -51,19 +51,9 @@ def receiver_factory(tmp_path: Path) -> t.Iterator[t.Callable[..., Receiver]]:
 
 @pytest.fixture
 def tls_files(tmp_path: Path) -> tuple[str, str, str]:
-    """(server certificate, key, CA certificate) for 127.0.0.1 / localhost, made with openssl."""
-    d = tmp_path / 'tls'
-    d.mkdir()
-
-    def openssl(*args: str) -> None:
-        subprocess.run(['openssl', *args], cwd=d, check=True, capture_output=True)
-
-    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=Test CA')
-    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost')
-    (d / 'ext.cnf').write_text('subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n')
-    openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.crt',
-            '-days', '2', '-extfile', 'ext.cnf')
-    return str(d / 'server.crt'), str(d / 'server.key'), str(d / 'ca.crt')
+    """(server certificate, key, CA certificate) for 127.0.0.1 / localhost, from a throw-away CA (``harness.tls``)."""
+    files = make_tls_files(tmp_path / 'tls')
+    return str(files.server_cert), str(files.server_key), str(files.ca_cert)
 
 
 @pytest.fixture

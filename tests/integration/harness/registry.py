@@ -23,7 +23,6 @@ import base64
 import datetime
 import hashlib
 import http.server
-import ipaddress
 import json
 import subprocess
 import threading
@@ -37,10 +36,11 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from .ports import free_port
 from .services import Service
+from .tls import make_tls_files
 
 USERNAME = 'testuser'
 PASSWORD = 'testpass'
@@ -48,46 +48,6 @@ PASSWORD = 'testpass'
 
 def _key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
-
-
-def make_ca(directory: Path, name: str = 'l3metal test CA') -> tuple[Path, rsa.RSAPrivateKey, x509.Certificate]:
-    """A self-signed CA certificate (``ca.crt``) and its key, valid for two days."""
-    key = _key()
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                         key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
-            .sign(key, hashes.SHA256()))
-    path = directory / 'ca.crt'
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return path, key, cert
-
-
-def make_server_cert(directory: Path, ca_key: rsa.RSAPrivateKey, ca_cert: x509.Certificate) -> tuple[Path, Path]:
-    """``server.crt``/``server.key`` for 127.0.0.1 and localhost, signed by the CA."""
-    key = _key()
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'localhost')]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName('localhost'), x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]),
-                           critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    crt, key_path = directory / 'server.crt', directory / 'server.key'
-    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(_pem_key(key))
-    key_path.chmod(0o600)
-    return crt, key_path
 
 
 def _b64url(data: bytes) -> str:
@@ -237,10 +197,10 @@ class Registry:
             'http': http_conf,
         }
         if self.tls:
-            (self.directory / 'ca').mkdir(exist_ok=True)  # alone in its directory: skopeo's --cert-dir takes every *.crt/*.key in it
-            self.ca_path, ca_key, ca_cert = make_ca(self.directory / 'ca')
-            crt, key = make_server_cert(self.directory, ca_key, ca_cert)
-            http_conf['tls'] = {'certificate': str(crt), 'key': str(key)}
+            # the CA alone in its directory: skopeo's --cert-dir takes every *.crt/*.key in it
+            tls = make_tls_files(self.directory, ca_directory=self.directory / 'ca')
+            self.ca_path = tls.ca_cert
+            http_conf['tls'] = {'certificate': str(tls.server_cert), 'key': str(tls.server_key)}
         if self.auth == 'htpasswd':
             htpasswd = self.directory / 'htpasswd'
             lines = [subprocess.run(['htpasswd', '-nbB', user, password], check=True, capture_output=True, text=True).stdout.strip()

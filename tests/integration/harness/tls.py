@@ -33,9 +33,12 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
     path.chmod(0o600)
 
 
-def make_tls_files(directory: Path, common_name: str = 'localhost') -> TlsFiles:
-    """Write ``ca.crt``, ``server.crt`` and ``server.key`` (SAN: 127.0.0.1, localhost) into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
+def make_tls_files(directory: Path, common_name: str = 'localhost', ca_directory: Path | None = None) -> TlsFiles:
+    """Write ``ca.crt``, ``server.crt`` and ``server.key`` (SAN: 127.0.0.1, localhost) into ``directory``;
+    ``ca.crt`` into ``ca_directory`` instead when given (a client's CA directory holding nothing else)."""
+    ca_directory = ca_directory or directory
+    for path in (directory, ca_directory):
+        path.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=2)
 
@@ -59,7 +62,7 @@ def make_tls_files(directory: Path, common_name: str = 'localhost') -> TlsFiles:
                    .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
                    .sign(ca_key, hashes.SHA256()))
 
-    files = TlsFiles(directory / 'ca.crt', directory / 'server.crt', directory / 'server.key')
+    files = TlsFiles(ca_directory / 'ca.crt', directory / 'server.crt', directory / 'server.key')
     files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     files.server_cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
     _write_key(server_key, files.server_key)
