@@ -119,7 +119,7 @@ def test_node_keys_let_the_dispatcher_report_without_a_job_token(ansible_playboo
 
     # without keys the role restarts the receiver without the file: such reports are refused again
     again = ansible_playbook(role_play(foreground_vars, [stop])).assert_ok()
-    assert again.task(in_role('Remove the site node key file of an earlier run (no site-key reports accepted now)')).changed
+    assert again.task(in_role('Remove the secret files of an earlier run that this configuration leaves empty')).changed
     assert not key_file.exists()
 
 
