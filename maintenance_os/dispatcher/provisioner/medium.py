@@ -17,6 +17,7 @@ vfat.  ``MountReader`` mounts read-only with the kernel instead (``--reader moun
 
 from __future__ import annotations
 
+import abc
 import glob
 import io
 import os
@@ -73,16 +74,16 @@ def volume_label(head: bytes) -> str | None:
     return raw.decode('ascii', 'replace').strip()
 
 
-class MediumReader:
+class MediumReader(abc.ABC):
     """Read top-level files of a task medium by name (``recipe.json``, ``user-data``, ...)."""
 
     source: str
 
+    @abc.abstractmethod
     def read(self, name: str) -> bytes | None:
         """The file's bytes, or None when the medium has no such file."""
-        raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  # a reader with nothing to release keeps this default
         """Release the medium (unmount, close handles)."""
 
     def __enter__(self) -> MediumReader:
