@@ -39,17 +39,23 @@ system-packages:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# The runtime packages (docs/architecture.md) are installed editable from the checkout, so tests, the
+# demo and the benches import them as the receiver, the node and the tool images do.
+RUNTIME_PACKAGES := common receiver maintenance_os/dispatcher maintenance_os/tools lab
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(RUNTIME_PACKAGES))
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -r requirements-dev.txt
+	$(VENV)/bin/python -m pip install -q --no-deps $(addprefix -e ./,$(RUNTIME_PACKAGES))
 	@touch $@
 
 layout: venv
-	@$(BIN)/python tests/tools/layout.py $(BUILD)
+	@$(BIN)/python tests/tools/layout.py $(BUILD) --pth
 
 lint: layout
 	$(BIN)/ruff check .
+	$(BIN)/python tests/tools/check_imports.py
 	cd $(BUILD) && $(BIN)/mypy --config-file $(CURDIR)/pyproject.toml
 	cd $(COLL) && $(BIN)/ansible-lint --offline --profile production --nocolor roles playbooks
 
@@ -58,15 +64,15 @@ sanity: layout
 	cd $(COLL) && ansible-test sanity --python $(ANSIBLE_TEST_PYTHON) --requirements --color no
 
 units: layout
-	cd $(COLL) && $(BIN)/python $(CURDIR)/tests/tools/require_tests.py units -- \
+	cd $(COLL) && $(BIN)/python $(CURDIR)/tests/tools/require_tests.py units --junit tests/output/junit/python$(ANSIBLE_TEST_PYTHON)-controller-units.xml -- \
 		ansible-test units --python $(ANSIBLE_TEST_PYTHON) --requirements --color no
 
 integration: layout
-	cd $(COLL) && PYTHONPATH=$(abspath $(BUILD)) $(BIN)/python $(CURDIR)/tests/tools/require_tests.py integration -- \
-		$(BIN)/python -m pytest tests/integration -p no:cacheprovider $(PYTEST_ARGS)
+	cd $(COLL) && $(BIN)/python $(CURDIR)/tests/tools/require_tests.py integration --junit tests/output/junit/integration.xml --prefix tests/integration $(if $(PYTEST_ARGS),--partial) -- \
+		$(BIN)/python -m pytest tests/integration -p no:cacheprovider --junitxml=tests/output/junit/integration.xml $(PYTEST_ARGS)
 
 schema: layout
-	cd $(BUILD) && $(BIN)/python -c 'from ansible_collections.l3metal.provision.plugins.module_utils._recipe_schema import schema_json; print(schema_json(), end="")' \
+	$(BIN)/python -c 'from l3metal_contract.recipe_schema import schema_json; print(schema_json(), end="")' \
 		> $(CURDIR)/docs/recipe.schema.json
 	@echo "wrote docs/recipe.schema.json"
 

@@ -39,8 +39,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'tests' / 'integration'))
 
 WORDS = [b'usr', b'lib', b'share', b'locale', b'config', b'error', b'return', b'struct', b'static', b'const', b'void', b'int',
          b'printf', b'malloc', b'free', b'GLIBC_2.34', b'x86_64', b'linux', b'debian', b'systemd', b'\x00\x00\x00\x00', b'\x7fELF']
@@ -139,7 +137,7 @@ def default_target() -> str | None:
 
 OURS = '''
 import sys
-from ansible_collections.l3metal.provision.plugins.module_utils._oci import pull_and_unpack
+from l3metal_oci.client import pull_and_unpack
 r = pull_and_unpack(sys.argv[1], sys.argv[2], insecure=True)
 print("ours: %d files, %d bytes, %s" % (r.stats.files, r.stats.bytes, r.layers[0].compression), file=sys.stderr)
 '''
@@ -175,15 +173,10 @@ def main() -> int:
     parser.add_argument('--no-flat-check', action='store_true', help='skip the small-artifact RSS comparison')
     args = parser.parse_args()
 
-    # from the checkout (python bench/oci_pull.py) or from the layout copy (make bench)
-    build = ROOT.parents[2] if ROOT.parents[1].name == 'ansible_collections' else ROOT / '.build'
-    if not (build / 'ansible_collections' / 'l3metal' / 'provision').is_dir():
-        raise SystemExit('run `make layout` first (the bench imports the collection from .build)')
-    env = dict(os.environ, PYTHONPATH=str(build))
-    from harness.registry import Registry
-    sys.path.insert(0, str(build))
-    from ansible_collections.l3metal.provision.plugins.module_utils._oci import fetch_manifest
-    from ansible_collections.l3metal.provision.plugins.module_utils._oci_push import PushFile, push_artifact
+    env = dict(os.environ)
+    from l3metal_lab.registry import Registry
+    from l3metal_oci.client import fetch_manifest
+    from l3metal_oci.push import PushFile, push_artifact
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix='oci-bench-', dir='/tmp'))
     work.mkdir(parents=True, exist_ok=True)

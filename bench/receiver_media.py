@@ -34,12 +34,9 @@ import tempfile
 import typing as t
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / 'tests' / 'integration'))
-
-from harness.nginx import Nginx  # noqa: E402  pylint: disable=wrong-import-position
-from harness.ports import free_port  # noqa: E402  pylint: disable=wrong-import-position
-from harness.services import Service  # noqa: E402  pylint: disable=wrong-import-position
+from l3metal_lab.nginx import Nginx
+from l3metal_lab.ports import free_port
+from l3metal_lab.services import Service
 
 RANGE_LUA = r'''
 local size = tonumber(os.getenv("BENCH_SIZE"))
@@ -126,7 +123,7 @@ def main() -> int:
         receiver = Service('receiver', [sys.executable, '-m', 'l3metal_receiver', '--host', '127.0.0.1', '--port', str(port),
                                         '--data-dir', str(work / 'data'), '--media-dir', str(media), '--log-level', 'WARNING'],
                            work / 'receiver.log', ready_url='http://127.0.0.1:%d/healthz' % port,
-                           env=dict(os.environ, PYTHONPATH=str(ROOT / 'roles' / 'webhook_receiver' / 'files'), PYTHONDONTWRITEBYTECODE='1'))
+                           env=dict(os.environ, PYTHONDONTWRITEBYTECODE='1'))
         receiver.start()
         nginx = Nginx(media, work / 'nginx', workers=0).start()
         nginx_one = Nginx(media, work / 'nginx-one', workers=1).start()

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import re
@@ -43,19 +42,7 @@ import time
 import typing as t
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RECEIVER_FILES = ROOT / 'roles' / 'webhook_receiver' / 'files'
-
-
-def _load_webhook() -> t.Any:
-    # plain file import: the bench runs from the checkout, without the collection on sys.path
-    spec = importlib.util.spec_from_file_location('l3metal_webhook', ROOT / 'plugins' / 'module_utils' / '_webhook.py')
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-wh = _load_webhook()
+from l3metal_contract import webhook as wh
 
 # ------------------------------------------------------------------------------------------------
 # the baseline: standard library only
@@ -182,7 +169,7 @@ class Server:
         self.db = str(self.dir / ('receiver.sqlite3' if kind == 'ours' else 'baseline.sqlite3'))
 
     def start(self) -> Server:
-        env = dict(os.environ, PYTHONPATH=str(RECEIVER_FILES))
+        env = dict(os.environ)
         if self.kind == 'ours':
             argv = [sys.executable, '-m', 'l3metal_receiver', '--host', '127.0.0.1', '--port', str(self.port),
                     '--data-dir', str(self.dir), '--media-dir', str(self.dir / 'media'), '--log-level', 'WARNING']

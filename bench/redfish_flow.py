@@ -45,8 +45,7 @@ PEER_REQUIREMENT = 'ansible>=12,<13'
 
 
 def prepare_layout() -> None:
-    subprocess.run([sys.executable, str(CHECKOUT / 'tests' / 'tools' / 'layout.py'), str(BUILD)], check=True, stdout=subprocess.DEVNULL)
-    sys.path.insert(0, str(LAYOUT / 'tests' / 'integration'))
+    subprocess.run([sys.executable, str(CHECKOUT / 'tests' / 'tools' / 'layout.py'), str(BUILD), '--pth'], check=True, stdout=subprocess.DEVNULL)
 
 
 def peer_collections() -> tuple[Path | None, str]:
@@ -122,9 +121,9 @@ def peer_play(emulator: t.Any, urls: list[str]) -> list[dict[str, t.Any]]:
 
 def run_side(label: str, nodes: int, forks: int, workdir: Path, play_for: t.Callable[..., list[dict[str, t.Any]]],
              collections: str) -> tuple[float, float]:
-    from harness.httpserver import FileServer
-    from harness.playbook import run_playbook
-    from harness.sushy import SushyEmulator
+    from l3metal_lab.httpserver import FileServer
+    from l3metal_lab.playbook import run_playbook
+    from l3metal_lab.sushy import SushyEmulator
 
     side_dir = workdir / ('%s-%d' % (label, nodes))
     with FileServer(side_dir / 'www') as files, SushyEmulator(side_dir / 'bmc', systems=nodes, tls=True, power_delay=0) as emulator:

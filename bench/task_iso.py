@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Benchmark: build the same task medium with task_iso's code path, xorriso and genisoimage.
 
-    python bench/task_iso.py [--repeat N]     (from the layout copy, or with PYTHONPATH set; `make bench BENCH=task_iso`)
+    .venv/bin/python bench/task_iso.py [--repeat N]     (after `make layout`; or `make bench BENCH=task_iso`)
 
 All three produce an ISO 9660 + Joliet + Rock Ridge image holding a recipe, the schema, user-data
 and meta-data.  task_iso starts from the recipe in memory (validate, lay out, build, write the file
@@ -28,11 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-# the layout copy's .build/ (make bench runs this file there; from the checkout, the checkout's .build/)
-sys.path.insert(0, str(HERE.parents[3] if HERE.parents[2].name == 'ansible_collections' else HERE.parent / '.build'))
-
-from ansible_collections.l3metal.provision.plugins.module_utils._task_media import build_media, collect_files, write_atomic  # noqa: E402
+from ansible_collections.l3metal.provision.plugins.module_utils._task_media import build_media, collect_files, write_atomic
 
 USER_DATA = '#cloud-config\nhostname: node01\nusers:\n  - name: ops\n    ssh_authorized_keys: [ssh-ed25519 AAAAC3Nza... ops]\n'
 RECIPE = {

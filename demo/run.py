@@ -26,14 +26,11 @@ import time
 import typing as t
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / '.build'
-COLLECTION = BUILD / 'ansible_collections' / 'l3metal' / 'provision'
-sys.path[:0] = [str(COLLECTION / 'tests' / 'integration'), str(BUILD)]
-
-from harness.lab import Lab, serial  # noqa: E402  # pylint: disable=wrong-import-position
-from harness.node_simulator import NodeSimulationError  # noqa: E402  # pylint: disable=wrong-import-position
-from harness.playbook import ansible_env  # noqa: E402  # pylint: disable=wrong-import-position
+from l3metal_lab.lab import Lab, serial
+from l3metal_lab.node_simulator import NodeSimulationError
+from l3metal_lab.paths import COLLECTION_ROOT as COLLECTION
+from l3metal_lab.paths import SOURCE_ROOT as ROOT
+from l3metal_lab.playbook import ansible_env
 
 OCI_URL = 'registry.example.com/os-images/ubuntu-rootfs:24.04'
 USER_DATA = '#cloud-config\nhostname: {{ inventory_hostname }}\nssh_authorized_keys: []\n'

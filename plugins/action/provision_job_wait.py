@@ -11,7 +11,7 @@ import typing as t
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.l3metal.provision.plugins.module_utils._jobs import FAILED, STATUSES
+from ansible_collections.l3metal.provision.plugins.module_utils._contract.jobs import FAILED, STATUSES
 from ansible_collections.l3metal.provision.plugins.module_utils._receiver import (
     ReceiverError,
     client_from_params,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import typing as t
 
-from ._jobs import COMPLETE, FAILED, SUCCEEDED, job_recipe, recipe_digest
+from ._contract.jobs import COMPLETE, FAILED, SUCCEEDED, job_recipe, recipe_digest
 from ._receiver import ReceiverClient, ReceiverError, check_serial
 
 SUCCESS_OUTCOMES = ('succeeded', 'completed')

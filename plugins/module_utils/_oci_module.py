@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typing as t
 
-from ._oci_errors import (
+from ._oci.errors import (
     AuthenticationError,
     CorruptStreamError,
     DigestMismatchError,

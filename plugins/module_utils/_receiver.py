@@ -22,7 +22,8 @@ import urllib.parse
 from ansible.module_utils.common.parameters import env_fallback
 from ansible.module_utils.urls import open_url
 
-from ._jobs import ACTIVE_STATUSES, COMPLETE, QUEUED, SERIAL_PATTERN, TransitionError, check_transition, job_recipe, recipe_digest
+from ._contract.jobs import ACTIVE_STATUSES, COMPLETE, QUEUED, SERIAL_PATTERN, TransitionError, check_transition, job_recipe, recipe_digest
+from ._contract.retry import RetryPolicy
 
 MAX_LONG_POLL = 25.0
 
@@ -174,6 +175,10 @@ def _secrets(doc: dict[str, t.Any]) -> dict[str, t.Any]:
     return {key: doc[key] for key in SECRET_KEYS}
 
 
+# Two controllers registering the same serial at once: the loser re-reads the active job after a short pause.
+REGISTER_RACE = RetryPolicy(attempts=3, backoff=0.2, max_delay=1.0)
+
+
 def ensure_job(client: ReceiverClient, serial: str, recipe_source: t.Any, attached: t.Sequence[str] = (), public_url: str | None = None,
                reissue_token: bool = False, force: bool = False, check_mode: bool = False) -> JobResult:
     """Make sure ``serial`` has an active job with this recipe; create it (token returned once) when not.
@@ -185,7 +190,7 @@ def ensure_job(client: ReceiverClient, serial: str, recipe_source: t.Any, attach
     check_serial(serial)
     recipe = job_recipe(recipe_source, attached)  # RecipeError before anything is sent
     digest = recipe_digest(recipe)
-    for _attempt in range(3):
+    for attempt in range(REGISTER_RACE.attempts):
         active = client.active_job(serial)
         replaced = None
         if active is not None and active.get('recipe_sha256') == digest:
@@ -213,7 +218,9 @@ def ensure_job(client: ReceiverClient, serial: str, recipe_source: t.Any, attach
             doc = client.create_job(serial, recipe, attached, public_url)
         except ReceiverError as exc:
             if exc.status == 409 and 'active_job' in exc.problem:
-                continue  # another run created one in between: decide again
+                if REGISTER_RACE.should_retry(attempt):
+                    REGISTER_RACE.wait(attempt)  # another run created one in between: let it finish, then decide again
+                continue
             raise
         return JobResult(True, _public(doc), _secrets(doc), True, replaced)
     raise ReceiverError('serial %s: the active job kept changing while registering; try again' % serial)

@@ -31,8 +31,9 @@ import time
 import types
 import typing as t
 
-from ._recipe import PAYLOAD_FILES, RecipeError, RecipeProblem, decode_payload, recipe_json, validate_recipe
-from ._recipe_schema import schema_json
+from ._contract.recipe import PAYLOAD_FILES, RecipeError, RecipeProblem, decode_payload, recipe_json, validate_recipe
+from ._contract.medium import DEFAULT_LABEL, META_DATA_FILE, RECIPE_FILE, RESERVED_NAMES, SCHEMA_FILE
+from ._contract.recipe_schema import schema_json
 
 try:
     import pycdlib
@@ -48,12 +49,7 @@ except ImportError as exc:  # pragma: no cover - exercised by the sanity import 
 
 # Every timestamp on the medium: 2020-01-01T00:00:00Z (FAT cannot store dates before 1980).
 FIXED_EPOCH = 1577836800
-DEFAULT_VOLUME_LABEL = 'L3M_TASK'
-
-RECIPE_FILE = 'recipe.json'
-SCHEMA_FILE = 'recipe.schema.json'
-META_DATA_FILE = 'meta-data'
-RESERVED_NAMES = frozenset([RECIPE_FILE, SCHEMA_FILE, META_DATA_FILE] + list(PAYLOAD_FILES.values()))
+DEFAULT_VOLUME_LABEL = DEFAULT_LABEL
 
 _NAME_COMPONENT = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$')
 _ISO_BAD_CHARS = re.compile(r'[^A-Z0-9_]')

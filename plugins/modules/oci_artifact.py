@@ -15,7 +15,8 @@ description:
     and tool images.
   - O(state=present) pushes O(files) as one artifact, one layer per file, with its artifact type, per-layer media types and
     annotations. The manifest is composed deterministically, so pushing identical content again finds the tag already at
-    that digest and reports no change. Blobs and the manifest are uploaded with oras-py.
+    that digest and reports no change. Blobs the registry does not have yet are uploaded (streamed; in chunks above
+    64 MiB), then the manifest.
   - O(state=pulled) fetches the artifact into the directory O(dest). Every blob's digest and size are verified while it
     streams; a mismatch fails and leaves no half-written file or tree behind.
   - With O(unpack=true), each tar layer (C(.tar), C(.tar.gz), C(.tar.zst), C(.tar.xz); compression is detected from the
@@ -86,7 +87,7 @@ options:
     type: bool
     default: false
 requirements:
-  - oras >= 0.2.25 (for O(state=present))
+  - requests
   - zstandard (only to unpack C(.tar.zst) layers)
 notes:
   - Unpacking over an existing tree replaces files and symlinks of the same name and merges directories, like C(tar x);
@@ -206,7 +207,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.l3metal.provision.plugins.module_utils._oci import (
+from ansible_collections.l3metal.provision.plugins.module_utils._oci.client import (
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
     RegistryClient,
@@ -217,9 +218,9 @@ from ansible_collections.l3metal.provision.plugins.module_utils._oci import (
     pull_to_directory,
     read_record,
 )
-from ansible_collections.l3metal.provision.plugins.module_utils._oci_errors import OciError
+from ansible_collections.l3metal.provision.plugins.module_utils._oci.errors import OciError
 from ansible_collections.l3metal.provision.plugins.module_utils._oci_module import client_options, error_result, registry_argument_spec
-from ansible_collections.l3metal.provision.plugins.module_utils._oci_push import HAS_ORAS, ORAS_IMPORT_ERROR, PushFile, push_artifact
+from ansible_collections.l3metal.provision.plugins.module_utils._oci.push import PushFile, push_artifact
 
 
 def parse_files(module: AnsibleModule, items: list) -> list[PushFile]:
@@ -244,8 +245,6 @@ def run_present(module: AnsibleModule) -> dict:
     params = module.params
     if not params['files']:
         module.fail_json(msg='state=present needs files (the paths to push)')
-    if not HAS_ORAS and not module.check_mode:
-        module.fail_json(msg=missing_required_lib('oras'), exception=str(ORAS_IMPORT_ERROR))
     result = push_artifact(params['reference'], parse_files(module, params['files']), artifact_type=params['artifact_type'],
                            annotations=params['annotations'], check_mode=module.check_mode, **client_options(params))
     uploaded = set(result.uploaded)

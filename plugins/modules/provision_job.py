@@ -236,7 +236,7 @@ from urllib.parse import urlparse
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.l3metal.provision.plugins.module_utils._recipe import HAS_JSONSCHEMA, JSONSCHEMA_IMPORT_ERROR, RecipeError
+from ansible_collections.l3metal.provision.plugins.module_utils._contract.recipe import HAS_JSONSCHEMA, JSONSCHEMA_IMPORT_ERROR, RecipeError
 from ansible_collections.l3metal.provision.plugins.module_utils._receiver import (
     ReceiverError,
     client_from_params,

@@ -109,7 +109,7 @@ provisioned:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.l3metal.provision.plugins.module_utils._job_history import job_with_outcome, server_history
-from ansible_collections.l3metal.provision.plugins.module_utils._recipe import HAS_JSONSCHEMA, JSONSCHEMA_IMPORT_ERROR, RecipeError
+from ansible_collections.l3metal.provision.plugins.module_utils._contract.recipe import HAS_JSONSCHEMA, JSONSCHEMA_IMPORT_ERROR, RecipeError
 from ansible_collections.l3metal.provision.plugins.module_utils._receiver import ReceiverError, client_from_params, receiver_argument_spec
 
 

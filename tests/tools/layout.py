@@ -14,6 +14,17 @@ kept.  A copy, not a symlink: ansible-test resolves the real path of the current
 The copy gets an empty git repository of its own: ansible-test looks for ``.git`` upwards from the
 collection root and lists files with ``git ls-files --cached --others --exclude-standard``; without
 it, it would find the checkout's repository, in which the copy is ignored, and test nothing.
+
+Generated here, not committed: Ansible ships a module only with what lies under ``plugins/module_utils``,
+so the shared packages of ``common/`` (``VENDORED``) are copied there byte for byte (community.docker
+vendors docker-py as ``_api/`` the same way).  Only each ``__init__.py`` is written empty, because
+ansible-test's ``empty-init`` sanity test requires that; the package docstring lives in ``common/``.
+``tests/unit/plugins/module_utils/test_vendored.py`` checks the copies are identical.
+
+With ``--pth``, run from the development virtualenv, the layout's ``ansible_collections`` is also put on
+that virtualenv's import path (``l3metal-layout.pth`` in its site-packages), the way the runtime packages
+are installed editable there: the lab, the demo and the benches import the collection's module_utils
+without changing ``sys.path`` themselves.
 """
 
 from __future__ import annotations
@@ -24,9 +35,22 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 
 SKIP_DIRS = {'.git', '.venv', '.build', '.cache', '__pycache__', '.mypy_cache', '.ruff_cache', '.pytest_cache', '.hypothesis'}
 KEEP_IN_DEST = ('tests/output', '.git')
+# common/<package> -> plugins/module_utils/<copy>: the code shared with the receiver and the maintenance OS.
+VENDORED = {'common/l3metal_contract': 'plugins/module_utils/_contract', 'common/l3metal_oci': 'plugins/module_utils/_oci'}
+
+
+def vendored_files(src: str) -> dict[str, str]:
+    """{path in the layout: path in the checkout} of the generated module_utils copies (``''``: an empty __init__.py)."""
+    files = {}
+    for package, copy in VENDORED.items():
+        for name in sorted(os.listdir(os.path.join(src, package))):
+            if name.endswith('.py'):
+                files[os.path.join(copy, name)] = '' if name == '__init__.py' else os.path.join(package, name)
+    return files
 
 
 def list_files(src: str) -> list[str]:
@@ -53,9 +77,34 @@ def same(src: str, dst: str) -> bool:
     return st_src.st_mode == st_dst.st_mode and filecmp.cmp(src, dst, shallow=False)
 
 
+def write_generated(dest: str, rel: str, content: bytes) -> bool:
+    path = os.path.join(dest, rel)
+    try:
+        with open(path, 'rb') as handle:
+            if handle.read() == content:
+                return False
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'wb') as handle:
+        handle.write(content)
+    return True
+
+
 def sync(src: str, dest: str) -> int:
     wanted = list_files(src)
+    generated = vendored_files(src)
+    clash = sorted(set(wanted) & set(generated))
+    if clash:
+        print('layout: %s exist in the checkout but are generated from common/; remove them' % ', '.join(clash), file=sys.stderr)
+        return 1
     copied = 0
+    for rel, origin in generated.items():
+        content = b''
+        if origin:
+            with open(os.path.join(src, origin), 'rb') as handle:
+                content = handle.read()
+        copied += write_generated(dest, rel, content)
     for rel in wanted:
         s, d = os.path.join(src, rel), os.path.join(dest, rel)
         if same(s, d):
@@ -68,7 +117,7 @@ def sync(src: str, dest: str) -> int:
         else:
             shutil.copy2(s, d)
         copied += 1
-    wanted_set = set(wanted)
+    wanted_set = set(wanted) | set(generated)
     removed = 0
     for root, dirs, files in os.walk(dest, topdown=True):
         rel_root = os.path.relpath(root, dest)
@@ -82,19 +131,32 @@ def sync(src: str, dest: str) -> int:
         rel_root = os.path.relpath(root, dest)
         if rel_root != '.' and not rel_root.startswith(KEEP_IN_DEST) and not os.listdir(root):
             os.rmdir(root)
-    print('layout: %d files in %s (%d copied, %d removed)' % (len(wanted), dest, copied, removed))
+    print('layout: %d files in %s (%d generated from common/, %d copied, %d removed)' % (len(wanted_set), dest, len(generated), copied, removed))
     return 0
+
+
+def write_pth(dest: str) -> None:
+    if sys.prefix == sys.base_prefix:
+        raise SystemExit('layout: --pth must run with the development virtualenv\'s python (make layout)')
+    path = os.path.join(sysconfig.get_paths()['purelib'], 'l3metal-layout.pth')
+    line = os.path.abspath(dest) + '\n'
+    if not os.path.isfile(path) or open(path, encoding='utf-8').read() != line:
+        with open(path, 'w', encoding='utf-8') as handle:
+            handle.write(line)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('dest', help='directory that receives ansible_collections/l3metal/provision')
     parser.add_argument('--src', default=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    parser.add_argument('--pth', action='store_true', help="put DEST on this virtualenv's import path")
     args = parser.parse_args()
     target = os.path.join(os.path.abspath(args.dest), 'ansible_collections', 'l3metal', 'provision')
     os.makedirs(target, exist_ok=True)
     if not os.path.exists(os.path.join(target, '.git')):
         subprocess.run(['git', 'init', '-q', target], check=True)
+    if args.pth:
+        write_pth(args.dest)
     return sync(os.path.abspath(args.src), target)
 
 

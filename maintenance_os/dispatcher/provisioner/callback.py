@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Callback settings (receiver URL, job id, per-job token, serial, receiver CA) and sending signed webhooks.
 
-The signing and retry logic is the shared ``_webhook.WebhookSender``; this module only finds the
+The signing and retry logic is the shared ``webhook.WebhookSender``; this module only finds the
 settings: in the recipe while the dispatcher runs, in ``<run dir>/callback.json`` for ``notify``.
 """
 
@@ -15,8 +15,9 @@ import os
 import re
 import typing as t
 
+from l3metal_contract import webhook
+
 from .errors import ConfigError
-from .shared import _webhook
 
 DMI_SERIAL_FILES = ('/sys/class/dmi/id/product_serial', '/sys/class/dmi/id/chassis_serial', '/sys/class/dmi/id/board_serial')
 # CA bundle of an https receiver, from the site settings (/etc/l3metal/site.env); the system's CAs otherwise.
@@ -99,6 +100,6 @@ def load(run_dir: str) -> Callback:
         raise ConfigError('%s lacks url, job_id, token or serial' % path) from None
 
 
-def sender(callback: Callback, attempts: int = 8, timeout: float = 10.0, max_backoff: float = 30.0) -> _webhook.WebhookSender:
-    return _webhook.WebhookSender(callback.url, callback.serial, callback.token, job_id=callback.job_id or None,
-                                  timeout=timeout, attempts=attempts, max_backoff=max_backoff, ca_file=callback.ca_file)
+def sender(callback: Callback, attempts: int = 8, timeout: float = 10.0, max_backoff: float = 30.0) -> webhook.WebhookSender:
+    return webhook.WebhookSender(callback.url, callback.serial, callback.token, job_id=callback.job_id or None,
+                                 timeout=timeout, attempts=attempts, max_backoff=max_backoff, ca_file=callback.ca_file)

@@ -13,10 +13,11 @@ import subprocess
 import sys
 import typing as t
 
+from l3metal_contract import webhook
+
 from . import callback as cb
 from . import dispatch, medium, site
 from .errors import ConfigError
-from .shared import _webhook
 
 DEFAULT_RUN_DIR = os.environ.get('PROVISION_RUN_DIR', '/run/provision')
 LOG_TAIL_LINES = 40
@@ -45,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help='kernel command line to read l3metal.receiver=<url> from (default %(default)s)')
 
     notify = commands.add_parser('notify', help='send a signed status webhook for this job (used by the systemd units)')
-    notify.add_argument('--status', required=True, choices=_webhook.STATUSES)
+    notify.add_argument('--status', required=True, choices=webhook.STATUSES)
     notify.add_argument('--step', help='unit the event is about, e.g. %%n or %%i in a unit file')
-    notify.add_argument('--state', choices=_webhook.PROGRESS_STATES, default='started', help='for --status progress (default %(default)s)')
+    notify.add_argument('--state', choices=webhook.PROGRESS_STATES, default='started', help='for --status progress (default %(default)s)')
     notify.add_argument('--reason', help='for --status failed: why (default: the unit failed)')
     notify.add_argument('--no-log-tail', action='store_true', help='for --status failed: do not attach the end of the step\'s journal')
     notify.add_argument('--run-dir', default=DEFAULT_RUN_DIR, help='where callback.json is (default %(default)s)')
@@ -73,14 +74,14 @@ def journal_tail(unit: str, lines: int = LOG_TAIL_LINES) -> str | None:
 
 def notify_body(args: argparse.Namespace) -> dict[str, t.Any]:
     if args.status == 'success':
-        return _webhook.success_body()
+        return webhook.success_body()
     if args.status == 'failed':
         step = args.step or 'unknown'
         log_tail = None if args.no_log_tail or not args.step else journal_tail(args.step)
-        return _webhook.failed_body(step, args.reason or '%s failed' % step, log_tail)
+        return webhook.failed_body(step, args.reason or '%s failed' % step, log_tail)
     if not args.step:
         raise ConfigError('--status progress needs --step')
-    return _webhook.progress_body(args.step, args.state)
+    return webhook.progress_body(args.step, args.state)
 
 
 def notify(args: argparse.Namespace) -> int:
@@ -92,7 +93,7 @@ def notify(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print('provisioner notify: %s' % exc, file=sys.stderr)
         return 1
-    except (_webhook.WebhookDeliveryError, ValueError) as exc:
+    except (webhook.WebhookDeliveryError, ValueError) as exc:
         print('provisioner notify: not delivered: %s' % exc, file=sys.stderr)
         return 1
     print('provisioner notify: %s delivered (HTTP %d)' % (args.status, status), file=sys.stderr)

@@ -18,11 +18,14 @@ import sys
 import traceback
 import typing as t
 
+from l3metal_contract import medium as medium_files
+from l3metal_contract import recipe_schema, webhook
+from l3metal_contract.recipe import RecipeError, check_recipe, decode_payload, load_recipe, normalize_recipe
+
 from . import callback as cb
 from . import medium as media
 from . import runfiles, site, targets
 from .errors import ConfigError, PreflightError
-from .shared import _recipe, _recipe_schema, _webhook
 
 DISPATCHER_UNIT = 'provision-dispatcher.service'
 
@@ -62,11 +65,11 @@ def read_medium(options: Options) -> MediumContent:
         source = media.find_medium(options.label, options.default_device, options.wait)
     log('task medium: %s' % source)
     with media.open_medium(source, options.reader) as reader:
-        recipe = reader.read('recipe.json')
+        recipe = reader.read(medium_files.RECIPE_FILE)
         if recipe is None:
             raise media.MediumError('%s has no recipe.json: is it a task medium built by task_iso?' % source)
-        payloads = {name: data for name in _recipe_schema.PAYLOAD_FILES.values() if (data := reader.read(name)) is not None}
-        return MediumContent(source, recipe, reader.read('recipe.schema.json'), payloads, reader.read('meta-data'))
+        payloads = {name: data for name in recipe_schema.PAYLOAD_FILES.values() if (data := reader.read(name)) is not None}
+        return MediumContent(source, recipe, reader.read(medium_files.SCHEMA_FILE), payloads, reader.read(medium_files.META_DATA_FILE))
 
 
 def check_schema(medium_schema: bytes | None) -> None:
@@ -79,10 +82,10 @@ def check_schema(medium_schema: bytes | None) -> None:
     except ValueError as exc:
         raise PreflightError('recipe.schema.json on the task medium is not valid JSON: %s' % exc) from None
     found = data.get('$id') if isinstance(data, dict) else None
-    if found != _recipe_schema.SCHEMA_ID:
+    if found != recipe_schema.SCHEMA_ID:
         raise PreflightError('recipe schema mismatch: the task medium was built for %s, this maintenance OS validates %s; build the task '
-                             'medium with a collection version that matches the maintenance ISO, or update the ISO' % (found, _recipe_schema.SCHEMA_ID))
-    if data != _recipe_schema.RECIPE_SCHEMA:
+                             'medium with a collection version that matches the maintenance ISO, or update the ISO' % (found, recipe_schema.SCHEMA_ID))
+    if data != recipe_schema.RECIPE_SCHEMA:
         raise PreflightError('recipe schema mismatch: recipe.schema.json on the task medium says %s but differs from the schema of that '
                              'version in this maintenance OS; rebuild the medium and the ISO from one collection version' % found)
 
@@ -90,8 +93,8 @@ def check_schema(medium_schema: bytes | None) -> None:
 def merge_payloads(recipe: t.Mapping[str, t.Any], files: t.Mapping[str, bytes]) -> dict[str, bytes]:
     """Payload files from the medium, plus payloads still inside the recipe (base64); both must agree."""
     merged = dict(files)
-    for key, file_name in _recipe_schema.PAYLOAD_FILES.items():
-        embedded = _recipe.decode_payload(recipe, key)
+    for key, file_name in recipe_schema.PAYLOAD_FILES.items():
+        embedded = decode_payload(recipe, key)
         if embedded is None:
             continue
         if file_name in merged and merged[file_name] != embedded:
@@ -103,13 +106,13 @@ def merge_payloads(recipe: t.Mapping[str, t.Any], files: t.Mapping[str, bytes]) 
 def prepare(options: Options, content: MediumContent, recipe_raw: dict[str, t.Any], callback: cb.Callback | None) -> str:
     """Check everything and write the run directory; return the target to start."""
     check_schema(content.schema)
-    attached = [key for key, name in _recipe_schema.PAYLOAD_FILES.items() if name in content.payloads]
-    problems = _recipe.check_recipe(recipe_raw, attached=attached)
+    attached = [key for key, name in recipe_schema.PAYLOAD_FILES.items() if name in content.payloads]
+    problems = check_recipe(recipe_raw, attached=attached)
     if problems:
-        raise PreflightError(_recipe.RecipeError(problems).summary())
-    recipe = _recipe.normalize_recipe(recipe_raw)
+        raise PreflightError(RecipeError(problems).summary())
+    recipe = normalize_recipe(recipe_raw)
     payloads = merge_payloads(recipe, content.payloads)
-    for key in _recipe_schema.PAYLOAD_FILES:
+    for key in recipe_schema.PAYLOAD_FILES:
         recipe.pop(key, None)
     target = str(recipe['task_target'])
     unit_dirs = options.unit_dirs or targets.default_unit_dirs()
@@ -131,7 +134,7 @@ def _outcome(what: str, status: int) -> str:
 
 
 def report_failure(callback: cb.Callback | None, reason: str, options: Options, recipe: t.Any = None) -> None:
-    body = _webhook.failed_body(DISPATCHER_UNIT, reason)
+    body = webhook.failed_body(DISPATCHER_UNIT, reason)
     try:
         if callback is not None:
             status = cb.sender(callback, attempts=options.attempts, timeout=options.timeout).send(body)
@@ -147,7 +150,7 @@ def report_failure(callback: cb.Callback | None, reason: str, options: Options, 
         job_id = cb.recipe_job_id(recipe)
         status = site.sender(fallback, attempts=options.attempts, timeout=options.timeout).send(dict(body, **({'job_id': job_id} if job_id else {})))
         log(_outcome('failed webhook through the site fallback to %s for serial %s' % (fallback.url, fallback.serial), status))
-    except (_webhook.WebhookDeliveryError, ValueError) as exc:
+    except (webhook.WebhookDeliveryError, ValueError) as exc:
         log('failed webhook not delivered: %s' % exc)
 
 
@@ -155,8 +158,8 @@ def report_progress(callback: cb.Callback | None, options: Options) -> None:
     if callback is None:
         return
     try:
-        cb.sender(callback, attempts=min(options.attempts, 3), timeout=options.timeout).send(_webhook.progress_body(DISPATCHER_UNIT, 'done'))
-    except (_webhook.WebhookDeliveryError, ValueError) as exc:
+        cb.sender(callback, attempts=min(options.attempts, 3), timeout=options.timeout).send(webhook.progress_body(DISPATCHER_UNIT, 'done'))
+    except (webhook.WebhookDeliveryError, ValueError) as exc:
         log('progress webhook not delivered (provisioning goes on): %s' % exc)
 
 
@@ -166,8 +169,8 @@ def run(options: Options) -> int:
     try:
         content = read_medium(options)
         try:
-            recipe_raw = _recipe.load_recipe(content.recipe)
-        except _recipe.RecipeError as exc:
+            recipe_raw = load_recipe(content.recipe)
+        except RecipeError as exc:
             raise PreflightError('recipe.json on %s: %s' % (content.source, exc.summary())) from None
         callback = cb.from_recipe(recipe_raw, options.serial_files)
         target = prepare(options, content, recipe_raw, callback)

@@ -27,6 +27,8 @@ import tempfile
 import time
 import typing as t
 
+from l3metal_contract import medium as contract_medium
+
 from .errors import MediumError
 
 try:
@@ -35,7 +37,7 @@ try:
 except ImportError:  # pragma: no cover - the image and the test environment install it
     HAS_PYCDLIB = False
 
-DEFAULT_LABEL = 'L3M_TASK'  # task_iso's default volume label (a unit test keeps them equal)
+DEFAULT_LABEL = contract_medium.DEFAULT_LABEL  # what task_iso writes
 DEFAULT_DEVICE = '/dev/sr1'
 MAX_FILE_BYTES = 64 * 1024 * 1024
 READERS = ('auto', 'pycdlib', 'xorriso', 'mtools', 'mount')

@@ -27,15 +27,17 @@ import os
 import tempfile
 import typing as t
 
+from l3metal_contract import medium
+
 from . import envfile
 
 SECRET_MODE = 0o600
 PUBLIC_MODE = 0o644
 
 ENV_FILE = 'recipe.env'
-RECIPE_FILE = 'recipe.json'
+RECIPE_FILE = medium.RECIPE_FILE  # the run directory keeps the medium's names
 LAYOUT_FILE = 'layout.json'
-META_DATA_FILE = 'meta-data'
+META_DATA_FILE = medium.META_DATA_FILE
 CALLBACK_FILE = 'callback.json'
 PAYLOAD_MODES = {'user-data': SECRET_MODE, 'unattend.xml': SECRET_MODE, 'ks.cfg': SECRET_MODE}
 

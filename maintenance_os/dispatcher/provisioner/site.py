@@ -16,7 +16,7 @@ The settings are environment variables, set by ``provision-dispatcher.service`` 
 
 With no usable per-job callback (no task medium, a recipe.json that does not parse, a recipe without
 a callback block), the dispatcher reports its failure to that receiver, signed with a key derived
-from the site node key and the server's serial (``_webhook.site_signing_key``).  The receiver takes
+from the site node key and the server's serial (``webhook.site_signing_key``).  The receiver takes
 nothing from such a report but ``failed`` at ``provision-dispatcher.service`` for the serial's
 active job.  Trust model: docs/webhooks.md, "Site key".
 """
@@ -28,9 +28,10 @@ import re
 import shlex
 import typing as t
 
+from l3metal_contract import webhook
+
 from . import callback as cb
 from .errors import ConfigError
-from .shared import _webhook
 
 RECEIVER_VARIABLE = 'L3METAL_RECEIVER_URL'
 NODE_KEY_VARIABLE = 'L3METAL_NODE_KEY_FILE'
@@ -77,7 +78,7 @@ def node_key(environ: t.Mapping[str, str]) -> str:
     path = environ.get(NODE_KEY_VARIABLE) or DEFAULT_NODE_KEY_FILE
     try:
         with open(path, encoding='utf-8') as handle:
-            return _webhook.parse_site_keys(handle.read(), path)[0]
+            return webhook.parse_site_keys(handle.read(), path)[0]
     except FileNotFoundError:
         raise ConfigError('the maintenance image has no site node key (%s)' % path) from None
     except (OSError, ValueError) as exc:
@@ -99,6 +100,6 @@ def channel(serial_files: t.Sequence[str], recipe: t.Any = None, environ: t.Mapp
     return SiteChannel(url, serial, node_key(environ), cb.receiver_ca_file(environ))
 
 
-def sender(site: SiteChannel, attempts: int = 8, timeout: float = 10.0) -> _webhook.WebhookSender:
-    return _webhook.WebhookSender(site.url, site.serial, _webhook.site_signing_key(site.key, site.serial), timeout=timeout, attempts=attempts,
-                                  max_backoff=30.0, ca_file=site.ca_file, key_id=_webhook.SITE_KEY_ID)
+def sender(site: SiteChannel, attempts: int = 8, timeout: float = 10.0) -> webhook.WebhookSender:
+    return webhook.WebhookSender(site.url, site.serial, webhook.site_signing_key(site.key, site.serial), timeout=timeout, attempts=attempts,
+                                 max_backoff=30.0, ca_file=site.ca_file, key_id=webhook.SITE_KEY_ID)

@@ -18,10 +18,11 @@ import posixpath
 import shlex
 import ssl
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+from l3metal_contract.retry import RetryPolicy, parse_retry_after
 
 from .common import ToolError, env, log, main_wrapper, run
 
@@ -34,13 +35,16 @@ def file_name(url: str) -> str:
     return name if name and name not in ('.', '..') else 'firmware.bin'
 
 
-def download(url: str, dest: str, attempts: int = 3, timeout: float = 60.0, ca_file: str | None = None) -> str:
-    """Stream url to dest; return its sha256.  Retries connection errors and 5xx."""
+def download(url: str, dest: str, attempts: int = 3, timeout: float = 60.0, ca_file: str | None = None,
+             retry: RetryPolicy | None = None) -> str:
+    """Stream url to dest; return its sha256.  Retries connection errors, 408, 429 and 5xx (honouring ``Retry-After``)."""
+    policy = retry or RetryPolicy(attempts=attempts, backoff=1.0, max_delay=30.0)
     context = ssl.create_default_context(cafile=ca_file)
     opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
     last = ''
-    for attempt in range(attempts):
+    for attempt in range(policy.attempts):
         digest = hashlib.sha256()
+        retry_after = None
         try:
             with opener.open(url, timeout=timeout) as response, open(dest, 'wb') as handle:
                 for chunk in iter(lambda: response.read(CHUNK), b''):
@@ -49,12 +53,13 @@ def download(url: str, dest: str, attempts: int = 3, timeout: float = 60.0, ca_f
             return digest.hexdigest()
         except urllib.error.HTTPError as exc:
             last = 'HTTP %d' % exc.code
-            if exc.code < 500:
+            if exc.code < 500 and exc.code not in (408, 429):
                 break
+            retry_after = parse_retry_after(exc.headers.get('Retry-After') if exc.headers else None)
         except (urllib.error.URLError, OSError) as exc:
             last = str(getattr(exc, 'reason', exc))
-        if attempt + 1 < attempts:
-            time.sleep(2 ** attempt)
+        if policy.should_retry(attempt):
+            policy.wait(attempt, retry_after)
     raise ToolError('cannot download firmware from %s: %s' % (url, last))
 
 

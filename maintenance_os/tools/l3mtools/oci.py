@@ -4,10 +4,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The image steps' access to the collection's OCI code, with the site's registry settings.
 
-``_oci.py``, ``_oci_errors.py``, ``_oci_tar.py`` and ``_oci_unpack.py`` beside this file are the
-collection's ``plugins/module_utils`` files (relative symlinks in a checkout, real files in the tool
-images): one implementation of the streamed, digest-checked pull and the safe unpack for the
-controller's ``oci_artifact`` module and for the node.
+The OCI code is the collection's one client, the ``l3metal_oci`` package (``common/``), installed
+in the tool images: one implementation of the streamed, digest-checked pull and the safe unpack for
+the controller's ``oci_artifact`` module and for the node.
 
 Registry settings are site settings, not recipe fields (the same image serves many jobs); they come
 from the environment, which the image-linux and image-windows units fill from
@@ -26,7 +25,8 @@ from __future__ import annotations
 import os
 import typing as t
 
-from . import _oci
+from l3metal_oci import client as oci_client
+
 from .common import ToolError
 
 CA_FILE_VARIABLE = 'OCI_CA_FILE'
@@ -53,24 +53,24 @@ def registry_options(environ: t.Mapping[str, str] | None = None) -> dict[str, t.
     return options
 
 
-def _call(function: t.Callable[..., _oci.PullResult], reference: str, target: str, **kwargs: t.Any) -> _oci.PullResult:
+def _call(function: t.Callable[..., oci_client.PullResult], reference: str, target: str, **kwargs: t.Any) -> oci_client.PullResult:
     try:
         return function(reference, target, **registry_options(), **kwargs)
-    except (_oci.OciError, OSError) as exc:
+    except (oci_client.OciError, OSError) as exc:
         # The OCI code's own error types (digest mismatch, unsafe member, registry answers) and I/O errors (a full
         # disk): one clear line for the journal.  Its hints name the module options; here the settings are variables.
         hint = ''
-        if isinstance(exc, _oci.RegistryError) and not isinstance(exc, _oci.NotFoundError):
+        if isinstance(exc, oci_client.RegistryError) and not isinstance(exc, oci_client.NotFoundError):
             hint = ' (registry settings of this step: %s, %s, %s in /etc/l3metal/site.env)' % (CA_FILE_VARIABLE, AUTH_FILE_VARIABLE, INSECURE_VARIABLE)
         raise ToolError('%s of %s failed: %s%s' % (function.__name__, reference, exc, hint)) from exc
 
 
-def pull_and_unpack(reference: str, dest_dir: str) -> _oci.PullResult:
+def pull_and_unpack(reference: str, dest_dir: str) -> oci_client.PullResult:
     """Pull the rootfs artifact ``reference`` into ``dest_dir`` (digest-checked while it streams; nothing is moved
     into ``dest_dir`` unless every layer matched).  No record file is left in the new system's root."""
-    return _call(_oci.pull_and_unpack, reference, dest_dir, record=False)
+    return _call(oci_client.pull_and_unpack, reference, dest_dir, record=False)
 
 
-def pull_blob_to_file(reference: str, path: str) -> _oci.PullResult:
+def pull_blob_to_file(reference: str, path: str) -> oci_client.PullResult:
     """Pull the single-file artifact ``reference`` (a .wim) to ``path`` (digest-checked, streamed, atomic)."""
-    return _call(_oci.pull_blob_to_file, reference, path)
+    return _call(oci_client.pull_blob_to_file, reference, path)

@@ -10,7 +10,9 @@ import json
 import subprocess
 import tarfile
 
-from harness.playbook import COLLECTION_ROOT, ansible_env
+from l3metal_lab.paths import COLLECTION_ROOT
+
+from l3metal_lab.playbook import ansible_env
 
 
 def test_build_install_and_document_every_module(tmp_path):

@@ -5,9 +5,9 @@
 """The Containerfiles build with podman, offline, on a stand-in base.
 
 The real bases (Fedora bootc, Fedora) cannot be pulled here, so BASE is a busybox rootfs imported
-with ``podman import`` and INSTALL is ``true``: this proves the structure (assemble stage, symlinks
-resolved to the real shared files, units, Quadlet files, bound images, registry rewrite, entrypoint
-command), not the distribution package names.  podman 4.3 needs runc and explicit ulimits here.
+with ``podman import`` and INSTALL is ``true``: this proves the structure (the runtime packages and the
+shared packages of common/ where the wrappers look for them, units, Quadlet files, bound images, registry
+rewrite, entrypoint command), not the distribution package names.  podman 4.3 needs runc and explicit ulimits here.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.fixtures_maintenance_os import debian_rootfs
-from harness.loopdev import sh
-from harness.playbook import COLLECTION_ROOT
+from fixtures.maintenance_os import debian_rootfs
+from l3metal_lab.loopdev import sh
+from l3metal_lab.paths import COLLECTION_ROOT
+from l3metal_lab.prerequisites import require
 
 BASE = 'localhost/l3m-test-base:busybox'
 CONTAINERS_CONF = '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\nnetns = "none"\n[engine]\nruntime = "runc"\n'
@@ -52,8 +53,8 @@ class Podman:
 
 @pytest.fixture(scope='module')
 def podman(tmp_path_factory):
-    if os.geteuid() != 0 or not shutil.which('podman') or not shutil.which('runc') or not os.path.exists('/bin/busybox'):
-        pytest.skip('needs root, podman, runc and busybox-static')
+    require(os.geteuid() == 0 and shutil.which('podman') and shutil.which('runc') and os.path.exists('/bin/busybox'),
+            'needs root, podman, runc and busybox-static')
     base = tmp_path_factory.mktemp('podman')
     rootfs = base / 'rootfs'
     (rootfs / 'bin').mkdir(parents=True)
@@ -69,11 +70,13 @@ def podman(tmp_path_factory):
 def test_maintenance_os_image(podman):
     podman.build('maintenance_os/Containerfile', 'localhost/l3m-maint:test', 'TOOLS_REGISTRY=registry.internal:5000/tools')
     image = 'localhost/l3m-maint:test'
-    module_utils = COLLECTION_ROOT / 'plugins' / 'module_utils'
-    for name in ('_recipe.py', '_recipe_schema.py', '_webhook.py'):
-        # a real file with the real content where the checkout has a symlink
-        path = '/usr/lib/l3metal/dispatcher/provisioner/shared/' + name
-        assert podman.sh(image, 'test ! -L %s && cat %s' % (path, path)) == (module_utils / name).read_text()
+    # the dispatcher and the contract package of common/, file for file, where /usr/sbin/provisioner looks for them
+    for package, source in (('provisioner', COLLECTION_ROOT / 'maintenance_os' / 'dispatcher' / 'provisioner'),
+                            ('l3metal_contract', COLLECTION_ROOT / 'common' / 'l3metal_contract')):
+        names = sorted(p.name for p in source.glob('*.py'))
+        listing = podman.sh(image, 'cd /usr/lib/l3metal/python/%s && ls' % package).split()
+        assert listing == names
+        assert podman.sh(image, 'cd /usr/lib/l3metal/python/%s && cat %s' % (package, ' '.join(names))) == ''.join((source / n).read_text() for n in names)
     quadlets = sorted(p.name for p in (COLLECTION_ROOT / 'maintenance_os' / 'quadlets').glob('*.container'))
     listing = podman.sh(image, 'cd /usr/lib/bootc/bound-images.d && for f in *; do echo "$f $(readlink $f)"; done').split('\n')
     assert [line for line in listing if line] == ['%s /usr/share/containers/systemd/%s' % (q, q) for q in quadlets]
@@ -111,14 +114,15 @@ def test_site_layer_adds_the_site_settings_root_only(podman, tmp_path):
 
 def test_tool_images_build_on_the_tools_base(podman):
     podman.build('maintenance_os/tools/base/Containerfile', 'localhost/l3m-tools-base:test')
-    files = podman.sh('localhost/l3m-tools-base:test', 'ls /usr/lib/l3metal/tools/l3mtools; env').split()
+    files = podman.sh('localhost/l3m-tools-base:test', 'ls /usr/lib/l3metal/python/l3mtools; env').split()
     assert {'partition.py', 'blockdev.py', 'layout.py', 'common.py', 'oci.py'} <= set(files)
-    assert 'PYTHONPATH=/usr/lib/l3metal/tools' in files
-    # the collection's OCI code, as real files with the real content where the checkout has symlinks
-    shared = ('_oci.py', '_oci_errors.py', '_oci_tar.py', '_oci_unpack.py')
-    script = 'cd /usr/lib/l3metal/tools/l3mtools && ! find . -type l | grep -q . && cat ' + ' '.join(shared)
-    expected = ''.join((COLLECTION_ROOT / 'plugins' / 'module_utils' / name).read_text() for name in shared)
-    assert podman.sh('localhost/l3m-tools-base:test', script) == expected
+    assert 'PYTHONPATH=/usr/lib/l3metal/python' in files
+    # the collection's OCI client, the l3metal_oci package of common/, file for file
+    source = COLLECTION_ROOT / 'common' / 'l3metal_oci'
+    names = sorted(p.name for p in source.glob('*.py'))
+    assert podman.sh('localhost/l3m-tools-base:test', 'cd /usr/lib/l3metal/python/l3metal_oci && ls').split() == names
+    script = 'cd /usr/lib/l3metal/python/l3metal_oci && cat ' + ' '.join(names)
+    assert podman.sh('localhost/l3m-tools-base:test', script) == ''.join((source / n).read_text() for n in names)
     tools = sorted(p.parent.name for p in (COLLECTION_ROOT / 'maintenance_os' / 'tools').glob('*/Containerfile')
                    if p.parent.name not in ('base', 'supermicro-flasher'))  # supermicro needs the vendor's binary
     for tool in tools:
@@ -127,7 +131,7 @@ def test_tool_images_build_on_the_tools_base(podman):
         podman.build('maintenance_os/tools/%s/Containerfile' % tool, tag, 'BASE=localhost/l3m-tools-base:test', *extra)
         cmd = podman('image', 'inspect', '--format', '{{join .Config.Cmd " "}}', tag).strip()
         module = cmd.rsplit('.', 1)[-1]
-        assert cmd == 'python3 -m l3mtools.' + module and podman.sh(tag, 'test -f /usr/lib/l3metal/tools/l3mtools/%s.py && echo ok' % module).strip() == 'ok'
+        assert cmd == 'python3 -m l3mtools.' + module and podman.sh(tag, 'test -f /usr/lib/l3metal/python/l3mtools/%s.py && echo ok' % module).strip() == 'ok'
     assert 'FLASH_COMMAND=socflash -s {firmware}' in podman.sh('localhost/l3m-firmware-flasher:test', 'env')
 
 

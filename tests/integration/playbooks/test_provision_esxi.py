@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import typing as t
 
-from harness.lab import role_task, stand_in_maintenance_iso
-from harness.media import pycdlib_tree
+from l3metal_lab.lab import role_task, stand_in_maintenance_iso
+from l3metal_lab.media import pycdlib_tree
 
 KS_CFG = 'vmaccepteula\ninstall --firstdisk --overwritevmfs\nrootpw --iscrypted $6$salt$hash\nnetwork --bootproto=dhcp\nreboot\n'
 FAST = {'provision_serial': '100%', 'provision_max_fail_percentage': 100}

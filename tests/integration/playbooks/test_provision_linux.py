@@ -14,8 +14,8 @@ import typing as t
 import pycdlib
 import pytest
 
-from harness.lab import MAINTENANCE_ISO, role_task, serial
-from harness.sushy import ONE_CD_AND_USB
+from l3metal_lab.lab import MAINTENANCE_ISO, role_task, serial
+from l3metal_lab.sushy import ONE_CD_AND_USB
 
 OCI_URL = 'registry.example.com/os-images/ubuntu-rootfs:24.04'
 USER_DATA = '#cloud-config\nhostname: {{ inventory_hostname }}\n'

@@ -7,8 +7,8 @@ same flow as Linux (tested in test_provision_linux.py); the node's dispatcher ac
 
 from __future__ import annotations
 
-from harness.lab import role_task
-from harness.media import pycdlib_tree
+from l3metal_lab.lab import role_task
+from l3metal_lab.media import pycdlib_tree
 
 UNATTEND = '<?xml version="1.0"?>\n<unattend xmlns="urn:schemas-microsoft-com:unattend"/>\n'
 FAST = {'provision_serial': '100%', 'provision_max_fail_percentage': 100, 'provision_timeout': 90}

@@ -10,9 +10,9 @@ import json
 import os
 from pathlib import Path
 
-from harness.media import pycdlib_tree
-from harness.playbook import localhost_play
-from harness.receiver import LINUX_RECIPE, unique_serial
+from l3metal_lab.media import pycdlib_tree
+from l3metal_lab.playbook import localhost_play
+from l3metal_lab.receiver import LINUX_RECIPE, unique_serial
 
 
 def play(receiver, serial: str, **variables):

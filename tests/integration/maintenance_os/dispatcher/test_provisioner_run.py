@@ -17,12 +17,12 @@ import stat
 
 import pytest
 
-from ansible_collections.l3metal.provision.plugins.module_utils import _recipe_schema
+from l3metal_contract import recipe_schema as _recipe_schema
 
-from harness.playbook import localhost_play
-from harness.provisioner import (DISPATCHER_UNIT, UNATTEND, USER_DATA, NodeJob, b64, build_medium, json_file, linux_recipe, read_env_names,
-                                 run_provisioner, windows_recipe)
-from harness.receiver import NODE_KEY, write_node_key
+from l3metal_lab.playbook import localhost_play
+from l3metal_lab.provisioner import (DISPATCHER_UNIT, UNATTEND, USER_DATA, NodeJob, b64, build_medium, json_file, linux_recipe, read_env_names,
+                                     run_provisioner, windows_recipe)
+from l3metal_lab.receiver import NODE_KEY, write_node_key
 
 QUEUED = {'type': 'status', 'source': 'user', 'status': 'queued'}
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.playbook import COLLECTION_ROOT
-from harness.provisioner import DISPATCHER_PATH, NodeJob, build_medium, run_provisioner
-from harness.waiting import wait_for
+from l3metal_lab.paths import COLLECTION_ROOT
+from l3metal_lab.provisioner import NodeJob, build_medium, run_provisioner
+from l3metal_lab.waiting import wait_for
 
 SYSTEMD_DIR = COLLECTION_ROOT / 'maintenance_os' / 'systemd'
 QUADLET_DIR = COLLECTION_ROOT / 'maintenance_os' / 'quadlets'
@@ -115,10 +115,9 @@ def test_every_target_is_a_marked_provisioning_target():
 
 
 def provisioner_wrapper(run_dir: Path, calls: Path) -> str:
-    """/usr/sbin/provisioner for the units: the checkout's dispatcher, every call's arguments appended to ``calls``
+    """/usr/sbin/provisioner for the units: the dispatcher installed in this Python, every call's arguments appended to ``calls``
     (the receiver stores one outcome per job, so a second failure report would only show as a refused request)."""
-    return '#!/bin/sh\necho "$*" >> %s\nPYTHONPATH=%s PROVISION_RUN_DIR=%s exec %s -m provisioner "$@"\n' % (
-        calls, DISPATCHER_PATH, run_dir, sys.executable)
+    return '#!/bin/sh\necho "$*" >> %s\nPROVISION_RUN_DIR=%s exec %s -m provisioner "$@"\n' % (calls, run_dir, sys.executable)
 
 
 class Provisioning(t.NamedTuple):
@@ -228,11 +227,7 @@ def test_success_is_reported_after_the_last_step(provisioning_systemd, tmp_path,
 
 
 def test_recipe_env_values_survive_systemd_environmentfile(user_systemd, tmp_path):
-    sys.path.insert(0, str(DISPATCHER_PATH))
-    try:
-        from provisioner import envfile  # pylint: disable=import-outside-toplevel
-    finally:
-        sys.path.remove(str(DISPATCHER_PATH))
+    from provisioner import envfile  # pylint: disable=import-outside-toplevel
     values = {
         'SPACES': '  leading and trailing  ',
         'QUOTES': 'it\'s "quoted" \'twice\'',

@@ -10,7 +10,7 @@ import hashlib
 import json
 import sys
 
-from harness.tools import run_tool
+from l3metal_lab.tools import run_tool
 
 FIRMWARE = b'\x7fFIRMWARE' * 50000
 

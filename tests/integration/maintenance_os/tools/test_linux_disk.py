@@ -17,13 +17,12 @@ import os
 import stat
 import tarfile
 
-import pytest
-
-from harness.archives import member, rootfs_members, snapshot, write_tar
-from harness.fixtures_maintenance_os import debian_rootfs
-from harness.loopdev import fat_files, mounted, sh
-from harness.provisioner import JOB_ID, USER_DATA, build_medium, linux_recipe, run_provisioner
-from harness.tools import import_tools, push_file, run_tool, vfat_stand_in
+from l3metal_lab.archives import member, rootfs_members, snapshot, write_tar
+from fixtures.maintenance_os import debian_rootfs
+from l3metal_lab.loopdev import fat_files, mounted, sh
+from l3metal_lab.prerequisites import limitation
+from l3metal_lab.provisioner import JOB_ID, USER_DATA, build_medium, linux_recipe, run_provisioner
+from l3metal_lab.tools import push_file, run_tool, vfat_stand_in
 
 # The design's example layout (ESP, root, cidata), with the 100% partition moved last as the recipe rules require.
 LAYOUT = [
@@ -81,7 +80,7 @@ def test_linux_layout_end_to_end_from_a_real_registry(loop_disk, registry, tmp_p
 
     new_root = tmp_path / 'new-root'
     env = {'TARGET_DISK': disk.dev, 'OCI_URL': reference, 'NEW_ROOT': str(new_root), 'OCI_INSECURE': 'true'}
-    shims = vfat_stand_in(tmp_path / 'vfat')  # this kernel cannot mount the ESP; see harness.tools
+    shims = vfat_stand_in(tmp_path / 'vfat')  # this kernel cannot mount the ESP; see l3metal_lab.tools
 
     # a blob changed in the registry's storage: refused by its digest, and nothing of it reaches the disk
     blob = registry.blob_path(layer)
@@ -188,7 +187,6 @@ def test_bootloader_linux_runs_grub_inside_the_new_system(loop_disk, tmp_path):
         # This kernel gives partitions of loop devices no HDIO_GETGEO and has no device-mapper, so GRUB cannot
         # work out where the partition holding /boot starts; it can on real disks (sd, nvme, virtio).
         assert 'cannot find a GRUB drive for %s' % disk.part(2) in proc.stderr, proc.stdout + proc.stderr
-        import_tools()
         from l3mtools import blockdev, bootloader_linux, common, layout as layouts  # pylint: disable=import-outside-toplevel
         parts = layouts.parse(layout)
         with blockdev.target_mounted(disk.dev, layouts.mounts(parts), str(new_root)) as root, bootloader_linux.chroot_binds(root):
@@ -196,8 +194,8 @@ def test_bootloader_linux_runs_grub_inside_the_new_system(loop_disk, tmp_path):
         with mounted(disk.part(2)) as root:
             assert '### BEGIN /etc/grub.d/00_header ###' in (root / 'boot' / 'grub' / 'grub.cfg').read_text()
         assert str(new_root) not in open('/proc/mounts').read()
-        pytest.skip('GRUB cannot map loop-device partitions on this kernel: the chroot, bind mounts, cleanup and grub-mkconfig '
-                    'ran for real, the BIOS boot code was not installed')
+        limitation('GRUB cannot map loop-device partitions on this kernel: the chroot, bind mounts, cleanup and grub-mkconfig '
+                   'ran for real, the BIOS boot code was not installed')
 
     with open(disk.dev, 'rb') as raw:
         mbr = raw.read(512)

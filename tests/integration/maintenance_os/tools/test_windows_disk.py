@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 
-from harness.loopdev import fat_files, ntfs_mounted, sh
-from harness.provisioner import UNATTEND, build_medium, run_provisioner, windows_recipe
-from harness.tools import push_file, run_tool
+from l3metal_lab.loopdev import fat_files, ntfs_mounted, sh
+from l3metal_lab.provisioner import UNATTEND, build_medium, run_provisioner, windows_recipe
+from l3metal_lab.tools import push_file, run_tool
 
 LAYOUT = [
     {'size': '100M', 'type_guid': 'ef00', 'format': 'vfat', 'label': 'SYSTEM'},

@@ -10,9 +10,9 @@ import base64
 import json
 import os
 
-from ansible_collections.l3metal.provision.plugins.module_utils._oci_push import PushFile, push_artifact
-from harness.archives import member, rootfs_members, snapshot, write_tar
-from harness.playbook import localhost_play
+from l3metal_oci.push import PushFile, push_artifact
+from l3metal_lab.archives import member, rootfs_members, snapshot, write_tar
+from l3metal_lab.playbook import localhost_play
 
 ROOTFS_TYPE = 'application/vnd.l3metal.rootfs.v1+tar'
 

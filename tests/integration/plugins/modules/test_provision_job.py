@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 
-from ansible_collections.l3metal.provision.plugins.module_utils import _webhook
-from harness.media import pycdlib_tree
-from harness.playbook import localhost_play
-from harness.receiver import FIRMWARE_RECIPE, LINUX_RECIPE, unique_serial
+from l3metal_contract import webhook as _webhook
+from l3metal_lab.media import pycdlib_tree
+from l3metal_lab.playbook import localhost_play
+from l3metal_lab.receiver import FIRMWARE_RECIPE, LINUX_RECIPE, unique_serial
 
 
 def job_task(receiver, name='job', **options):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import concurrent.futures
 
-from ansible_collections.l3metal.provision.plugins.module_utils import _webhook
-from harness.playbook import localhost_play
-from harness.receiver import unique_serial
-from harness.waiting import wait_for
+from l3metal_contract import webhook as _webhook
+from l3metal_lab.playbook import localhost_play
+from l3metal_lab.receiver import unique_serial
+from l3metal_lab.waiting import wait_for
 
 
 def wait_task(receiver, job_id, name='wait', **options):

@@ -10,7 +10,7 @@ a few seconds where a test waits for it) instead of the emulator's random 1-11 s
 
 from __future__ import annotations
 
-from harness.playbook import localhost_play
+from l3metal_lab.playbook import localhost_play
 
 GROUP = 'group/l3metal.provision.redfish'
 BOOT = 'l3metal.provision.redfish_boot'

@@ -4,7 +4,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """redfish_virtual_media through ansible-playbook against the sushy-tools emulator (fake driver).
 
-The emulator really downloads every inserted image from the harness file server, so the tests also
+The emulator really downloads every inserted image from the lab file server, so the tests also
 check what it fetched.  Slot state is asserted by reading the emulator directly, not through the module.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from harness.playbook import localhost_play
+from l3metal_lab.playbook import localhost_play
 
 GROUP = 'group/l3metal.provision.redfish'
 VM = 'l3metal.provision.redfish_virtual_media'

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 
-from harness.httpserver import sha256_of
-from harness.media import fat_files
-from harness.playbook import localhost_play
+from l3metal_lab.httpserver import sha256_of
+from l3metal_lab.media import fat_files
+from l3metal_lab.playbook import localhost_play
 
 GROUP = 'group/l3metal.provision.redfish'
 INFO = 'l3metal.provision.redfish_virtual_media_info'

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.media import fat_files, fat_label, isoinfo_names, isoinfo_read, isoinfo_volume_id, pycdlib_tree, xorriso_extract
-from harness.playbook import COLLECTION_ROOT, localhost_play
+from l3metal_lab.media import fat_files, fat_label, isoinfo_names, isoinfo_read, isoinfo_volume_id, pycdlib_tree, xorriso_extract
+from l3metal_lab.paths import COLLECTION_ROOT
+from l3metal_lab.playbook import localhost_play
 
 USER_DATA = '#cloud-config\nhostname: node01\nruncmd:\n  - echo "quotes \' and $dollars"\n'
 UNATTEND = '<?xml version="1.0"?>\n<unattend xmlns="urn:schemas-microsoft-com:unattend"/>\n'

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.l3metal.provision.plugins.module_utils import _webhook
-from harness.playbook import localhost_play
-from harness.ports import port_is_open
-from harness.services import Service
-from harness.waiting import wait_for
+from l3metal_contract import webhook as _webhook
+from l3metal_lab.playbook import localhost_play
+from l3metal_lab.ports import port_is_open
+from l3metal_lab.services import Service
+from l3metal_lab.waiting import wait_for
 
 ROLE = 'l3metal.provision.webhook_receiver'
 
@@ -169,20 +169,24 @@ def test_systemd_mode_installs_a_virtualenv_and_a_unit_that_runs(ansible_playboo
     assert check.changed and not (tmp_path / 'opt').exists()
 
     first = ansible_playbook(role_play(role_vars)).assert_ok()
-    assert first.task(in_role('Install the requirements into the virtual environment')).changed
+    assert first.task(in_role('Install the receiver into its virtual environment')).changed
     unit = tmp_path / 'units' / 'l3metal-receiver.service'
     verify = subprocess.run(['systemd-analyze', 'verify', '--man=no', str(unit)], capture_output=True, text=True, check=False)
     assert verify.returncode == 0 and 'Unknown' not in verify.stderr, verify.stderr
     argv = _unit_exec_start(unit)
-    assert argv[:3] == [str(tmp_path / 'opt' / 'venv' / 'bin' / 'python'), '-m', 'l3metal_receiver']
+    venv_python = tmp_path / 'opt' / 'venv' / 'bin' / 'python'
+    assert argv[:3] == [str(venv_python), '-m', 'l3metal_receiver']
     assert '--api-token-file' in argv and 'unit-api-token' not in unit.read_text()
-    # the shared schema files are real files in the installed package, not links into the collection
-    installed = tmp_path / 'opt' / 'lib' / 'l3metal_receiver'
-    assert (installed / '_recipe_schema.py').is_file() and not (installed / '_recipe_schema.py').is_symlink()
+    assert 'PYTHONPATH' not in unit.read_text()  # installed into the venv, not run from a path
+    # the receiver and the contract it shares with the node are installed packages of the venv, not the collection's files
+    located = subprocess.run([str(venv_python), '-c', 'import l3metal_receiver, l3metal_contract.recipe_schema as s; '
+                              'print(l3metal_receiver.__file__); print(s.__file__)'], capture_output=True, text=True, check=True, timeout=60)
+    site = tmp_path / 'opt' / 'venv' / 'lib'
+    assert [Path(line).is_relative_to(site) for line in located.stdout.split()] == [True, True], located.stdout
 
-    # start it as systemd would (the unit's environment and command line), from the new virtual environment
+    # start it as systemd would (the unit's command line, nothing else in the environment), from the new virtual environment
     service = Service('unit', argv, tmp_path / 'unit.log', ready_url='http://127.0.0.1:%d/healthz' % unused_port,
-                      env={'PYTHONPATH': str(tmp_path / 'opt' / 'lib'), 'PATH': '/usr/bin:/bin', 'PYTHONDONTWRITEBYTECODE': '1'})
+                      env={'PATH': '/usr/bin:/bin', 'PYTHONDONTWRITEBYTECODE': '1'})
     with service:
         request = urllib.request.Request('http://127.0.0.1:%d/api/v1/jobs' % unused_port, method='POST', headers={
             'Authorization': 'Bearer unit-api-token', 'Content-Type': 'application/json'}, data=json.dumps({
@@ -194,3 +198,26 @@ def test_systemd_mode_installs_a_virtualenv_and_a_unit_that_runs(ansible_playboo
     second = ansible_playbook(role_play(role_vars)).assert_ok()
     assert [task.task for task in second.changed] == []
     wait_for(lambda: not port_is_open(unused_port), timeout=10, what='the unit process to end')
+
+
+def test_systemd_mode_installs_offline_from_a_wheelhouse(ansible_playbook, tmp_path, unused_port):
+    """webhook_receiver_wheelhouse: the receiver and its dependencies install with no package index reachable."""
+    wheelhouse = tmp_path / 'wheels'
+    subprocess.run([sys.executable, '-m', 'pip', 'download', '-q', '-d', str(wheelhouse), 'setuptools>=61', 'aiohttp>=3.9,<4', 'jsonschema>=3.2,<5'],
+                   check=True, timeout=600)
+    role_vars = {
+        'webhook_receiver_mode': 'systemd', 'webhook_receiver_host': '127.0.0.1', 'webhook_receiver_port': unused_port,
+        'webhook_receiver_prefix': str(tmp_path / 'opt'), 'webhook_receiver_config_dir': str(tmp_path / 'etc'),
+        'webhook_receiver_data_dir': str(tmp_path / 'var'), 'webhook_receiver_media_dir': str(tmp_path / 'media'),
+        'webhook_receiver_unit_dir': str(tmp_path / 'units'), 'webhook_receiver_user': 'root', 'webhook_receiver_group': 'root',
+        'webhook_receiver_create_user': False, 'webhook_receiver_manage_service': False,
+        'webhook_receiver_wheelhouse': str(wheelhouse),
+    }
+    (tmp_path / 'units').mkdir()
+    # nothing listens on port 9: any use of an index (or pip's own configured one) fails the install
+    offline = {'PIP_INDEX_URL': 'http://127.0.0.1:9/simple', 'PIP_EXTRA_INDEX_URL': '', 'PIP_FIND_LINKS': ''}
+    result = ansible_playbook(role_play(role_vars), env=offline).assert_ok()
+    assert result.task(in_role('Install the receiver into its virtual environment')).changed
+    venv_python = tmp_path / 'opt' / 'venv' / 'bin' / 'python'
+    proc = subprocess.run([str(venv_python), '-m', 'l3metal_receiver', '--help'], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0 and '--node-key-file' in proc.stdout, proc.stderr

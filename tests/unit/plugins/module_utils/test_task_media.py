@@ -15,8 +15,8 @@ import time
 import pycdlib
 import pytest
 
-from ansible_collections.l3metal.provision.plugins.module_utils._recipe import RecipeError
-from ansible_collections.l3metal.provision.plugins.module_utils._recipe_schema import schema_json
+from ansible_collections.l3metal.provision.plugins.module_utils._contract.recipe import RecipeError
+from ansible_collections.l3metal.provision.plugins.module_utils._contract.recipe_schema import schema_json
 from ansible_collections.l3metal.provision.plugins.module_utils._task_media import (
     MediaFile,
     TaskMediaError,

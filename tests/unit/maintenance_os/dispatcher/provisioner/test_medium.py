@@ -11,6 +11,7 @@ import shutil
 import pytest
 
 from ansible_collections.l3metal.provision.plugins.module_utils import _task_media
+from l3metal_lab.prerequisites import require
 from provisioner import medium
 from provisioner.errors import MediumError
 
@@ -25,8 +26,7 @@ def test_default_label_is_task_isos():
 def test_readers(tmp_path, fmt, reader):
     tool = {'xorriso': 'xorriso', 'mtools': 'mcopy'}.get(reader)
     if fmt == 'fat' or tool:
-        if shutil.which(tool or 'mcopy') is None:
-            pytest.skip('%s is not installed' % (tool or 'mcopy'))
+        require(shutil.which(tool or 'mcopy'), '%s is not installed' % (tool or 'mcopy'))
     image = tmp_path / 'medium'
     image.write_bytes(_task_media.build_media(FILES, fmt, 'JOB_42').data)
     head = image.read_bytes()[:0x8800]

@@ -8,13 +8,33 @@ from __future__ import annotations
 
 import pytest
 
-from l3mtools import _oci, oci
+from l3metal_oci import client as _oci
+from l3mtools import oci
 from l3mtools.common import ToolError
 
 
-def test_the_oci_code_is_the_collections():
-    # l3mtools/_oci.py is the collection's file (a symlink here, a copy in the images): same functions
-    assert callable(_oci.pull_and_unpack) and callable(_oci.pull_blob_to_file) and _oci.__name__ == 'l3mtools._oci'
+def test_the_steps_pull_with_the_collections_client_and_the_site_settings(monkeypatch, tmp_path):
+    """The image steps call l3metal_oci's own functions (no copy of their own) with the site's registry settings."""
+    ca = tmp_path / 'ca.pem'
+    ca.write_text('pem')
+    calls = []
+
+    def fake(name):
+        def pull(reference, target, **kwargs):
+            calls.append((name, reference, target, kwargs))
+            return 'result of ' + name
+        return pull
+
+    monkeypatch.setattr(_oci, 'pull_and_unpack', fake('pull_and_unpack'))
+    monkeypatch.setattr(_oci, 'pull_blob_to_file', fake('pull_blob_to_file'))
+    monkeypatch.setenv('OCI_INSECURE', 'true')
+    monkeypatch.setenv('OCI_CA_FILE', str(ca))
+    monkeypatch.delenv('OCI_AUTH_FILE', raising=False)
+    assert oci.pull_and_unpack('r.example.com/os:1', '/mnt') == 'result of pull_and_unpack'
+    assert oci.pull_blob_to_file('r.example.com/win:1', '/mnt/x.wim') == 'result of pull_blob_to_file'
+    # no record file in the new system's root; the .wim pull keeps the client's defaults
+    assert calls == [('pull_and_unpack', 'r.example.com/os:1', '/mnt', {'insecure': True, 'ca_path': str(ca), 'record': False}),
+                     ('pull_blob_to_file', 'r.example.com/win:1', '/mnt/x.wim', {'insecure': True, 'ca_path': str(ca)})]
 
 
 def test_registry_options_from_the_environment(tmp_path):

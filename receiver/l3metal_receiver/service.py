@@ -1,0 +1,312 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What the receiver does, without HTTP: create jobs, apply signed webhooks and user transitions,
+hand out per-job media, and wake up the clients waiting for a job's next event.
+
+Reads use their own connection on the event loop (WAL readers never wait for the writer); every
+write goes through the ``GroupCommitter``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import shutil
+import typing as t
+import uuid
+from pathlib import Path
+
+from l3metal_contract import webhook
+from l3metal_contract.jobs import COMPLETE, FAILED, SERIAL_PATTERN, job_recipe, recipe_digest, with_callback
+from l3metal_contract.recipe import recipe_json
+
+from .committer import GroupCommitter
+from .store import Event, Job, JobMismatch, JobNotFound, JobStore, NewJob, NoActiveJob, WebhookOutcome, utc_now
+
+LOG = logging.getLogger('l3metal_receiver')
+
+JOBS_MEDIA_DIR = 'jobs'
+
+
+class SignatureRejected(Exception):
+    """A webhook whose signature headers are missing, wrong or stale (wraps ``webhook.SignatureError``)."""
+
+
+class SiteKeyForbidden(Exception):
+    """A correctly signed site-key report that asks for more than a site key may do (anything but the dispatcher's failure)."""
+
+
+class MediaGone(Exception):
+    """A per-job media URL of a job that is complete."""
+
+
+class Notifier:
+    """Wake the requests that wait for a job's next event (long polls)."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Future[None]]] = {}
+
+    def waiter(self, job_id: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(job_id, set()).add(future)
+        return future
+
+    def discard(self, job_id: str, future: asyncio.Future[None]) -> None:
+        waiters = self._waiters.get(job_id)
+        if waiters is not None:
+            waiters.discard(future)
+            if not waiters:
+                del self._waiters[job_id]
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(waiters) for waiters in self._waiters.values())
+
+    def notify_all(self) -> None:
+        for job_id in list(self._waiters):
+            self.notify(job_id)
+
+    def notify(self, job_id: str) -> None:
+        for future in self._waiters.pop(job_id, ()):
+            if not future.done():
+                future.set_result(None)
+
+
+class JobService:
+    def __init__(self, data_dir: Path, media_dir: Path, committer: GroupCommitter, public_url: str | None = None,
+                 site_keys: t.Sequence[str] = ()) -> None:
+        self.data_dir = data_dir
+        self.media_dir = media_dir
+        self.committer = committer
+        self.public_url = public_url.rstrip('/') if public_url else None
+        self.reader = JobStore(str(data_dir / 'receiver.sqlite3'))
+        self.notifier = Notifier()
+        # serial -> (job id, token) of its active job: a webhook is verified without a database read.
+        # Every write goes through this object, which keeps the cache right; the writer checks again.
+        self._signing: dict[str, tuple[str, str]] = {}
+        # The site's node keys (--node-key-file): accepted only for the dispatcher's failure report (docs/webhooks.md).
+        self.site_keys = tuple(site_keys)
+
+    @property
+    def database(self) -> str:
+        return self.reader.path
+
+    def close(self) -> None:
+        self.reader.close()
+
+    # ------------------------------------------------------------------------- documents
+
+    def job_media_dir(self, job_id: str) -> Path:
+        return self.media_dir / JOBS_MEDIA_DIR / job_id
+
+    def media_url(self, job: Job) -> str:
+        return '%s/media/%s/%s/%s/' % (job.public_url, JOBS_MEDIA_DIR, job.job_id, job.media_key)
+
+    def callback(self, job: Job) -> dict[str, str]:
+        return {'url': job.public_url, 'job_id': job.job_id, 'token': job.token, 'serial': job.server_serial}
+
+    def job_document(self, job: Job, detail: bool = False) -> dict[str, t.Any]:
+        doc: dict[str, t.Any] = {
+            'job_id': job.job_id,
+            'status': job.status,
+            'failed_step': job.failed_step,
+            'server_serial': job.server_serial,
+            'created_at': job.created_at,
+            'last_update': job.last_update,
+            'reason': job.reason,
+            'recipe_sha256': job.recipe_sha256,
+            'media_url': self.media_url(job) if job.active else None,
+            'media_dir': str(self.job_media_dir(job.job_id)) if job.active else None,
+        }
+        if detail:
+            doc['log_tail'] = job.log_tail
+            last = self.reader.last_progress(job.job_id)
+            doc['last_progress'] = last.as_dict() if last else None
+            doc['recipe'] = job.recipe
+        return doc
+
+    def secret_document(self, job: Job) -> dict[str, t.Any]:
+        """The job with its token, callback block and the recipe for the task medium: only answered
+        when the token is made (creation, reissue), never by a read."""
+        doc = self.job_document(job, detail=True)
+        callback = self.callback(job)
+        doc.update(token=job.token, callback=callback, recipe=with_callback(job.recipe, callback))
+        return doc
+
+    # ------------------------------------------------------------------------- reads
+
+    def get(self, job_id: str) -> Job:
+        job = self.reader.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def list_jobs(self, statuses: t.Sequence[str], serial: str | None, limit: int, offset: int) -> list[Job]:
+        return self.reader.list_jobs(statuses, serial, limit, offset)
+
+    async def events(self, job_id: str, after: int, wait: float, limit: int = 1000) -> tuple[Job, list[Event]]:
+        """The job and its events after ``after``; with ``wait``, hold the answer until there is one."""
+        job = self.get(job_id)
+        events = self.reader.events(job_id, after, limit)
+        if events or wait <= 0 or job.status == COMPLETE:
+            return job, events
+        future = self.notifier.waiter(job_id)
+        try:
+            # re-read after registering: an event committed in between is not missed
+            events = self.reader.events(job_id, after, limit)
+            if not events:
+                try:
+                    await asyncio.wait_for(asyncio.shield(future), timeout=wait)
+                except asyncio.TimeoutError:
+                    pass
+                events = self.reader.events(job_id, after, limit)
+        finally:
+            self.notifier.discard(job_id, future)
+        return self.get(job_id), events
+
+    def signing_key(self, serial: str) -> tuple[str, str]:
+        key = self._signing.get(serial)
+        if key is None:
+            key = self.reader.signing_key(serial) if SERIAL_PATTERN.match(serial) else None
+            if key is None:
+                raise NoActiveJob(serial)
+            self._signing[serial] = key
+        return key
+
+    def _signing_key_changed(self, serial: str, used: tuple[str, str]) -> bool:
+        """Re-read the serial's key after a refusal (the cache is kept by this process's own writes; this guards
+        against anything else writing the database); True when it differs."""
+        fresh = self.reader.signing_key(serial)
+        if fresh is None:
+            self._signing.pop(serial, None)
+            return False
+        self._signing[serial] = fresh
+        return fresh != used
+
+    # ------------------------------------------------------------------------- writes
+
+    async def create(self, serial: str, recipe_source: t.Any, attached: t.Sequence[str], public_url: str) -> Job:
+        loop = asyncio.get_running_loop()
+        # a recipe may be megabytes of base64: validate it off the event loop
+        recipe = await loop.run_in_executor(None, job_recipe, recipe_source, attached)
+        new = NewJob(job_id=str(uuid.uuid4()), server_serial=serial, recipe_json=recipe_json(recipe), recipe_sha256=recipe_digest(recipe),
+                     token=secrets.token_urlsafe(32), media_key=secrets.token_urlsafe(24), public_url=(self.public_url or public_url).rstrip('/'))
+        media = self.job_media_dir(new.job_id)
+        await loop.run_in_executor(None, _make_job_media_dir, media)
+        try:
+            job = await self.committer.run(lambda store: store.create_job(new, utc_now()))
+        except BaseException:
+            shutil.rmtree(media, ignore_errors=True)
+            raise
+        self._signing[serial] = (job.job_id, job.token)
+        LOG.info('job %s created for serial %s (%s)', job.job_id, serial, job.recipe.get('task_target'))
+        self.notifier.notify(job.job_id)
+        return job
+
+    async def webhook(self, serial: str, headers: t.Mapping[str, str], body: bytes) -> WebhookOutcome:
+        try:
+            site = webhook.key_id(headers) == webhook.SITE_KEY_ID
+        except webhook.SignatureError as exc:
+            raise SignatureRejected(str(exc)) from None
+        site_report = self._check_site_report(serial, headers, body) if site else None
+        for attempt in (1, 2):
+            key = self.signing_key(serial)
+            try:
+                if site_report is not None:
+                    return await self._record(serial, key, site_report[0], site_report[1], 'site')
+                delivery_id, _stamp = webhook.verify(key[1], body, headers)
+                return await self._record(serial, key, delivery_id, webhook.parse_body(body), 'node')
+            except webhook.SignatureError as exc:
+                if attempt == 1 and self._signing_key_changed(serial, key):
+                    continue
+                raise SignatureRejected(str(exc)) from None
+            except NoActiveJob:
+                self._signing.pop(serial, None)
+                raise
+            except JobMismatch:
+                if attempt == 1 and self._signing_key_changed(serial, key):
+                    continue
+                raise
+        raise NoActiveJob(serial)  # pragma: no cover - the second attempt returns or raises
+
+    async def _record(self, serial: str, key: tuple[str, str], delivery_id: str, parsed: dict[str, t.Any], source: str) -> WebhookOutcome:
+        job_id, token = key
+        outcome = await self.committer.run(lambda store: store.apply_webhook(serial, job_id, token, delivery_id, parsed, utc_now(), source))
+        if outcome.status != outcome.previous_status:
+            LOG.info('job %s (serial %s): %s -> %s%s%s', job_id, serial, outcome.previous_status, outcome.status,
+                     ' at %s' % outcome.failed_step if outcome.status == FAILED else '', ' (site key)' if source == 'site' else '')
+        self.notifier.notify(job_id)
+        return outcome
+
+    def _check_site_report(self, serial: str, headers: t.Mapping[str, str], body: bytes) -> tuple[str, dict[str, t.Any]]:
+        """(delivery id, body) of a report signed with the site node key, which may only be ``failed`` at the dispatcher.
+
+        Checked before the serial's active job is looked up: signature (401), then what is reported (403).
+        """
+        if not self.site_keys:
+            raise SignatureRejected('this receiver accepts no site-key reports (start it with --node-key-file)')
+        if not SERIAL_PATTERN.match(serial):
+            raise NoActiveJob(serial)
+        error = 'signature does not match'
+        for site_key in self.site_keys:
+            try:
+                delivery_id, _stamp = webhook.verify(webhook.site_signing_key(site_key, serial), body, headers)
+                break
+            except webhook.SignatureError as exc:
+                error = str(exc)
+        else:
+            raise SignatureRejected('site key: %s' % error.replace('wrong token', 'wrong site node key'))
+        parsed = webhook.parse_body(body)
+        if not webhook.site_key_allows(parsed):
+            raise SiteKeyForbidden('a site-key report may only be status failed with failed_step %s (got status %s%s); '
+                                   'everything else needs the job\'s token'
+                                   % (webhook.SITE_KEY_STEP, parsed['status'], ' at %s' % parsed.get('failed_step') if parsed.get('failed_step') else ''))
+        return delivery_id, parsed
+
+    async def transition(self, job_id: str, wanted: str, failed_step: str | None = None, reason: str | None = None) -> tuple[Job, bool]:
+        job, changed = await self.committer.run(lambda store: store.transition(job_id, wanted, utc_now(), failed_step, reason))
+        if changed:
+            if job.status == COMPLETE:
+                self._signing.pop(job.server_serial, None)
+            LOG.info('job %s (serial %s): now %s (by user)', job.job_id, job.server_serial, job.status)
+            self.notifier.notify(job.job_id)
+            if job.status == COMPLETE:
+                await asyncio.get_running_loop().run_in_executor(None, _remove_job_media_dir, self.job_media_dir(job.job_id))
+        return job, changed
+
+    async def reissue_token(self, job_id: str) -> Job:
+        token = secrets.token_urlsafe(32)
+        job = await self.committer.run(lambda store: store.reissue_token(job_id, token, utc_now()))
+        self._signing[job.server_serial] = (job.job_id, job.token)
+        LOG.info('job %s (serial %s): token reissued', job.job_id, job.server_serial)
+        return job
+
+    # ------------------------------------------------------------------------- media
+
+    def job_media_dir_for(self, job_id: str, media_key: str) -> Path:
+        """The directory behind a per-job media URL; ``JobNotFound`` for a wrong id or key, ``MediaGone`` once complete."""
+        job = self.reader.get_job(job_id)
+        if job is None or not secrets.compare_digest(job.media_key.encode(), media_key.encode()):
+            raise JobNotFound(job_id)
+        if job.status == COMPLETE:
+            raise MediaGone('job %s is complete: its media are no longer served' % job_id)
+        return self.job_media_dir(job_id)
+
+
+def _make_job_media_dir(path: Path) -> None:
+    # setgid + group-writable: a playbook running as a member of the receiver's group may place the task medium
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o2770)
+
+
+def _remove_job_media_dir(path: Path) -> None:
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        LOG.warning('cannot remove the media of a complete job, %s: %s', path, exc)

@@ -1,0 +1,197 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Media for BMCs: exact bytes for Range requests (checked against the file and against nginx on the
+same file), HEAD, ETag, conditional requests, and per-job URLs that stop working once complete."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+
+import pytest
+
+from l3metal_lab.receiver import unique_serial
+
+SIZE = 1_000_003  # odd on purpose: no range lines up with a power of two
+
+# (Range header, expected status, expected (first, last) byte or None)
+RANGES = [
+    ('bytes=0-0', 206, (0, 0)),
+    ('bytes=0-99', 206, (0, 99)),
+    ('bytes=1000-1999', 206, (1000, 1999)),
+    ('bytes=%d-' % (SIZE - 10), 206, (SIZE - 10, SIZE - 1)),
+    ('bytes=0-', 206, (0, SIZE - 1)),
+    ('bytes=%d-%d' % (SIZE - 5, SIZE + 500), 206, (SIZE - 5, SIZE - 1)),   # last byte past the end: clamped
+    ('bytes=-1', 206, (SIZE - 1, SIZE - 1)),                               # suffix ranges
+    ('bytes=-500', 206, (SIZE - 500, SIZE - 1)),
+    ('bytes=-%d' % (SIZE + 1000), 206, (0, SIZE - 1)),                     # suffix longer than the file
+    ('Bytes=10-20', 206, (10, 20)),
+    ('bytes=010-020', 206, (10, 20)),
+    ('bytes=%d-' % SIZE, 416, None),                                       # starts at the end
+    ('bytes=%d-%d' % (SIZE + 1, SIZE + 9), 416, None),
+    ('bytes=-0', 416, None),
+    ('bytes=5-2', 416, None),
+    ('bytes=abc', 416, None),
+    ('bytes=-', 416, None),
+    ('items=0-5', 200, None),                                              # unknown unit: ignored
+    ('bytes=', 200, None),
+]
+
+
+@pytest.fixture(scope='module')
+def media_file(tmp_path_factory):
+    root = tmp_path_factory.mktemp('media')
+    data = os.urandom(SIZE)
+    (root / 'maintenance.iso').write_bytes(data)
+    return root, data
+
+
+def get(base_url, path, headers=None, method='GET'):
+    host, port = base_url.split('//')[1].split(':')
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request(method, path, headers=headers or {})
+        response = conn.getresponse()
+        body = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope='module')
+def servers(media_file, tmp_path_factory):
+    """The receiver and nginx, both serving the same directory."""
+    from l3metal_lab.nginx import Nginx
+    from l3metal_lab.receiver import Receiver
+
+    root, _data = media_file
+    receiver = Receiver(tmp_path_factory.mktemp('receiver'), extra_args=['--media-dir', str(root)]).start()
+    nginx = Nginx(root, tmp_path_factory.mktemp('nginx')).start()
+    yield receiver, nginx
+    receiver.stop()
+    nginx.stop()
+
+
+@pytest.mark.parametrize('range_header, status, span', RANGES, ids=[r[0] for r in RANGES])
+def test_range_is_exact_and_answers_like_nginx(servers, media_file, range_header, status, span):
+    receiver, nginx = servers
+    _root, data = media_file
+    ours = get(receiver.url, '/media/maintenance.iso', {'Range': range_header})
+    theirs = get(nginx.url, '/maintenance.iso', {'Range': range_header})
+    assert ours[0] == theirs[0] == status
+    if status == 206:
+        first, last = span
+        assert ours[2] == data[first:last + 1]
+        assert ours[1]['content-range'] == theirs[1]['content-range'] == 'bytes %d-%d/%d' % (first, last, SIZE)
+        assert int(ours[1]['content-length']) == last - first + 1
+    elif status == 416:
+        assert ours[1]['content-range'] == theirs[1]['content-range'] == 'bytes */%d' % SIZE
+    else:
+        assert ours[2] == theirs[2] == data
+
+
+def test_whole_file_head_and_etag(servers, media_file):
+    receiver, _nginx = servers
+    _root, data = media_file
+    status, headers, body = get(receiver.url, '/media/maintenance.iso')
+    assert status == 200 and body == data
+    assert headers['accept-ranges'] == 'bytes' and int(headers['content-length']) == SIZE
+    assert headers['content-type'] == 'application/octet-stream'
+    etag = headers['etag']
+    assert re.match(r'^"[0-9a-f]+-[0-9a-f]+"$', etag)
+
+    head_status, head_headers, head_body = get(receiver.url, '/media/maintenance.iso', method='HEAD')
+    assert head_status == 200 and head_body == b''
+    assert head_headers['content-length'] == str(SIZE) and head_headers['etag'] == etag
+    head_status, head_headers, _body = get(receiver.url, '/media/maintenance.iso', {'Range': 'bytes=-10'}, method='HEAD')
+    assert head_status == 206 and head_headers['content-range'] == 'bytes %d-%d/%d' % (SIZE - 10, SIZE - 1, SIZE)
+
+    assert get(receiver.url, '/media/maintenance.iso', {'If-None-Match': etag})[0] == 304
+    # If-Range with the current tag: the range; with an old one: the whole (changed) file
+    assert get(receiver.url, '/media/maintenance.iso', {'Range': 'bytes=0-9', 'If-Range': etag})[2] == data[:10]
+    status, _h, body = get(receiver.url, '/media/maintenance.iso', {'Range': 'bytes=0-9', 'If-Range': '"0-0"'})
+    assert status == 200 and body == data
+    status, _h, body = get(receiver.url, '/media/maintenance.iso', {'Range': 'bytes=0-9', 'If-Range': 'W/' + etag})
+    assert status == 200 and body == data  # a weak tag never satisfies If-Range
+    # several ranges: the whole file (allowed by RFC 9110; BMCs ask for one range at a time)
+    status, _h, body = get(receiver.url, '/media/maintenance.iso', {'Range': 'bytes=0-1,5-6'})
+    assert status == 200 and body == data
+
+
+def test_compressed_sibling_is_never_sent_instead(servers, media_file):
+    receiver, _nginx = servers
+    root, data = media_file
+    (root / 'maintenance.iso.gz').write_bytes(b'not the iso')
+    try:
+        status, headers, body = get(receiver.url, '/media/maintenance.iso', {'Accept-Encoding': 'gzip, br'})
+        assert status == 200 and body == data and 'content-encoding' not in headers
+    finally:
+        (root / 'maintenance.iso.gz').unlink()
+
+
+@pytest.mark.parametrize('path', ['/media/', '/media/nothing.iso', '/media/../receiver.log', '/media/%2e%2e/receiver.log',
+                                  '/media/.hidden', '/media/sub', '/media/jobs/x/y/z'])
+def test_no_file_outside_the_media_directory(servers, media_file, path):
+    receiver = servers[0]
+    root = media_file[0]
+    (root / '.hidden').write_bytes(b'secret')
+    (root / 'sub').mkdir(exist_ok=True)
+    assert get(receiver.url, path)[0] == 404
+
+
+def test_per_job_media_stop_working_when_the_job_is_complete(receiver):
+    job = receiver.create_job(unique_serial())
+    job_dir = receiver.media_dir / 'jobs' / job['job_id']
+    assert str(job_dir) == job['media_dir'] and job_dir.is_dir()
+    task = os.urandom(4096)
+    (job_dir / 'task.iso').write_bytes(task)
+    url = job['media_url'] + 'task.iso'
+    path = url[len(receiver.url):]
+    assert get(receiver.url, path)[2] == task
+    assert get(receiver.url, path, {'Range': 'bytes=-96'})[2] == task[-96:]
+    # only with the job's media key
+    key = path.split('/')[4]
+    assert get(receiver.url, path.replace(key, 'x' * len(key)))[0] == 404
+    assert get(receiver.url, '/media/jobs/%s/task.iso' % job['job_id'])[0] == 404
+    assert get(receiver.url, path.replace('task.iso', 'other.iso'))[0] == 404
+
+    receiver.set_status(job['job_id'], 'complete')
+    assert get(receiver.url, path)[0] == 410
+    assert not job_dir.exists()
+    assert receiver.get_job(job['job_id'])['media_url'] is None
+
+
+def test_conditional_requests(servers, media_file):
+    receiver = servers[0]
+    data = media_file[1]
+    path = '/media/maintenance.iso'
+    _status, headers, _body = get(receiver.url, path, method='HEAD')
+    etag, modified = headers['etag'], headers['last-modified']
+    old = 'Mon, 01 Jan 2001 00:00:00 GMT'
+    assert get(receiver.url, path, {'If-Match': '"other"'})[0] == 412
+    assert get(receiver.url, path, {'If-Match': etag})[2] == data
+    assert get(receiver.url, path, {'If-Unmodified-Since': old})[0] == 412
+    assert get(receiver.url, path, {'If-Modified-Since': modified})[0] == 304
+    assert get(receiver.url, path, {'If-Modified-Since': old})[2] == data
+    assert get(receiver.url, path, {'If-None-Match': '"other", ' + etag})[0] == 304
+    # If-Range with the Last-Modified date: the range; with another date: the whole file
+    assert get(receiver.url, path, {'Range': 'bytes=5-9', 'If-Range': modified})[2] == data[5:10]
+    assert get(receiver.url, path, {'Range': 'bytes=5-9', 'If-Range': old})[2] == data
+
+
+def test_media_over_tls(receiver_factory, tls_files):
+    import ssl
+    import urllib.request
+
+    receiver = receiver_factory(tls=tls_files)
+    data = os.urandom(3 * 1024 * 1024 + 17)  # over TLS the file is read in chunks instead of sendfile(2)
+    (receiver.media_dir / 'maintenance.iso').write_bytes(data)
+    context = ssl.create_default_context(cafile=tls_files[2])
+    request = urllib.request.Request(receiver.url + '/media/maintenance.iso', headers={'Range': 'bytes=1000000-'})
+    with urllib.request.urlopen(request, context=context, timeout=30) as answer:
+        assert answer.status == 206 and answer.read() == data[1000000:]
+    with urllib.request.urlopen(receiver.url + '/media/maintenance.iso', context=context, timeout=30) as answer:
+        assert answer.read() == data

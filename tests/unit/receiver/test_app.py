@@ -1,0 +1,188 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The receiver's HTTP layer in-process: ``create_app`` under aiohttp's own test client.
+
+The same app the process serves (routes, middleware, the service started by the app's cleanup
+context), without a subprocess: fast enough to try many requests.  The subprocess suites in
+tests/integration/receiver/ prove what only a real process shows (kill -9, signals, the systemd unit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import typing as t
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from l3metal_contract import webhook
+from l3metal_receiver.server import Settings, create_app
+
+API_TOKEN = 'in-process-api-token'
+FIRMWARE = {'task_target': 'supermicro-update.target', 'firmware_url': 'http://firmware.example.com/bios.bin'}
+AUTH = {'Authorization': 'Bearer ' + API_TOKEN}
+
+
+def settings(tmp_path: Path, **changes: t.Any) -> Settings:
+    values: dict[str, t.Any] = dict(host='127.0.0.1', port=0, data_dir=tmp_path / 'data', media_dir=tmp_path / 'media', api_token=API_TOKEN)
+    values.update(changes)
+    return Settings(**values)
+
+
+def run(tmp_path: Path, scenario: t.Callable[[TestClient], t.Awaitable[None]], **changes: t.Any) -> None:
+    """Start the app under the test client, run ``scenario`` against it, stop the app (its cleanup commits and closes)."""
+    async def main() -> None:
+        async with TestClient(TestServer(create_app(settings(tmp_path, **changes)))) as client:
+            await scenario(client)
+    asyncio.run(main())
+
+
+async def create_job(client: TestClient, serial: str, recipe: t.Mapping[str, t.Any] | None = None) -> dict[str, t.Any]:
+    response = await client.post('/api/v1/jobs', json={'server_serial': serial, 'recipe': dict(recipe or FIRMWARE)}, headers=AUTH)
+    assert response.status == 202, await response.text()
+    return t.cast(dict[str, t.Any], await response.json())
+
+
+async def post_webhook(client: TestClient, job: t.Mapping[str, t.Any], body: t.Mapping[str, t.Any], delivery_id: str | None = None,
+                       token: str | None = None) -> tuple[int, t.Any]:
+    raw = webhook.encode_body(body)
+    headers = webhook.sign(token or job['token'], raw, delivery_id)
+    headers['Content-Type'] = 'application/json'
+    response = await client.post('/api/v1/status-webhook/' + job['server_serial'], data=raw, headers=headers)
+    return response.status, await response.json()
+
+
+async def events(client: TestClient, job_id: str) -> list[dict[str, t.Any]]:
+    response = await client.get('/api/v1/jobs/%s/events' % job_id, headers=AUTH)
+    assert response.status == 200
+    return t.cast(list[dict[str, t.Any]], (await response.json())['events'])
+
+
+def test_a_job_runs_from_creation_to_success(tmp_path):
+    async def scenario(client: TestClient) -> None:
+        job = await create_job(client, 'XF-APP-1')
+        assert job['status'] == 'queued' and job['callback']['job_id'] == job['job_id'] and len(job['token']) >= 32
+        assert await post_webhook(client, job, webhook.progress_body('firmware-flash.service', 'started')) == \
+            (200, {'job_id': job['job_id'], 'status': 'provisioning'})
+        assert (await post_webhook(client, job, webhook.success_body()))[0] == 200
+        response = await client.get('/api/v1/jobs/' + job['job_id'], headers=AUTH)
+        stored = await response.json()
+        assert stored['status'] == 'succeeded' and 'token' not in stored
+        kinds = [(e['type'], e.get('status') or e.get('step')) for e in await events(client, job['job_id'])]
+        assert kinds == [('status', 'queued'), ('status', 'provisioning'), ('progress', 'firmware-flash.service'), ('status', 'succeeded')]
+    run(tmp_path, scenario)
+
+
+def test_state_outlives_the_app(tmp_path):
+    """What one app committed, the next app on the same data directory reads (the cleanup context committed and closed)."""
+    created: dict[str, t.Any] = {}
+
+    async def first(client: TestClient) -> None:
+        created.update(await create_job(client, 'XF-APP-2'))
+
+    async def second(client: TestClient) -> None:
+        response = await client.get('/api/v1/jobs?server_serial=XF-APP-2', headers=AUTH)
+        assert [job['job_id'] for job in (await response.json())['jobs']] == [created['job_id']]
+        # and its token still verifies: the signing cache is rebuilt from the database
+        assert (await post_webhook(client, created, webhook.success_body()))[0] == 200
+
+    run(tmp_path, first)
+    run(tmp_path, second)
+
+
+def test_the_job_api_needs_the_token_and_the_webhook_its_signature(tmp_path):
+    async def scenario(client: TestClient) -> None:
+        response = await client.post('/api/v1/jobs', json={'server_serial': 'XF-APP-3', 'recipe': FIRMWARE})
+        assert response.status == 401 and response.content_type == 'application/problem+json'
+        assert (await client.get('/api/v1/jobs', headers={'Authorization': 'Bearer wrong'})).status == 401
+        job = await create_job(client, 'XF-APP-3')
+        status, doc = await post_webhook(client, job, webhook.success_body(), token='not-the-token-' * 3)
+        assert status == 401 and doc['status'] == 401
+        assert [e.get('status') for e in await events(client, job['job_id'])] == ['queued']  # refused: nothing recorded
+    run(tmp_path, scenario)
+
+
+def test_a_delivery_is_recorded_once(tmp_path):
+    async def scenario(client: TestClient) -> None:
+        job = await create_job(client, 'XF-APP-4')
+        body = webhook.progress_body('partition.service', 'started')
+        assert (await post_webhook(client, job, body, delivery_id='delivery-0001'))[0] == 200
+        assert (await post_webhook(client, job, body, delivery_id='delivery-0001'))[0] == 409
+        assert [e.get('step') for e in await events(client, job['job_id']) if e['type'] == 'progress'] == ['partition.service']
+    run(tmp_path, scenario)
+
+
+def test_invalid_recipes_are_refused_with_every_problem_and_store_nothing(tmp_path):
+    async def scenario(client: TestClient) -> None:
+        response = await client.post('/api/v1/jobs', headers=AUTH, json={'server_serial': 'XF-APP-5', 'recipe': {
+            'task_target': 'install-linux.target', 'target_disk': 'sda'}})
+        assert response.status == 400
+        doc = await response.json()
+        paths = sorted(error['path'] for error in doc['errors'])
+        assert 'recipe.oci_url' in paths and 'recipe.target_disk' in paths
+        listed = await (await client.get('/api/v1/jobs?server_serial=XF-APP-5', headers=AUTH)).json()
+        assert listed['jobs'] == []
+    run(tmp_path, scenario)
+
+
+def test_one_active_job_per_server(tmp_path):
+    async def scenario(client: TestClient) -> None:
+        job = await create_job(client, 'XF-APP-6')
+        response = await client.post('/api/v1/jobs', headers=AUTH, json={'server_serial': 'XF-APP-6', 'recipe': FIRMWARE})
+        assert response.status == 409 and job['job_id'] in (await response.text())
+    run(tmp_path, scenario)
+
+
+def test_media_with_ranges_and_conditional_requests(tmp_path):
+    media = tmp_path / 'media'
+    media.mkdir()
+    (media / 'maintenance.iso').write_bytes(bytes(range(256)) * 16)
+
+    async def scenario(client: TestClient) -> None:
+        whole = await client.get('/media/maintenance.iso')
+        assert whole.status == 200 and len(await whole.read()) == 4096
+        etag = whole.headers['ETag']
+        part = await client.get('/media/maintenance.iso', headers={'Range': 'bytes=256-511'})
+        assert part.status == 206 and part.headers['Content-Range'] == 'bytes 256-511/4096' and await part.read() == bytes(range(256))
+        assert (await client.get('/media/maintenance.iso', headers={'Range': 'bytes=5000-'})).status == 416
+        assert (await client.get('/media/maintenance.iso', headers={'If-None-Match': etag})).status == 304
+        assert (await client.get('/media/../data/receiver.sqlite3')).status == 404
+        assert (await client.get('/media/missing.iso')).status == 404
+    run(tmp_path, scenario)
+
+
+def test_long_poll_wakes_on_the_event(tmp_path):
+    async def scenario(client: TestClient) -> None:
+        job = await create_job(client, 'XF-APP-7')
+        last = (await events(client, job['job_id']))[-1]['seq']
+        poll = asyncio.ensure_future(client.get('/api/v1/jobs/%s/events?after=%d&wait=30' % (job['job_id'], last), headers=AUTH))
+        for _attempt in range(200):  # until the poll has parked at the receiver (healthz counts parked polls)
+            if (await (await client.get('/healthz')).json())['long_polls'] == 1:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError('the long poll never parked')
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        assert (await post_webhook(client, job, webhook.progress_body('partition.service', 'started')))[0] == 200
+        answer = await asyncio.wait_for(poll, 10)
+        assert loop.time() - sent < 5
+        assert [e.get('step') for e in (await answer.json())['events']] == [None, 'partition.service']
+    run(tmp_path, scenario)
+
+
+@pytest.mark.parametrize('raw,status', [
+    (b'{"server_serial": "XF-APP-8", "recipe": ', 400),   # not JSON
+    (b'[]', 400),                                          # not an object
+    (json.dumps({'server_serial': 'XF APP', 'recipe': FIRMWARE}).encode(), 400),  # a serial with a space
+])
+def test_bad_job_requests_are_400_problems(tmp_path, raw, status):
+    async def scenario(client: TestClient) -> None:
+        response = await client.post('/api/v1/jobs', data=raw, headers=dict(AUTH, **{'Content-Type': 'application/json'}))
+        assert response.status == status and response.content_type == 'application/problem+json'
+        assert (await response.json())['status'] == status
+    run(tmp_path, scenario)
