@@ -18,8 +18,7 @@ import time
 import typing as t
 
 from . import quirks as q
-from . import resources
-from .connection import RedfishClient
+from .connection import Resource, RedfishClient
 from .errors import RedfishError, RedfishHTTPError, RedfishTimeoutError, RedfishUnsupportedError, RedfishVerifyError
 
 BOOT_TARGETS: dict[str, str] = {'cd': 'Cd', 'usb': 'Usb', 'hdd': 'Hdd', 'pxe': 'Pxe', 'none': 'None'}
@@ -95,11 +94,11 @@ class BootManager:
     # -- reading ---------------------------------------------------------------------------------
 
     @property
-    def system(self) -> t.Any:
+    def system(self) -> Resource:
         return self.client.system()
 
     def _settings_path(self) -> str | None:
-        settings = (self.system.json or {}).get('@Redfish.Settings') or {}
+        settings = self.system.json.get('@Redfish.Settings') or {}
         path = (settings.get('SettingsObject') or {}).get('@odata.id')
         return str(path) if path else None
 
@@ -108,18 +107,18 @@ class BootManager:
         path = self._settings_path()
         if not path:
             return None
-        body, headers = self.client.get_json(path)
-        self._settings_etag = headers.get('ETag') or body.get('@odata.etag')
-        boot = body.get('Boot') or {}
+        settings = self.client.read(path)
+        self._settings_etag = settings.etag
+        boot = settings.json.get('Boot') or {}
         return boot if any(key in boot for key in _OVERRIDE_KEYS) else None
 
     def _etag(self, path: str) -> str | None:
         if path == self.system.path:
-            return self.system._get_etag()
+            return self.system.etag
         return self._settings_etag if path == self._settings_path() else None
 
     def read_override(self) -> BootOverride:
-        main = (self.system.json or {}).get('Boot') or {}
+        main = self.system.json.get('Boot') or {}
         settings = self._settings_boot()
         allowed = list(main.get('BootSourceOverrideTarget@Redfish.AllowableValues')
                        or (settings or {}).get('BootSourceOverrideTarget@Redfish.AllowableValues') or [])
@@ -131,17 +130,16 @@ class BootManager:
         return current
 
     def refresh(self) -> None:
-        with self.client.translate():
-            self.system.refresh(force=True)
+        self.client.refresh_system()
 
     @property
     def power_state(self) -> str | None:
-        return (self.system.json or {}).get('PowerState')
+        return self.system.json.get('PowerState')
 
     # -- override --------------------------------------------------------------------------------
 
     def _virtual_cd_option(self) -> dict[str, t.Any] | None:
-        link = (((self.system.json or {}).get('Boot') or {}).get('BootOptions') or {}).get('@odata.id')
+        link = ((self.system.json.get('Boot') or {}).get('BootOptions') or {}).get('@odata.id')
         if not link:
             return None
         collection, _headers = self.client.get_json(link)
@@ -266,15 +264,19 @@ class BootManager:
             sent = 'On'  # restarting a powered-off server means powering it on; many BMCs reject a restart when off
         result = ResetResult(reset_type, sent, skipped, power)
         if sent:
-            with self.client.translate():
-                allowed = sorted(v.value for v in self.system.get_allowed_reset_system_values())
+            target = self.system.action_target('ComputerSystem.Reset')
+            if target is None:
+                raise RedfishUnsupportedError('system %s on %s offers no ComputerSystem.Reset action' % (self.system.identity, self.client.base_url),
+                                              bmc=self.client.base_url)
+            action = (self.system.json.get('Actions') or {}).get('#ComputerSystem.Reset') or {}
+            # no AllowableValues annotation: the BMC does not restrict the reset types (as sushy reads it)
+            allowed = sorted(action.get('ResetType@Redfish.AllowableValues') or RESET_TYPES)
             if sent not in allowed:
                 raise RedfishUnsupportedError('reset_type %s%s is not offered by system %s on %s; it allows: %s'
                                               % (sent, '' if sent == reset_type else ' (sent for %s while the system is Off)' % reset_type,
                                                  self.system.identity, self.client.base_url, ', '.join(allowed)), bmc=self.client.base_url)
             if not self.check_mode:
-                with self.client.translate():
-                    self.system.reset_system(resources.reset_type(sent))
+                self.client.post(target, {'ResetType': sent})
         return result
 
     def wait_power(self, wanted: str, timeout: float | None = None) -> float:

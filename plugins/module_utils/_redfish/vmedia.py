@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+import re
 import time
 import typing as t
 import urllib.parse
 
 from . import quirks as q
-from . import resources
-from .connection import RedfishClient
-from .errors import RedfishError, RedfishSelectionError, RedfishUnsupportedError, RedfishVerifyError
+from .connection import RedfishClient, Resource
+from .errors import RedfishError, RedfishHTTPError, RedfishSelectionError, RedfishUnsupportedError, RedfishVerifyError
 
 MEDIA_TYPES: dict[str, tuple[str, ...]] = {
     'cd': ('CD', 'DVD'),
@@ -56,22 +56,20 @@ class Slot:
     connected_via: str | None
     mount_method: str | None
     not_mountable_reason: str | None
-    resource: t.Any = dataclasses.field(default=None, repr=False, compare=False)
+    resource: Resource = dataclasses.field(default_factory=lambda: Resource('', {}), repr=False, compare=False)
 
     @classmethod
-    def from_resource(cls, resource: t.Any, active: q.ActiveQuirks) -> Slot:
-        body = resource.json or {}
-        slot_id = str(body.get('Id') or resource.path.rstrip('/').rsplit('/', 1)[-1])
+    def from_resource(cls, resource: Resource, active: q.ActiveQuirks) -> Slot:
+        body = resource.json
+        slot_id = resource.identity
         media_types = [str(m) for m in body.get('MediaTypes') or []]
-        if active.slot_matches(q.PATCH_MOUNT_SLOTS, slot_id):
-            resource.patch_mount = True
         reason = None
         method = None
         if active.slot_matches(q.SKIP_SLOTS, slot_id):
             reason = 'the BMC takes only uploads or console mounts on this slot (quirks table)'
-        elif resource.has_insert_action:
+        elif resource.action_target(INSERT_ACTION):
             method = 'action'
-        elif resource.can_patch():
+        elif active.slot_matches(q.PATCH_MOUNT_SLOTS, slot_id) or resource.allows('PATCH'):
             method = 'patch'
         else:
             reason = 'no InsertMedia action and no PATCH mounting'
@@ -177,13 +175,9 @@ class VirtualMediaManager:
         if self._slots is None:
             self.collection_path = self._find_collection()
             active = self.client.quirks()
-            if active.has(q.RETRY_VMEDIA_ACTIONS_ON_5XX):
-                self.client.conn.idempotent_actions.update((INSERT_ACTION, EJECT_ACTION))
-            with self.client.translate():
-                collection = resources.VirtualMediaCollection(self.client.conn, self.collection_path,
-                                                              redfish_version=self.client.root.redfish_version,
-                                                              root=self.client.root)
-                self._slots = [Slot.from_resource(member, active) for member in collection.get_members()]
+            collection, _headers = self.client.get_json(self.collection_path)
+            members = [str(m['@odata.id']) for m in collection.get('Members') or [] if isinstance(m, dict) and m.get('@odata.id')]
+            self._slots = [Slot.from_resource(self.client.read(path), active) for path in members]
         return self._slots
 
     def select(self, media_type: str, index: int) -> Slot:
@@ -207,18 +201,39 @@ class VirtualMediaManager:
     # -- single slot operations -----------------------------------------------------------------
 
     def _reread(self, slot: Slot) -> Slot:
-        with self.client.translate():
-            slot.resource.refresh(force=True)
-        fresh = Slot.from_resource(slot.resource, self.client.quirks())
+        fresh = Slot.from_resource(self.client.read(slot.path), self.client.quirks())
         slots = self.slots()
         for i, existing in enumerate(slots):
             if existing.path == fresh.path:
                 slots[i] = fresh
         return fresh
 
+    def _insert_request(self, slot: Slot, url: str, inserted: bool, write_protected: bool, transfer_protocol: str | None) -> None:
+        if slot.mount_method == 'patch':
+            self.client.patch(slot.path, {'Image': url, 'Inserted': inserted, 'WriteProtected': write_protected}, etag=slot.resource.etag)
+            return
+        target = slot.resource.action_target(INSERT_ACTION) or slot.path + '/Actions/' + INSERT_ACTION
+        # Inserted and WriteProtected only when they differ from the action's defaults: Supermicro X11/X12 refuse them
+        payload: dict[str, t.Any] = {'Image': url}
+        if not inserted:
+            payload['Inserted'] = False
+        if not write_protected:
+            payload['WriteProtected'] = False
+        if transfer_protocol:
+            payload['TransferProtocolType'] = transfer_protocol
+        while True:  # ends: each round adds a parameter that was not in the payload, there are two
+            try:
+                self.client.post(target, payload)
+                return
+            except RedfishHTTPError as exc:
+                missing = missing_parameter(exc, payload)
+                if missing is None:
+                    raise
+                # the BMC names a parameter it requires (some iDRAC/XCC firmware): add it and send again
+                payload[missing] = ('HTTPS' if url.startswith('https://') else 'HTTP') if missing == 'TransferProtocolType' else 'Stream'
+
     def _insert(self, slot: Slot, url: str, inserted: bool, write_protected: bool, transfer_protocol: str | None) -> Slot:
-        with self.client.translate():
-            slot.resource.insert_media(url, inserted=inserted, write_protected=write_protected, transfer_protocol=transfer_protocol)
+        self._insert_request(slot, url, inserted, write_protected, transfer_protocol)
         deadline = time.monotonic() + self.verify_timeout
         attempt = 0
         while True:
@@ -232,13 +247,19 @@ class VirtualMediaManager:
             self.client.policy.sleep(min(1.0, self.client.policy.delay(attempt)))
             attempt += 1
 
+    def _eject_request(self, slot: Slot) -> None:
+        if slot.mount_method == 'patch':
+            self.client.patch(slot.path, {'Image': None, 'Inserted': False}, etag=slot.resource.etag)
+            return
+        # an empty JSON object, not an empty body: iLO refuses an EjectMedia without a JSON body
+        self.client.post(slot.resource.action_target(EJECT_ACTION) or slot.path + '/Actions/' + EJECT_ACTION, {})
+
     def _eject(self, slot: Slot) -> Slot:
         repeat = self.client.quirks().has(q.REPEAT_EJECT_UNTIL_VERIFIED)
         attempts = self.client.policy.retries + 1 if repeat else 1
         fresh = slot
         for attempt in range(attempts):
-            with self.client.translate():
-                fresh.resource.eject_media()
+            self._eject_request(fresh)
             fresh = self._reread(fresh)
             if not fresh.occupied:
                 return fresh
@@ -312,6 +333,17 @@ class VirtualMediaManager:
         for slot in occupied:
             self._eject(slot)
         return Outcome(bool(occupied), self.slots(), before, None, actions)
+
+
+def missing_parameter(exc: RedfishHTTPError, payload: t.Mapping[str, t.Any]) -> str | None:
+    """``TransferProtocolType`` or ``TransferMethod`` when a refused InsertMedia says it needs that parameter (and it was not sent)."""
+    if exc.status != 400:
+        return None
+    text = ' '.join('%s %s' % (m.message_id, m.message) for m in exc.bmc_messages)
+    for name in ('TransferProtocolType', 'TransferMethod'):
+        if name not in payload and re.search(r'\b%s\b' % name, text) and re.search(r'Missing|required|GeneralError', text, re.IGNORECASE):
+            return name
+    return None
 
 
 def describe_slot(slot: Slot) -> str:
