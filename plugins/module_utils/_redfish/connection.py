@@ -27,6 +27,7 @@ import dataclasses
 import email.utils
 import inspect
 import re
+import sys
 import time
 import typing as t
 import urllib.parse
@@ -42,7 +43,7 @@ from .errors import (
     RedfishUnsupportedError,
     parse_bmc_messages,
 )
-from .quirks import RETRY_VMEDIA_ACTIONS_ON_5XX, ActiveQuirks
+from .quirks import TRANSIENT_ERRORS, ActiveQuirks
 
 try:
     import requests
@@ -266,6 +267,14 @@ if HAS_SUSHY:
         """
 
         mode = 'basic'
+        # the session login that was refused before sushy fell back to basic auth: (request, response)
+        login_failure: tuple[tuple[str, str] | None, t.Any] | None = None
+
+        def _fallback_to_basic_authentication(self) -> None:
+            refused = sys.exc_info()[1]  # called by sushy inside its ``except AccessError`` of the session login
+            if isinstance(refused, sushy_exc.AccessError):
+                self.login_failure = (getattr(self._connector, 'last_request', None), getattr(self._connector, 'last_response', None))
+            super()._fallback_to_basic_authentication()
 
         def _do_authenticate(self) -> None:
             root = self._root_resource.json or {}
@@ -416,6 +425,9 @@ class RedfishClient:
             messages = self._messages_of(exc)
             if isinstance(exc, sushy_exc.AccessError):
                 who = "user '%s'" % self.options.username if self.options.username else 'anonymous access (no username given)'
+                login = getattr(self._auth, 'login_failure', None)
+                if status == 401 and login is not None:
+                    return self._login_error(login, who, method, path, messages)
                 verb = 'rejected the credentials of' if status == 401 else 'denied the request for'
                 return RedfishAuthError('the BMC at %s %s %s (HTTP %s): check username and password, and that the account'
                                         ' may configure virtual media and power' % (self.base_url, verb, who, status),
@@ -432,6 +444,22 @@ class RedfishClient:
         if isinstance(exc, ValueError):  # a body that is not JSON
             return RedfishHTTPError('the BMC at %s sent an answer that is not valid JSON: %s' % (self.base_url, exc), **where)
         return RedfishError('unexpected error talking to %s: %s: %s' % (self.base_url, type(exc).__name__, exc), **where)
+
+    def _login_error(self, login: tuple[tuple[str, str] | None, t.Any], who: str, method: str | None, path: str | None,
+                     messages: list[BmcMessage]) -> RedfishAuthError:
+        """A 401 after sushy fell back from a refused session login to basic auth: the login is what to report."""
+        (login_method, login_url), response = login[0] or ('POST', None), login[1]
+        login_path = _url_path(login_url) if login_url else None
+        login_messages = messages
+        if response is not None:
+            try:
+                login_messages = parse_bmc_messages(response.json()) or messages
+            except ValueError:
+                pass
+        return RedfishAuthError('the BMC at %s refused the login of %s (%s %s -> HTTP %s), and basic authentication with the same'
+                                ' credentials too (%s %s -> HTTP 401): check username and password'
+                                % (self.base_url, who, login_method, login_path, getattr(response, 'status_code', 401), method, path),
+                                bmc=self.base_url, method=login_method, url=login_path, status=401, bmc_messages=login_messages)
 
     def _messages_of(self, exc: t.Any) -> list[BmcMessage]:
         response = self.conn.last_response if self.conn is not None else None
@@ -466,6 +494,43 @@ class RedfishClient:
         with 412 without If-Match, is not used."""
         with self.translate():
             self.conn._op('PATCH', path, data=dict(data), headers={'If-Match': etag} if etag else None)
+
+    def patch_fresh(self, read: Resource, data: t.Mapping[str, t.Any], redo: t.Callable[[Resource], t.Mapping[str, t.Any] | None]) -> Resource | None:
+        """PATCH ``data`` with the ``If-Match`` ETag of ``read``, the GET the decision was made on.
+
+        When the resource changed since (412), or the BMC wants an ETag that was not sent (428): read it again, let
+        ``redo`` make the body for the fresh state (None: nothing is left to change), and PATCH once more with the
+        fresh ETag.  A second 412/428 is reported as such; a PATCH is never re-sent without If-Match.  Returns the
+        fresh read when there was one.
+        """
+        try:
+            self.patch(read.path, data, etag=read.etag)
+            return None
+        except RedfishHTTPError as exc:
+            if exc.status not in (412, 428):
+                raise
+            refused = exc
+        fresh = self.read(read.path)
+        etag = fresh.etag
+        if not etag:
+            refused.notes.append('the BMC wants If-Match but %s carries no ETag to send' % read.path)
+            raise refused
+        if etag == read.etag:
+            if not etag.startswith('W/'):
+                refused.notes.append('the BMC refused the ETag it serves itself for %s' % read.path)
+                raise refused
+            etag = etag[2:]  # a weak ETag refused as such: its strong form (as sushy did)
+        body = redo(fresh)
+        if body is None:
+            return fresh
+        try:
+            self.patch(read.path, body, etag=etag)
+        except RedfishHTTPError as exc:
+            if exc.status in (412, 428):
+                exc.message = ('the BMC at %s: %s changed on the BMC between our read and our PATCH, twice (HTTP %d); nothing was changed:'
+                               ' another client is changing it, run the task again' % (self.base_url, read.path, exc.status))
+            raise
+        return fresh
 
     # -- tree ------------------------------------------------------------------------------------
 
@@ -534,9 +599,9 @@ class RedfishClient:
         return self._quirks
 
     def _transient(self, method: str, path: str, messages: list[BmcMessage]) -> bool:
+        """A 5xx answer to a write is repeated only when the quirks table marks one of its MessageIds transient."""
         active = self._quirks
-        return bool(active and active.has(RETRY_VMEDIA_ACTIONS_ON_5XX) and path.rstrip('/').endswith(('VirtualMedia.InsertMedia',
-                                                                                                     'VirtualMedia.EjectMedia')))
+        return bool(active) and any(active.matches(TRANSIENT_ERRORS, m.message_id) for m in messages if m.message_id)  # type: ignore[union-attr]
 
     def describe_system(self) -> dict[str, t.Any]:
         system = self.system()

@@ -8,8 +8,10 @@
 Slots are found under ``Systems/<id>/VirtualMedia`` and, when the system has none, under the
 ``VirtualMedia`` of its manager (``manager_id`` picks the manager explicitly).  A slot is *mountable*
 when it has an InsertMedia action or takes PATCH mounting; the others are listed but never chosen.
-``slot`` numbers count only mountable slots that accept the media type, in the order the BMC lists
-them, starting at 1.
+Slots are ordered by the natural order of their ``Id`` (numbers compared as numbers, case ignored:
+``1 < 2 < 10``, ``CD1 < Cd2 < CD10``), never by the order the BMC lists them in (iDRAC10 lists
+``VirtualMedia/2`` first).  ``slot`` numbers count only mountable slots that accept the media type, in
+that order, starting at 1.
 
 Every change is read back: a slot is re-read after each insert or eject, and the module fails when the
 BMC answered success but the slot does not show the wanted state.  Replacing an image ejects the old
@@ -43,6 +45,11 @@ def image_basename(url: str) -> str:
     return posixpath.basename(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
 
 
+def natural_key(slot_id: str) -> tuple[tuple[int, int, str], ...]:
+    """Sort key of a slot Id: digit runs compare as numbers, the rest case-insensitively; numbers sort before letters."""
+    return tuple((0, int(part), '') if part.isdigit() else (1, 0, part.lower()) for part in re.findall(r'\d+|\D+', slot_id))
+
+
 @dataclasses.dataclass
 class Slot:
     id: str
@@ -74,14 +81,18 @@ class Slot:
         else:
             reason = 'no InsertMedia action and no PATCH mounting'
         image = body.get('Image') or None
+        image_name = body.get('ImageName') or None
+        inserted = body.get('Inserted') if isinstance(body.get('Inserted'), bool) else None
+        if active.has(q.STALE_IMAGE_WHEN_EMPTY) and (inserted is False or body.get('ConnectedVia') == 'NotConnected'):
+            image = image_name = None  # what an earlier session left behind (quirks table: supermicro-stale-image)
         return cls(
             id=slot_id,
             path=resource.path,
             name=body.get('Name'),
             media_types=media_types,
-            inserted=body.get('Inserted') if isinstance(body.get('Inserted'), bool) else None,
+            inserted=inserted,
             image=str(image) if image else None,
-            image_name=body.get('ImageName') or None,
+            image_name=image_name,
             write_protected=body.get('WriteProtected') if isinstance(body.get('WriteProtected'), bool) else None,
             connected_via=body.get('ConnectedVia'),
             mount_method=method,
@@ -154,6 +165,7 @@ class VirtualMediaManager:
         self.verify_timeout = min(15.0, float(client.options.timeout)) if verify_timeout is None else verify_timeout
         self._slots: list[Slot] | None = None
         self.collection_path: str | None = None
+        self.warnings: list[str] = []
 
     # -- discovery -------------------------------------------------------------------------------
 
@@ -177,7 +189,8 @@ class VirtualMediaManager:
             active = self.client.quirks()
             collection, _headers = self.client.get_json(self.collection_path)
             members = [str(m['@odata.id']) for m in collection.get('Members') or [] if isinstance(m, dict) and m.get('@odata.id')]
-            self._slots = [Slot.from_resource(self.client.read(path), active) for path in members]
+            slots = [Slot.from_resource(self.client.read(path), active) for path in members]
+            self._slots = sorted(slots, key=lambda slot: natural_key(slot.id))
         return self._slots
 
     def select(self, media_type: str, index: int) -> Slot:
@@ -210,7 +223,9 @@ class VirtualMediaManager:
 
     def _insert_request(self, slot: Slot, url: str, inserted: bool, write_protected: bool, transfer_protocol: str | None) -> None:
         if slot.mount_method == 'patch':
-            self.client.patch(slot.path, {'Image': url, 'Inserted': inserted, 'WriteProtected': write_protected}, etag=slot.resource.etag)
+            body = {'Image': url, 'Inserted': inserted, 'WriteProtected': write_protected}
+            self.client.patch_fresh(slot.resource, body, lambda fresh: None if self._held(Slot.from_resource(fresh, self.client.quirks()), url,
+                                                                                           inserted) else body)
             return
         target = slot.resource.action_target(INSERT_ACTION) or slot.path + '/Actions/' + INSERT_ACTION
         # Inserted and WriteProtected only when they differ from the action's defaults: Supermicro X11/X12 refuse them
@@ -221,16 +236,44 @@ class VirtualMediaManager:
             payload['WriteProtected'] = False
         if transfer_protocol:
             payload['TransferProtocolType'] = transfer_protocol
-        while True:  # ends: each round adds a parameter that was not in the payload, there are two
+        while True:  # ends: each round removes or adds a parameter, at most three rounds
             try:
                 self.client.post(target, payload)
                 return
             except RedfishHTTPError as exc:
+                refused = self._refused_flags(exc, payload)
                 missing = missing_parameter(exc, payload)
-                if missing is None:
+                if refused:
+                    for key in refused:
+                        del payload[key]
+                    self.warnings.append('the BMC at %s refused %s in InsertMedia; %s was sent again with Image only, so the BMC keeps its'
+                                         ' defaults (quirks table: supermicro-insert-image-only)'
+                                         % (self.client.base_url, ', '.join('%s=%s' % (k, v) for k, v in refused.items()), url))
+                elif missing:
+                    # the BMC names a parameter it requires (some iDRAC/XCC firmware): add it and send again
+                    payload[missing] = ('HTTPS' if url.startswith('https://') else 'HTTP') if missing == 'TransferProtocolType' else 'Stream'
+                else:
                     raise
-                # the BMC names a parameter it requires (some iDRAC/XCC firmware): add it and send again
-                payload[missing] = ('HTTPS' if url.startswith('https://') else 'HTTP') if missing == 'TransferProtocolType' else 'Stream'
+
+    def _refused_flags(self, exc: RedfishHTTPError, payload: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+        """Inserted/WriteProtected of ``payload`` that a 400 answer refuses, where the quirks table says such a refusal is retried."""
+        if exc.status != 400:
+            return {}
+        text = ' '.join(m.message for m in exc.bmc_messages)
+        if not self.client.quirks().matches(q.INSERT_IMAGE_ONLY_ON_REFUSAL, text):
+            return {}
+        if not re.search(r'\b(Inserted|WriteProtected)\b', text):
+            return {}
+        return {key: payload[key] for key in ('Inserted', 'WriteProtected') if key in payload}
+
+    def _flags_kept_by_bmc(self) -> bool:
+        """The BMC does not take Inserted/WriteProtected (quirks table): they are not compared, only the image is."""
+        return self.client.quirks().has(q.INSERT_IMAGE_ONLY_ON_REFUSAL)
+
+    def _held(self, slot: Slot, url: str, inserted: bool) -> bool:
+        if self._flags_kept_by_bmc():
+            return slot.image_matches(url) and slot.inserted is not False
+        return slot.holds(url, inserted)
 
     def _insert(self, slot: Slot, url: str, inserted: bool, write_protected: bool, transfer_protocol: str | None) -> Slot:
         self._insert_request(slot, url, inserted, write_protected, transfer_protocol)
@@ -238,7 +281,7 @@ class VirtualMediaManager:
         attempt = 0
         while True:
             fresh = self._reread(slot)
-            if fresh.holds(url, inserted):
+            if self._held(fresh, url, inserted):
                 return fresh
             if time.monotonic() >= deadline:
                 raise RedfishVerifyError('InsertMedia of %s into slot %s answered success, but the slot shows image=%r inserted=%r'
@@ -249,7 +292,8 @@ class VirtualMediaManager:
 
     def _eject_request(self, slot: Slot) -> None:
         if slot.mount_method == 'patch':
-            self.client.patch(slot.path, {'Image': None, 'Inserted': False}, etag=slot.resource.etag)
+            body = {'Image': None, 'Inserted': False}
+            self.client.patch_fresh(slot.resource, body, lambda fresh: body if Slot.from_resource(fresh, self.client.quirks()).occupied else None)
             return
         # an empty JSON object, not an empty body: iLO refuses an EjectMedia without a JSON body
         self.client.post(slot.resource.action_target(EJECT_ACTION) or slot.path + '/Actions/' + EJECT_ACTION, {})
@@ -278,8 +322,8 @@ class VirtualMediaManager:
                        transfer_protocol: str | None = None) -> Outcome:
         slot = self.select(media_type, index)
         before = self._before()
-        wp_ok = slot.write_protected is None or slot.write_protected == write_protected or not inserted
-        if slot.holds(url, inserted) and wp_ok:
+        wp_ok = slot.write_protected is None or slot.write_protected == write_protected or not inserted or self._flags_kept_by_bmc()
+        if self._held(slot, url, inserted) and wp_ok:
             return Outcome(False, self.slots(), before, slot)
         actions = []
         previous = slot.image if slot.occupied else None

@@ -142,3 +142,15 @@ def test_no_session_post_when_the_root_offers_none(replay, connect):
     VirtualMediaManager(client).slots()
     assert bmc.sent('POST') == []
     assert all('Authorization' in r.headers for r in bmc.requests[1:])
+
+
+def test_401_at_session_login_names_the_login_after_the_basic_auth_fallback(replay, connect):
+    bmc = replay('dell_idrac9')
+    with pytest.raises(RedfishAuthError) as caught:
+        connect(bmc, password='nope').system()
+    error = caught.value
+    assert error.request == 'POST /redfish/v1/SessionService/Sessions' and error.status == 401
+    assert 'login' in str(error) and 'basic authentication' in str(error)
+    assert 'SYS415' in str(error)
+    # the login, then the one request made with basic auth; nothing else
+    assert [(r.method, r.path.rsplit('/', 1)[-1]) for r in bmc.requests] == [('GET', 'v1'), ('POST', 'Sessions'), ('GET', 'Systems')]
