@@ -81,3 +81,7 @@ demo: setup
 
 clean:
 	rm -rf $(BUILD) .mypy_cache .ruff_cache l3metal-provision-*.tar.gz
+
+.PHONY: units-sushy-range
+units-sushy-range: layout
+	bash tests/tools/sushy_range.sh
