@@ -159,8 +159,8 @@ class BootManager:
             return False, 'the BMC records the settings object (ETag %s) as applied' % annotation['ETag']
         if annotation.get('Time') or annotation.get('Messages'):
             said = '; '.join(str(m.get('Message') or m.get('MessageId')) for m in annotation.get('Messages') or [] if isinstance(m, dict))
-            return False, 'the BMC applied the settings object at %s%s and schedules nothing' % (annotation.get('Time') or 'its last reset',
-                                                                                               ' (%s)' % said if said else '')
+            when = annotation.get('Time') or 'its last reset'
+            return False, 'the BMC applied the settings object at %s%s and schedules nothing' % (when, ' (%s)' % said if said else '')
         return False, 'the BMC marks nothing in the settings object as pending'
 
     def _etag(self, path: str) -> str | None:

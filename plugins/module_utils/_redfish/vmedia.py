@@ -224,8 +224,10 @@ class VirtualMediaManager:
     def _insert_request(self, slot: Slot, url: str, inserted: bool, write_protected: bool, transfer_protocol: str | None) -> None:
         if slot.mount_method == 'patch':
             body = {'Image': url, 'Inserted': inserted, 'WriteProtected': write_protected}
-            self.client.patch_fresh(slot.resource, body, lambda fresh: None if self._held(Slot.from_resource(fresh, self.client.quirks()), url,
-                                                                                           inserted) else body)
+            def still_needed(fresh: Resource) -> dict[str, t.Any] | None:
+                return None if self._held(Slot.from_resource(fresh, self.client.quirks()), url, inserted) else body
+
+            self.client.patch_fresh(slot.resource, body, still_needed)
             return
         target = slot.resource.action_target(INSERT_ACTION) or slot.path + '/Actions/' + INSERT_ACTION
         # Inserted and WriteProtected only when they differ from the action's defaults: Supermicro X11/X12 refuse them

@@ -50,11 +50,11 @@ def test_slots_count_in_id_order_and_the_boot_starts_the_boot_medium(replay, run
     assert run.result['boot_medium'] == {'slot_id': '1', 'image': ISO, 'boot_option': 'Boot0004'}
     # root, session, Systems, system, settings, BootOptions + 5 options, VirtualMedia + 2 slots (to find the slot of
     # the boot medium), PATCH settings, read-back (system, settings), reset, system after the reset, session delete
-    assert run.sent == [('GET', 'v1'), ('POST', 'Sessions'), ('GET', 'Systems'), ('GET', 'System.Embedded.1'), ('GET', 'Settings'),
-                        ('GET', 'BootOptions')] + [('GET', 'Boot000%d' % n) for n in (1, 3, 4, 5, 6)] + [
-                        ('GET', 'VirtualMedia'), ('GET', '2'), ('GET', '1'),
-                        ('PATCH', 'Settings'), ('GET', 'System.Embedded.1'), ('GET', 'Settings'),
-                        ('POST', 'ComputerSystem.Reset'), ('GET', 'System.Embedded.1'), ('DELETE', run.sent[-1][1])]
+    reads = [('GET', 'v1'), ('POST', 'Sessions'), ('GET', 'Systems'), ('GET', 'System.Embedded.1'), ('GET', 'Settings'), ('GET', 'BootOptions')]
+    options = [('GET', 'Boot000%d' % n) for n in (1, 3, 4, 5, 6)]
+    slots = [('GET', 'VirtualMedia'), ('GET', '2'), ('GET', '1')]
+    write = [('PATCH', 'Settings'), ('GET', 'System.Embedded.1'), ('GET', 'Settings'), ('POST', 'ComputerSystem.Reset'), ('GET', 'System.Embedded.1')]
+    assert run.sent == reads + options + slots + write + [('DELETE', run.sent[-1][1])]
     assert run.requests[-1].path == bmc.deleted_sessions[-1]
 
 
