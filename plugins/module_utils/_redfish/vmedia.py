@@ -224,6 +224,7 @@ class VirtualMediaManager:
     def _insert_request(self, slot: Slot, url: str, inserted: bool, write_protected: bool, transfer_protocol: str | None) -> None:
         if slot.mount_method == 'patch':
             body = {'Image': url, 'Inserted': inserted, 'WriteProtected': write_protected}
+
             def still_needed(fresh: Resource) -> dict[str, t.Any] | None:
                 return None if self._held(Slot.from_resource(fresh, self.client.quirks()), url, inserted) else body
 
