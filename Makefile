@@ -29,7 +29,7 @@ help:
 	@echo "make build   build the collection tarball"
 	@echo "make bench BENCH=task_iso [BENCH_ARGS=...]  run bench/<BENCH>.py (prints ratios against a peer)"
 
-test: setup lint sanity units integration
+test: setup lint sanity units integration units-sushy-range
 	@echo "make test: every check passed"
 
 setup: system-packages venv layout
@@ -87,3 +87,8 @@ demo: setup
 
 clean:
 	rm -rf $(BUILD) .mypy_cache .ruff_cache l3metal-provision-*.tar.gz
+
+# The Redfish tests on the lowest and highest sushy of the range in requirements.txt (part of make test).
+.PHONY: units-sushy-range
+units-sushy-range: layout
+	bash tests/tools/sushy_range.sh

@@ -14,14 +14,27 @@ description:
   - Sets the boot source override of the system (O(boot_target)), by default for the next boot only, then optionally
     resets it (O(reset_type)) and waits until it reports a power state (O(wait_power_state)). Each part is optional;
     they run in that order.
-  - The override is read back after it is set and returned as RV(boot_override); a target the BMC did not take fails
-    the task, a frequency it did not keep (for example C(Continuous) instead of C(Once)) is a warning.
+  - The override is read back after it is set, before any reset, and returned as RV(boot_override). A target or a
+    frequency the BMC did not keep (a C(200) answer to C(Once) that leaves the override C(Disabled)) is sent once more
+    without C(BootSourceOverrideMode) (some BMCs keep it only then; not when O(boot_mode) asked for another mode than
+    the BMC has); if it still does not hold, the task fails naming the BMC and what it kept, and no reset is sent.
+  - With O(boot_target=cd) the slot that holds the boot medium is booted - the one holding O(boot_image_url), else the
+    first virtual CD slot (the C(layout.boot) slot of M(l3metal.provision.redfish_virtual_media_info)). Where the BMC
+    links its virtual-CD boot options to slots (C(RelatedItem), iDRAC), the option of that slot is used, and a boot
+    medium in a slot no option boots fails before anything is changed. RV(boot_medium) tells which slot and option.
+  - The override is PATCHed with the C(If-Match) ETag of the read it was decided on; when the resource changed in
+    between (HTTP 412) it is read again and the PATCH sent once more with the fresh ETag, then the task fails. A PATCH
+    is never re-sent without C(If-Match).
   - An override already in place is not sent again (C(changed=false)). A reset to a power state the system is already
     in (V(On) when on, V(ForceOff) or V(GracefulShutdown) when off) is skipped; a restart of a powered-off system is sent
     as V(On). RV(reset) tells what was sent.
   - Vendor differences come from the quirks table (returned in RV(quirks)) - on Dell the virtual CD is booted
     through the UEFI boot option the BMC lists for it rather than C(Cd) (which can start a physical drive); on
-    iDRAC10 the override goes to the C(@Redfish.Settings) object and is reported as pending until the reset; on HPE
+    iDRAC10 the override goes to the C(@Redfish.Settings) object with C(@Redfish.SettingsApplyTime) C(OnReset) and is
+    reported as pending until the reset - values the settings object still holds after they were applied (iDRAC10
+    keeps them) are not pending, pending is what the BMC says (C(@Redfish.SettingsApplyTime) on the settings object,
+    no C(Time)/C(Messages)/C(ETag) of an application in C(@Redfish.Settings)), so a run always ends with the override
+    set; on HPE
     an override rejected during POST is retried until O(wait_timeout); on Supermicro the full C(Boot) object is sent
     and C(Cd) becomes C(UsbCd).
 author:
@@ -58,6 +71,13 @@ options:
       - Redfish C(ResetType) to send after the override. It must be one the system lists as allowed.
     type: str
     choices: ['On', ForceOn, ForceOff, GracefulShutdown, GracefulRestart, ForceRestart, PowerCycle, Nmi, PushPowerButton]
+  boot_image_url:
+    description:
+      - With O(boot_target=cd), the URL of the inserted boot medium (the maintenance or installer ISO); the slot that
+        holds it is booted. The task fails before any change when no slot holds it, or when the BMC has no boot option
+        for that slot.
+      - By default the first virtual CD slot is booted (C(layout.boot) of M(l3metal.provision.redfish_virtual_media_info)).
+    type: str
   wait_power_state:
     description:
       - Wait until the system reports this C(PowerState), polling with growing intervals (0.5 to 5 seconds).
@@ -75,12 +95,13 @@ seealso:
 '''
 
 EXAMPLES = r'''
-- name: Boot the node once from the virtual CD and power it on
+- name: Boot the node once from the virtual CD that holds the maintenance ISO and power it on
   l3metal.provision.redfish_boot:
     baseuri: "{{ bmc_address }}"
     username: "{{ bmc_user }}"
     password: "{{ bmc_password }}"
     boot_target: cd
+    boot_image_url: https://media.example.com/maintenance.iso
     reset_type: ForceRestart
     wait_power_state: 'On'
   delegate_to: localhost
@@ -134,8 +155,15 @@ waited:
   returned: success
   type: float
   sample: 4.5
+boot_medium:
+  description:
+    - The slot booted for O(boot_target=cd) (C(slot_id), C(image), C(boot_option), the BootOption used or null), when the
+      BMC ties its boot to a slot or O(boot_image_url) was given; null otherwise.
+  returned: success
+  type: dict
+  sample: {slot_id: '1', image: https://media.example.com/maintenance.iso, boot_option: Boot0004}
 notes:
-  description: How vendor quirks shaped the request.
+  description: How vendor quirks shaped the request, retries that were needed, and why the settings object's values are or are not pending.
   returned: success
   type: list
   elements: str
@@ -159,11 +187,16 @@ bmc:
   type: str
 '''
 
-import dataclasses
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.l3metal.provision.plugins.module_utils._redfish.boot import BOOT_MODES, BOOT_TARGETS, POWER_STATES, RESET_TYPES, BootManager
+from ansible_collections.l3metal.provision.plugins.module_utils._redfish.boot import (
+    BOOT_MODES,
+    BOOT_TARGETS,
+    POWER_STATES,
+    RESET_TYPES,
+    BootManager,
+    run_boot,
+)
 from ansible_collections.l3metal.provision.plugins.module_utils._redfish.connection import RedfishClient
 from ansible_collections.l3metal.provision.plugins.module_utils._redfish.module_support import redfish_argument_spec, run_redfish
 
@@ -174,84 +207,33 @@ def main() -> None:
             boot_target=dict(type='str', choices=list(BOOT_TARGETS)),
             boot_once=dict(type='bool', default=True),
             boot_mode=dict(type='str', choices=list(BOOT_MODES)),
+            boot_image_url=dict(type='str'),
             reset_type=dict(type='str', choices=list(RESET_TYPES)),
             wait_power_state=dict(type='str', choices=list(POWER_STATES)),
             wait_timeout=dict(type='int', default=300),
         ),
         required_one_of=[('boot_target', 'reset_type', 'wait_power_state')],
+        required_by={'boot_image_url': 'boot_target'},
         supports_check_mode=True,
     )
     params = module.params
     if params['wait_timeout'] < 1:
         module.fail_json(msg='wait_timeout must be at least 1 second, got %d' % params['wait_timeout'])
+    if params['boot_image_url'] is not None and (not params['boot_image_url'].strip() or params['boot_target'] != 'cd'):
+        module.fail_json(msg='boot_image_url: give the URL of the inserted boot medium, with boot_target: cd')
 
     def operation(client: RedfishClient) -> dict:
         boot = BootManager(client, check_mode=module.check_mode, wait_timeout=params['wait_timeout'])
         system = client.describe_system()
-        before = boot.read_override()
-        power_before = boot.power_state
-        after = before
-        changed = False
-        request = None
-        notes: list[str] = []
-        if params['boot_target']:
-            plan = boot.plan(params['boot_target'], params['boot_once'], params['boot_mode'], before)
-            notes = plan.notes
-            if not boot.satisfied(plan, before):
-                changed = True
-                request = dict(path=plan.path, body={'Boot': plan.payload})
-                if module.check_mode:
-                    after = _predicted(before, plan.payload)
-                else:
-                    boot.apply(plan)
-                    boot.refresh()
-                    after = boot.read_override()
-                    boot.verify(plan, after)
-        result: dict = dict(boot_override_before=before.as_dict(), boot_override=after.as_dict(), boot_request=request, notes=notes)
-        reset_sent = False
-        if params['reset_type']:
-            reset = boot.reset(params['reset_type'])
-            reset_sent = reset.sent is not None
-            changed = changed or reset_sent
-            result['reset'] = reset.as_dict()
-        waited = None
-        if params['wait_power_state'] and not module.check_mode:
-            waited = boot.wait_power(params['wait_power_state'])
-        elif reset_sent and not module.check_mode:
-            boot.refresh()
-        result.update(
-            changed=changed,
-            power_state=boot.power_state,
-            waited=waited,
-            system=system,
-        )
+        result = run_boot(boot, params['boot_target'], params['boot_once'], params['boot_mode'],
+                          params['boot_image_url'].strip() if params['boot_image_url'] else None,
+                          params['reset_type'], params['wait_power_state'], diff=module._diff)
+        result['system'] = system
         for warning in boot.warnings:
             module.warn(warning)
-        if module._diff:
-            result['diff'] = dict(
-                before=dict(boot_override=_diffable(before.as_dict()), power_state=power_before),
-                after=dict(boot_override=_diffable(after.as_dict()), power_state=_predicted_power(result, power_before, module.check_mode)),
-            )
         return result
 
     run_redfish(module, operation)
-
-
-def _predicted(before, payload: dict):
-    keys = {'BootSourceOverrideTarget': 'target', 'BootSourceOverrideEnabled': 'enabled', 'BootSourceOverrideMode': 'mode',
-            'BootNext': 'boot_next', 'UefiTargetBootSourceOverride': 'uefi_target'}
-    return dataclasses.replace(before, **{keys[k]: v for k, v in payload.items() if k in keys})
-
-
-def _diffable(override: dict) -> dict:
-    return {k: v for k, v in override.items() if k != 'allowed_targets'}
-
-
-def _predicted_power(result: dict, power_before, check_mode: bool):
-    reset = result.get('reset') or {}
-    if check_mode and reset.get('sent'):
-        return 'Off' if reset['sent'] in ('ForceOff', 'GracefulShutdown') else 'On'
-    return result['power_state']
 
 
 if __name__ == '__main__':

@@ -15,12 +15,21 @@ description:
     slot (O(state=absent) with O(eject_all=true)).
   - Slots are found under the system (C(Systems/<id>/VirtualMedia)) and, when it has none, under its manager
     (C(Managers/<id>/VirtualMedia)). A slot is chosen by O(media_type) and O(slot), counting only slots that accept that
-    media type and can be mounted (an C(InsertMedia) action or PATCH mounting), in the order the BMC lists them.
-    Slots that cannot be mounted (for example Lenovo RDOC slots) are listed in RV(slots) but never chosen.
+    media type and can be mounted (an C(InsertMedia) action or PATCH mounting), in the natural order of their C(Id)
+    (numbers compared as numbers - C(1), C(2), C(10); C(CD1), C(Cd2), C(CD10)), never in the order the BMC lists them
+    (iDRAC10 lists C(VirtualMedia/2) first). Slots that cannot be mounted (for example Lenovo RDOC slots) are listed
+    in RV(slots) but never chosen.
   - Idempotent. A slot that already holds O(image_url) is left alone (C(changed=false)). A slot holding another image
     is ejected first; if the new image then cannot be inserted, the old one is inserted again before the module fails.
   - Every insert and eject is verified by reading the slot back; the module fails when the BMC answered success but
     the slot does not show the wanted state.
+  - A slot is empty when it holds no C(Image); on Supermicro, which keeps C(Image)/C(ImageName) of an ejected medium,
+    when C(Inserted) is false or C(ConnectedVia) is C(NotConnected) (quirks table). An C(InsertMedia) that Supermicro
+    refuses because of C(Inserted)/C(WriteProtected) is sent again with C(Image) only, with a warning; the BMC's
+    defaults then apply and those two are not compared on later runs.
+  - A PATCH-mounted slot (Lenovo EXT) is written with the C(If-Match) ETag of the read the decision was made on; when
+    the slot changed in between (HTTP 412) it is read again and the PATCH sent once more with the fresh ETag, then the
+    module fails. A PATCH is never re-sent without C(If-Match).
   - For BMCs with a single virtual CD, put the task medium on O(media_type=usb) as a FAT image built by
     M(l3metal.provision.task_iso) with C(format=fat); M(l3metal.provision.redfish_virtual_media_info) suggests the layout.
 author:
@@ -59,7 +68,8 @@ options:
     default: cd
   slot:
     description:
-      - Number (from 1) of the slot among the mountable slots of O(media_type), in the order the BMC lists them.
+      - Number (from 1) of the slot among the mountable slots of O(media_type), in the natural order of the slot
+        C(Id)s (see the description), not in the order the BMC lists them.
       - A slot number the BMC does not have fails with the list of its slots.
     type: int
     default: 1
@@ -167,7 +177,8 @@ slot:
     mount_method: action
 slots:
   description:
-    - Every virtual media slot of the system, in BMC order, as it is after the change (predicted in check mode).
+    - Every virtual media slot of the system, in the natural order of their C(Id)s, as it is after the change (predicted
+      in check mode).
     - Each has C(id), C(name), C(path), C(media_types), C(inserted), C(image), C(image_name), C(write_protected),
       C(connected_via), C(mountable), C(mount_method) (V(action) or V(patch)) and C(not_mountable_reason).
   returned: success
@@ -246,6 +257,8 @@ def main() -> None:
         else:
             url = params['image_url'].strip() if params['image_url'] else None
             outcome = manager.ensure_absent(params['media_type'], params['slot'], url)
+        for warning in manager.warnings:
+            module.warn(warning)
         result = dict(
             changed=outcome.changed,
             slots=[s.as_dict() for s in outcome.slots],

@@ -15,6 +15,9 @@ description:
     media types, whether it can be mounted, and what it holds.
   - Suggests the slot layout of the two-media design in RV(layout) - the boot medium on the first virtual CD, the task
     medium on a second CD as an ISO, or on a removable (USB) slot as a FAT image when the BMC has a single CD.
+  - Slots are numbered as M(l3metal.provision.redfish_virtual_media) numbers them (natural order of the slot C(Id)s,
+    not the BMC's list order), and M(l3metal.provision.redfish_boot) with O(l3metal.provision.redfish_boot#module:boot_target=cd)
+    boots the slot C(layout.boot) names unless told otherwise, so the three modules agree.
   - Also returns the power state and the boot override, so a play can decide what to do next from one call.
 author:
   - l3metal.provision contributors (@l3metal)
@@ -57,7 +60,7 @@ EXAMPLES = r'''
 RETURN = r'''
 slots:
   description:
-    - Every virtual media slot, in BMC order, with C(id), C(name), C(path), C(media_types), C(inserted), C(image),
+    - Every virtual media slot, in the natural order of their C(Id)s, with C(id), C(name), C(path), C(media_types), C(inserted), C(image),
       C(image_name), C(write_protected), C(connected_via), C(mountable), C(mount_method) and C(not_mountable_reason).
   returned: success
   type: list

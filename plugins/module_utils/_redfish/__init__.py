@@ -7,8 +7,8 @@
 
 - ``errors``: typed exceptions carrying the BMC URL, the request and the BMC's extended messages.
 - ``connection``: options, retries with backoff, session-or-basic auth (the session is always
-  deleted), system and manager selection.  Built on sushy's connector and resources.
-- ``resources``: the few sushy resource subclasses this package needs (header reuse, PATCH mounting).
+  deleted), system and manager selection, plain-JSON reads (``Resource``) and writes.  sushy is the
+  transport (its connector and session handling); no sushy resource class is used.
 - ``quirks``: the table of vendor/model behaviours, one reason line per entry.
 - ``vmedia``: virtual media discovery (Systems and Managers), slot choice, insert/eject with verification.
 - ``boot``: one-time boot override, reset and waiting for a power state.

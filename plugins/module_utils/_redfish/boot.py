@@ -5,9 +5,16 @@
 
 """Boot override, reset and power state.
 
-The override is read back after every change and compared with what was asked; where the BMC keeps the
-writable copy of ``Boot`` in its ``@Redfish.Settings`` object (iDRAC10), the pending values are read
-from there and reported as pending until the next reset.
+The override is read back after every change and compared with what was asked, before any reset: a
+target or a frequency the BMC did not keep fails the task (after one more PATCH without
+``BootSourceOverrideMode``, which some BMCs only honour alone).  Where the BMC keeps the writable copy
+of ``Boot`` in its ``@Redfish.Settings`` object (iDRAC10), the values there count as pending only when
+the BMC says so (``@Redfish.SettingsApplyTime`` on the settings object, and no record in
+``@Redfish.Settings`` that they were applied); values it already applied and kept are not pending.
+
+``boot_target: cd`` boots the slot that holds the boot medium: ``boot_image_url`` when given, else the
+first CD slot (``redfish_virtual_media_info``'s ``layout.boot``); where the BMC links its virtual-CD
+boot options to slots (``RelatedItem``), the option of that slot is the one booted.
 """
 
 from __future__ import annotations
@@ -18,9 +25,9 @@ import time
 import typing as t
 
 from . import quirks as q
-from . import resources
-from .connection import RedfishClient
-from .errors import RedfishError, RedfishHTTPError, RedfishTimeoutError, RedfishUnsupportedError, RedfishVerifyError
+from .connection import RedfishClient, Resource
+from .errors import RedfishError, RedfishHTTPError, RedfishSelectionError, RedfishTimeoutError, RedfishUnsupportedError, RedfishVerifyError
+from .vmedia import Slot, VirtualMediaManager
 
 BOOT_TARGETS: dict[str, str] = {'cd': 'Cd', 'usb': 'Usb', 'hdd': 'Hdd', 'pxe': 'Pxe', 'none': 'None'}
 BOOT_MODES: dict[str, str] = {'uefi': 'UEFI', 'legacy': 'Legacy'}
@@ -69,6 +76,14 @@ class BootPlan:
     path: str
     via: str
     notes: list[str] = dataclasses.field(default_factory=list)
+    apply_time: str | None = None  # @Redfish.SettingsApplyTime sent with a PATCH of the settings object
+    mode_asked: bool = False  # BootSourceOverrideMode came from boot_mode, not from a quirk
+
+    def body(self) -> dict[str, t.Any]:
+        body: dict[str, t.Any] = {'Boot': dict(self.payload)}
+        if self.apply_time:
+            body['@Redfish.SettingsApplyTime'] = {'ApplyTime': self.apply_time}
+        return body
 
 
 @dataclasses.dataclass
@@ -82,6 +97,15 @@ class ResetResult:
         return dataclasses.asdict(self)
 
 
+def _related_slot(option: t.Mapping[str, t.Any]) -> str | None:
+    """The VirtualMedia slot a BootOption names in ``RelatedItem``, None when it names none."""
+    for link in option.get('RelatedItem') or []:
+        path = str((link or {}).get('@odata.id') or '') if isinstance(link, dict) else ''
+        if '/VirtualMedia/' in path:
+            return path.rstrip('/')
+    return None
+
+
 class BootManager:
     def __init__(self, client: RedfishClient, check_mode: bool = False, wait_timeout: float = 300,
                  sleep: t.Callable[[float], None] | None = None) -> None:
@@ -90,17 +114,22 @@ class BootManager:
         self.wait_timeout = float(wait_timeout)
         self.sleep = sleep or client.policy.sleep
         self.warnings: list[str] = []
-        self._settings_etag: str | None = None
+        self._settings: Resource | None = None
+        self.settings_state: str | None = None  # why the settings object's values are (not) pending, when it has any
+        self.boot_medium: dict[str, t.Any] | None = None  # the slot boot_target cd boots, when it is known
+        self._media: VirtualMediaManager | None = None
 
     # -- reading ---------------------------------------------------------------------------------
 
     @property
-    def system(self) -> t.Any:
+    def system(self) -> Resource:
         return self.client.system()
 
+    def _settings_annotation(self) -> dict[str, t.Any]:
+        return dict(self.system.json.get('@Redfish.Settings') or {})
+
     def _settings_path(self) -> str | None:
-        settings = (self.system.json or {}).get('@Redfish.Settings') or {}
-        path = (settings.get('SettingsObject') or {}).get('@odata.id')
+        path = (self._settings_annotation().get('SettingsObject') or {}).get('@odata.id')
         return str(path) if path else None
 
     def _settings_boot(self) -> dict[str, t.Any] | None:
@@ -108,58 +137,132 @@ class BootManager:
         path = self._settings_path()
         if not path:
             return None
-        body, headers = self.client.get_json(path)
-        self._settings_etag = headers.get('ETag') or body.get('@odata.etag')
-        boot = body.get('Boot') or {}
+        self._settings = self.client.read(path)
+        boot = self._settings.json.get('Boot') or {}
         return boot if any(key in boot for key in _OVERRIDE_KEYS) else None
+
+    def _settings_pending(self) -> tuple[bool, str]:
+        """Whether the BMC says the values in its settings object wait for a reset, and why.
+
+        Only the BMC's own records count: ``@Redfish.SettingsApplyTime`` on the settings object (an application is
+        scheduled) means pending; ``@Redfish.Settings`` recording the ETag of the settings object as applied, or a
+        ``Time``/``Messages`` of the last application without a scheduled one, means what the object holds was applied
+        (iDRAC10 keeps those values after the override was consumed at boot).  With no record either way nothing is
+        taken as pending: the override is sent again, which on such a BMC costs one PATCH but never skips a boot.
+        """
+        settings = self._settings
+        annotation = self._settings_annotation()
+        if settings is not None and '@Redfish.SettingsApplyTime' in settings.json:
+            apply_time = (settings.json.get('@Redfish.SettingsApplyTime') or {}).get('ApplyTime')
+            return True, 'the settings object is scheduled to apply (@Redfish.SettingsApplyTime %s)' % (apply_time or 'set')
+        if annotation.get('ETag') and settings is not None and annotation.get('ETag') == settings.etag:
+            return False, 'the BMC records the settings object (ETag %s) as applied' % annotation['ETag']
+        if annotation.get('Time') or annotation.get('Messages'):
+            said = '; '.join(str(m.get('Message') or m.get('MessageId')) for m in annotation.get('Messages') or [] if isinstance(m, dict))
+            when = annotation.get('Time') or 'its last reset'
+            return False, 'the BMC applied the settings object at %s%s and schedules nothing' % (when, ' (%s)' % said if said else '')
+        return False, 'the BMC marks nothing in the settings object as pending'
 
     def _etag(self, path: str) -> str | None:
         if path == self.system.path:
-            return self.system._get_etag()
-        return self._settings_etag if path == self._settings_path() else None
+            return self.system.etag
+        return self._settings.etag if self._settings is not None and path == self._settings_path() else None
 
     def read_override(self) -> BootOverride:
-        main = (self.system.json or {}).get('Boot') or {}
+        main = self.system.json.get('Boot') or {}
         settings = self._settings_boot()
         allowed = list(main.get('BootSourceOverrideTarget@Redfish.AllowableValues')
                        or (settings or {}).get('BootSourceOverrideTarget@Redfish.AllowableValues') or [])
         current = BootOverride.from_boot(main, self.system.path, False, allowed)
+        self.settings_state = None
         if settings:
             pending = BootOverride.from_boot(settings, self._settings_path() or '', True, allowed)
             if any(pending.value(k) is not None and pending.value(k) != current.value(k) for k in _OVERRIDE_KEYS):
-                return pending
+                is_pending, self.settings_state = self._settings_pending()
+                if is_pending:
+                    return pending
         return current
 
     def refresh(self) -> None:
-        with self.client.translate():
-            self.system.refresh(force=True)
+        self.client.refresh_system()
 
     @property
     def power_state(self) -> str | None:
-        return (self.system.json or {}).get('PowerState')
+        return self.system.json.get('PowerState')
 
-    # -- override --------------------------------------------------------------------------------
+    # -- the boot medium -------------------------------------------------------------------------
 
-    def _virtual_cd_option(self) -> dict[str, t.Any] | None:
-        link = (((self.system.json or {}).get('Boot') or {}).get('BootOptions') or {}).get('@odata.id')
+    def _virtual_cd_options(self) -> list[dict[str, t.Any]]:
+        link = ((self.system.json.get('Boot') or {}).get('BootOptions') or {}).get('@odata.id')
         if not link:
-            return None
+            return []
         collection, _headers = self.client.get_json(link)
+        options = []
         for member in collection.get('Members') or []:
             body = member if isinstance(member, dict) and 'DisplayName' in member else None
             if body is None and isinstance(member, dict) and member.get('@odata.id'):
                 body, _headers = self.client.get_json(member['@odata.id'])
             if body and body.get('BootOptionEnabled', True) is not False and any(
                     _VIRTUAL_CD.search(str(body.get(key) or '')) for key in ('DisplayName', 'Name', 'Alias', 'Description')):
-                return body
-        return None
+                options.append(body)
+        return options
 
-    def plan(self, target: str, once: bool, mode: str | None, current: BootOverride) -> BootPlan:
+    def _boot_slot(self, boot_image_url: str | None) -> Slot | None:
+        """The slot holding ``boot_image_url``, else the first mountable CD slot (the layout's boot slot)."""
+        if self._media is None:
+            self._media = VirtualMediaManager(self.client, check_mode=True)
+        slots = [s for s in self._media.slots() if s.mountable]
+        if boot_image_url:
+            holding = [s for s in slots if s.occupied and s.image_matches(boot_image_url)]
+            if not holding:
+                raise RedfishSelectionError('boot_image_url: no virtual media slot holds boot_image_url %s on %s (slots: %s); insert it'
+                                            ' first with l3metal.provision.redfish_virtual_media'
+                                            % (boot_image_url, self.client.base_url,
+                                               ', '.join('%s holds %s' % (s.id, s.image or s.image_name or 'nothing') for s in slots) or 'none'),
+                                            bmc=self.client.base_url)
+            return holding[0]
+        cds = [s for s in slots if s.accepts('cd')]
+        return cds[0] if cds else None
+
+    def _option_for_slot(self, options: list[dict[str, t.Any]], boot_image_url: str | None) -> dict[str, t.Any] | None:
+        """The virtual-CD BootOption that boots the boot medium's slot; fails (before any change) when none does."""
+        linked = [o for o in options if _related_slot(o)]
+        if not linked and not boot_image_url:
+            return options[0] if options else None
+        slot = self._boot_slot(boot_image_url)
+        if slot is None:
+            return options[0] if options else None
+        for option in linked:
+            if _related_slot(option) == slot.path.rstrip('/'):
+                self.boot_medium = {'slot_id': slot.id, 'image': slot.image, 'boot_option': option.get('Id') or option.get('BootOptionReference')}
+                return option
+        if linked:
+            offered = '; '.join('%s boots slot %s' % (o.get('Id') or o.get('BootOptionReference'), str(_related_slot(o)).rsplit('/', 1)[-1])
+                                for o in linked)
+            raise RedfishSelectionError('the boot medium %s is in slot %s, but no virtual-CD boot option of the BMC at %s boots that slot'
+                                        ' (%s): put the boot medium in a slot the BMC boots; nothing was changed'
+                                        % (slot.image or boot_image_url, slot.id, self.client.base_url, offered), bmc=self.client.base_url)
+        first = self._boot_slot(None)
+        if options and first is not None and slot.path != first.path:
+            # iDRAC's one "Virtual Optical Drive" boots the first instance (dell/iDRAC-Redfish-Scripting #324)
+            raise RedfishSelectionError('the boot medium %s is in slot %s, but the BMC at %s says not which slot its virtual-CD boot option %s'
+                                        ' boots (no RelatedItem); it is taken to boot the first CD slot %s: put the boot medium there;'
+                                        ' nothing was changed' % (slot.image or boot_image_url, slot.id, self.client.base_url,
+                                                                  options[0].get('Id') or options[0].get('BootOptionReference'), first.id),
+                                        bmc=self.client.base_url)
+        self.boot_medium = {'slot_id': slot.id, 'image': slot.image, 'boot_option': options[0].get('Id') if options else None}
+        return options[0] if options else None
+
+    # -- override --------------------------------------------------------------------------------
+
+    def plan(self, target: str, once: bool, mode: str | None, current: BootOverride, boot_image_url: str | None = None) -> BootPlan:
         active = self.client.quirks()
         settings_path = self._settings_path()
         use_settings = bool(settings_path) and (active.has(q.BOOT_VIA_SETTINGS_RESOURCE) or current.pending)
         path = settings_path if use_settings and settings_path else self.system.path
-        plan = BootPlan({}, path, 'settings' if use_settings else 'system')
+        plan = BootPlan({}, path, 'settings' if use_settings else 'system', mode_asked=bool(mode))
+        if use_settings and 'OnReset' in (self._settings_annotation().get('SupportedApplyTimes') or []):
+            plan.apply_time = 'OnReset'  # so that the BMC records the values as pending (see _settings_pending)
         payload = plan.payload
         redfish_mode = BOOT_MODES[mode] if mode else None
         if target == 'none':
@@ -177,7 +280,7 @@ class BootManager:
             redfish_target = 'UsbCd'
             plan.notes.append('boot target Cd sent as UsbCd (quirks table: supermicro-usb-cd)')
         if target == 'cd' and active.has(q.CD_BOOT_VIA_BOOT_OPTION) and (redfish_mode or current.mode or 'UEFI') == 'UEFI':
-            option = self._virtual_cd_option()
+            option = self._option_for_slot(self._virtual_cd_options(), boot_image_url)
             if option is None:
                 plan.notes.append('no BootOption for a virtual optical drive is listed; using BootSourceOverrideTarget Cd')
             elif 'UefiBootNext' in allowed and option.get('BootOptionReference') and once:
@@ -191,6 +294,13 @@ class BootManager:
             if option is not None and redfish_target in ('UefiBootNext', 'UefiTarget'):
                 plan.notes.append('virtual CD booted through BootOption %s (%s) (quirks table: dell-cd-boot-physical-drive)'
                                   % (option.get('Id') or option.get('BootOptionReference'), option.get('DisplayName')))
+        elif target == 'cd' and boot_image_url:
+            slot = self._boot_slot(boot_image_url)
+            first = self._boot_slot(None)
+            self.boot_medium = {'slot_id': slot.id if slot else None, 'image': boot_image_url, 'boot_option': None}
+            if slot is not None and first is not None and slot.path != first.path:
+                plan.notes.append('the BMC boots "the virtual CD" without naming a slot; boot_image_url is in slot %s, not in the first CD'
+                                  ' slot %s' % (slot.id, first.id))
         if allowed and redfish_target not in allowed:
             raise RedfishUnsupportedError('boot_target %s (%s) is not offered by the BMC at %s; it allows: %s'
                                           % (target, redfish_target, self.client.base_url, ', '.join(allowed)), bmc=self.client.base_url)
@@ -215,14 +325,17 @@ class BootManager:
         return True
 
     def apply(self, plan: BootPlan) -> None:
-        """PATCH the override; retried during POST where the quirks table says so."""
+        """PATCH the override (read again and sent once more on a stale ETag); retried during POST where the quirks table says so."""
         retry_post = self.client.quirks().has(q.RETRY_BOOT_PATCH_DURING_POST)
         deadline = time.monotonic() + self.wait_timeout
-        etag = self._etag(plan.path)  # of the read the plan was made on; a refused PATCH changes nothing
         attempt = 0
         while True:
+            read = self.system if plan.path == self.system.path else self._settings
             try:
-                self.client.patch(plan.path, {'Boot': plan.payload}, etag=etag)
+                if read is None:  # the settings object was not read (it carries no override): nothing to compare against
+                    self.client.patch(plan.path, plan.body(), etag=self._etag(plan.path))
+                else:
+                    self.client.patch_fresh(read, plan.body(), lambda fresh: self._still_needed(plan, fresh))
                 return
             except RedfishHTTPError as exc:
                 in_post = error_is_in_post(exc)
@@ -233,24 +346,70 @@ class BootManager:
             self.sleep(min(self.client.policy.delay(attempt), max(0.0, deadline - time.monotonic())))
             attempt += 1
 
-    def verify(self, plan: BootPlan, after: BootOverride) -> None:
-        """Compare the read-back override with what was sent: a wrong target fails, a wrong frequency warns."""
+    def _still_needed(self, plan: BootPlan, fresh: Resource) -> dict[str, t.Any] | None:
+        """After a 412: the body to send against the fresh read of the system, None when it already holds the override."""
+        if fresh.path == self.system.path:
+            boot = fresh.json.get('Boot') or {}
+            if self.satisfied(plan, BootOverride.from_boot(boot, fresh.path, False, [])):
+                return None
+        return plan.body()
+
+    def mismatch(self, plan: BootPlan, after: BootOverride) -> str | None:
+        """What the read-back override lacks of ``plan`` (None: it holds); a frequency the quirks table says is not stored is a warning."""
         payload = plan.payload
         if payload.get('BootSourceOverrideEnabled') == 'Disabled':
             if after.enabled not in ('Disabled', None) and after.target not in (None, 'None'):
-                raise RedfishVerifyError('the BMC accepted disabling the boot override but reports %s/%s'
-                                         % (after.target, after.enabled), bmc=self.client.base_url, method='GET', url=after.source)
-            return
-        for key in ('BootSourceOverrideTarget', 'BootNext', 'UefiTargetBootSourceOverride'):
-            if key in payload and after.value(key) != payload[key]:
-                raise RedfishVerifyError('the BMC accepted %s=%s but reports %r when read back'
-                                         % (key, payload[key], after.value(key)), bmc=self.client.base_url, method='GET', url=after.source)
-        wanted = payload.get('BootSourceOverrideEnabled')
-        if wanted and after.enabled != wanted:
-            known = self.client.quirks().has(q.OVERRIDE_ENABLED_NOT_STORED)
-            self.warnings.append('the BMC reports BootSourceOverrideEnabled=%s although %s was sent%s'
-                                 % (after.enabled, wanted, ' (known behaviour, quirks table)' if known else
-                                    '; the override may stay in place after the next boot (boot_target: none clears it)'))
+                return 'reports %s/%s after disabling the override' % (after.target, after.enabled)
+            return None
+        wrong = [key for key in ('BootSourceOverrideTarget', 'BootNext', 'UefiTargetBootSourceOverride', 'BootSourceOverrideEnabled')
+                 if key in payload and after.value(key) != payload[key]]
+        if 'BootSourceOverrideEnabled' in wrong and self.client.quirks().has(q.OVERRIDE_ENABLED_NOT_STORED):
+            wrong.remove('BootSourceOverrideEnabled')
+            self.warnings.append('the BMC reports BootSourceOverrideEnabled=%s although %s was sent (known behaviour, quirks table)'
+                                 % (after.enabled, payload['BootSourceOverrideEnabled']))
+        if not wrong:
+            return None
+        return 'kept ' + ' '.join('%s=%s' % (key, after.value(key)) for key in payload)
+
+    def verify(self, plan: BootPlan, after: BootOverride) -> None:
+        """Raise when the read-back override does not hold what was sent."""
+        problem = self.mismatch(plan, after)
+        if problem:
+            raise RedfishVerifyError('the BMC at %s answered success to PATCH %s %s but %s' % (self.client.base_url, plan.path, plan.payload, problem),
+                                     bmc=self.client.base_url, method='GET', url=after.source)
+
+    def set_override(self, plan: BootPlan) -> BootOverride:
+        """Send the override and read it back; one more PATCH without BootSourceOverrideMode when the BMC did not keep it.
+
+        Some BMCs answer 200 to an override with a mode and keep it disabled (issue 14: {UsbCd, Once, UEFI} kept as
+        {UsbCd, Disabled}).  A target or frequency not kept after that fails here, before any reset is sent.
+        """
+        self.apply(plan)
+        self.refresh()
+        after = self.read_override()
+        problem = self.mismatch(plan, after)
+        if problem is None:
+            return after
+        first = 'the BMC at %s answered success to PATCH %s %s but %s' % (self.client.base_url, plan.path, plan.payload, problem)
+        sent_mode = plan.payload.get('BootSourceOverrideMode')
+        if sent_mode is None or (plan.mode_asked and after.mode != sent_mode):
+            raise RedfishVerifyError(first + '; no reset was sent', bmc=self.client.base_url, method='GET', url=after.source)
+        retry = dataclasses.replace(plan, payload={k: v for k, v in plan.payload.items() if k != 'BootSourceOverrideMode'}, notes=[])
+        try:
+            self.apply(retry)
+        except RedfishHTTPError as exc:
+            raise RedfishVerifyError('%s; sent again without BootSourceOverrideMode, it was refused: %s; no reset was sent' % (first, exc),
+                                     bmc=self.client.base_url, method=exc.method, url=exc.url, status=exc.status,
+                                     bmc_messages=exc.bmc_messages) from None
+        self.refresh()
+        after = self.read_override()
+        problem = self.mismatch(retry, after)
+        if problem is not None:
+            raise RedfishVerifyError('%s; sent again without BootSourceOverrideMode it %s; no reset was sent' % (first, problem),
+                                     bmc=self.client.base_url, method='GET', url=after.source)
+        plan.notes.append('the BMC did not keep the override sent with BootSourceOverrideMode=%s (%s); it was sent again without'
+                          ' BootSourceOverrideMode and kept' % (sent_mode, problem))
+        return after
 
     # -- power -----------------------------------------------------------------------------------
 
@@ -266,15 +425,19 @@ class BootManager:
             sent = 'On'  # restarting a powered-off server means powering it on; many BMCs reject a restart when off
         result = ResetResult(reset_type, sent, skipped, power)
         if sent:
-            with self.client.translate():
-                allowed = sorted(v.value for v in self.system.get_allowed_reset_system_values())
+            target = self.system.action_target('ComputerSystem.Reset')
+            if target is None:
+                raise RedfishUnsupportedError('system %s on %s offers no ComputerSystem.Reset action' % (self.system.identity, self.client.base_url),
+                                              bmc=self.client.base_url)
+            action = (self.system.json.get('Actions') or {}).get('#ComputerSystem.Reset') or {}
+            # no AllowableValues annotation: the BMC does not restrict the reset types (as sushy reads it)
+            allowed = sorted(action.get('ResetType@Redfish.AllowableValues') or RESET_TYPES)
             if sent not in allowed:
                 raise RedfishUnsupportedError('reset_type %s%s is not offered by system %s on %s; it allows: %s'
                                               % (sent, '' if sent == reset_type else ' (sent for %s while the system is Off)' % reset_type,
                                                  self.system.identity, self.client.base_url, ', '.join(allowed)), bmc=self.client.base_url)
             if not self.check_mode:
-                with self.client.translate():
-                    self.system.reset_system(resources.reset_type(sent))
+                self.client.post(target, {'ResetType': sent})
         return result
 
     def wait_power(self, wanted: str, timeout: float | None = None) -> float:
@@ -306,3 +469,58 @@ def expected_power(reset_type: str) -> str | None:
 
 def error_is_in_post(exc: RedfishError) -> bool:
     return any(i.endswith('UnableToModifyDuringSystemPOST') for i in exc.message_ids())
+
+
+def run_boot(boot: BootManager, boot_target: str | None, boot_once: bool, boot_mode: str | None, boot_image_url: str | None,
+             reset_type: str | None, wait_power_state: str | None, diff: bool = False) -> dict[str, t.Any]:
+    """What ``redfish_boot`` does: the override (sent only when the BMC does not hold it, read back before any reset),
+    then the reset, then the wait.  Returns the module result (without the common keys run_redfish adds)."""
+    before = boot.read_override()
+    before_state = boot.settings_state
+    power_before = boot.power_state
+    after = before
+    changed = False
+    request = None
+    notes: list[str] = []
+    if boot_target:
+        plan = boot.plan(boot_target, boot_once, boot_mode, before, boot_image_url)
+        notes = plan.notes
+        if not boot.satisfied(plan, before):
+            changed = True
+            request = dict(path=plan.path, body=plan.body())
+            if boot.check_mode:
+                keys = {'BootSourceOverrideTarget': 'target', 'BootSourceOverrideEnabled': 'enabled', 'BootSourceOverrideMode': 'mode',
+                        'BootNext': 'boot_next', 'UefiTargetBootSourceOverride': 'uefi_target'}
+                after = dataclasses.replace(before, **{keys[k]: v for k, v in plan.payload.items() if k in keys})
+            else:
+                after = boot.set_override(plan)
+    if before_state:
+        notes.append('settings object: %s' % before_state)
+    result: dict[str, t.Any] = dict(boot_override_before=before.as_dict(), boot_override=after.as_dict(), boot_request=request, notes=notes,
+                                    boot_medium=boot.boot_medium)
+    reset_sent = False
+    if reset_type:
+        reset = boot.reset(reset_type)
+        reset_sent = reset.sent is not None
+        changed = changed or reset_sent
+        result['reset'] = reset.as_dict()
+    waited = None
+    if wait_power_state and not boot.check_mode:
+        waited = boot.wait_power(wait_power_state)
+    elif reset_sent and not boot.check_mode:
+        boot.refresh()
+    result.update(changed=changed, power_state=boot.power_state, waited=waited)
+    if diff:
+        reset_info = result.get('reset') or {}
+        power_after = result['power_state']
+        if boot.check_mode and reset_info.get('sent'):
+            power_after = 'Off' if reset_info['sent'] in POWER_OFF_TYPES else 'On'
+        result['diff'] = dict(
+            before=dict(boot_override=_diffable(before.as_dict()), power_state=power_before),
+            after=dict(boot_override=_diffable(after.as_dict()), power_state=power_after),
+        )
+    return result
+
+
+def _diffable(override: dict[str, t.Any]) -> dict[str, t.Any]:
+    return {k: v for k, v in override.items() if k != 'allowed_targets'}

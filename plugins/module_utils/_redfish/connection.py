@@ -5,9 +5,11 @@
 
 """One connection to one BMC: options, retries, authentication, system and manager selection.
 
-Built on sushy: its ``Connector`` does the HTTP (with ``Connection: close``, which many BMCs need),
-its ``SessionOrBasicAuth`` creates and deletes the Redfish session, its resources parse the tree.
-What this file adds:
+sushy is the transport: its ``Connector`` does the HTTP (with ``Connection: close``, which many BMCs
+need) and its ``SessionOrBasicAuth`` creates and deletes the Redfish session.  Resources are read as
+plain JSON (``Resource``: path, body, headers) and written with plain POST/PATCH requests, so every
+module sees the same state the same way and no sushy resource class, private member or ETag handler
+decides what is sent.  What this file adds:
 
 - a retry policy that is bounded, backs off exponentially (or as long as ``Retry-After`` asks), and
   retries only transient failures: connection errors, 5xx on idempotent requests, 503 on any request;
@@ -15,20 +17,21 @@ What this file adds:
 - a session only when the service root offers a SessionService (no wasted POST on BMCs that lack it),
   and the session is deleted when the client closes, whatever happened before;
 - typed errors naming the BMC URL, the request and the BMC's extended message;
-- reuse of the headers (ETag, Allow) of the last GET of a resource instead of fetching it again.
+- PATCH with the ``If-Match`` ETag of the read the decision was made on (never a blind re-send without it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import email.utils
+import inspect
 import re
+import sys
 import time
 import typing as t
 import urllib.parse
 
-from . import resources
+from .._contract.retry import RetryPolicy, parse_retry_after
 from .errors import (
     BmcMessage,
     RedfishAuthError,
@@ -40,7 +43,7 @@ from .errors import (
     RedfishUnsupportedError,
     parse_bmc_messages,
 )
-from .quirks import ActiveQuirks
+from .quirks import TRANSIENT_ERRORS, ActiveQuirks
 
 try:
     import requests
@@ -86,20 +89,11 @@ def normalize_baseuri(value: str) -> str:
     return '%s://%s' % (parts.scheme, netloc)
 
 
-@dataclasses.dataclass
-class RetryPolicy:
-    """Bounded retries with exponential backoff; ``sleep`` is injectable for tests."""
-
-    retries: int = 3
-    backoff: float = 1.0
-    max_delay: float = 30.0
-    sleep: t.Callable[[float], None] = time.sleep
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``attempt`` (0-based)."""
-        if retry_after is not None and retry_after >= 0:
-            return min(retry_after, self.max_delay)
-        return min(self.backoff * (2 ** attempt), self.max_delay)
+def redfish_policy(retries: int, sleep: t.Callable[[float], None] = time.sleep) -> RetryPolicy:
+    """The collection's one retry policy (``_contract.retry``) with the Redfish defaults: ``retries`` retries after the
+    first try, 1 s doubling up to 30 s, ``Retry-After`` honoured.  No jitter: each BMC is a server of its own, so
+    there is no crowd of clients to spread out, and the waits stay predictable."""
+    return RetryPolicy(attempts=max(0, int(retries)) + 1, backoff=1.0, max_delay=30.0, jitter=0.0, sleep=sleep)
 
 
 @dataclasses.dataclass
@@ -125,20 +119,6 @@ class ConnectionOptions:
         if not self.validate_certs:
             return False
         return self.ca_path or True
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date), None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _url_path(url: str) -> str:
@@ -191,38 +171,34 @@ def _request_not_sent(exc: BaseException) -> bool:
 
 if HAS_SUSHY:
     class _Connector(sushy_connector.Connector):
-        """sushy's connector with our retry policy, request bookkeeping and GET header reuse."""
+        """sushy's connector with our retry policy and request bookkeeping."""
 
         def __init__(self, url: str, verify: bool | str, timeout: float, policy: RetryPolicy) -> None:
-            # server_side_retries=1 makes sushy's own loop a single attempt; the policy below retries.
-            super().__init__(url, verify=verify, response_callback=self._on_response, server_side_retries=1,
-                             server_side_retries_delay=0, default_request_timeout=timeout, connect_timeout=timeout)
+            # sushy's own retry loops are made a single attempt (the policy below retries); the keywords that the
+            # installed sushy does not know (older releases lack the timeouts) are left out, the timeout is also
+            # passed with every request
+            accepted = inspect.signature(sushy_connector.Connector.__init__).parameters
+            wanted = dict(server_side_retries=1, server_side_retries_delay=0, default_request_timeout=timeout, connect_timeout=timeout)
+            super().__init__(url, verify=verify, response_callback=self._on_response, **{k: v for k, v in wanted.items() if k in accepted})
             self.policy = policy
             self.timeout = timeout
-            self.idempotent_actions: set[str] = set()
             self.last_request: tuple[str, str] | None = None
             self.last_response: t.Any = None
             self.request_count = 0
-            self._headers: dict[str, t.Mapping[str, str]] = {}
+            # set once the quirks of the system are known: whether a 5xx answer to a request that is not a safe read
+            # may be repeated (method, url, what the BMC said)
+            self.transient: t.Callable[[str, str, list[BmcMessage]], bool] | None = None
 
         def _on_response(self, response: t.Any) -> None:
             self.request_count += 1
             self.last_response = response
-            path = _url_path(response.request.url)
-            if response.request.method == 'GET' and response.status_code < 300:
-                self._headers[path] = response.headers
-            elif response.request.method != 'GET':
-                self._headers.pop(path, None)
-
-        def cached_headers(self, path: str) -> t.Mapping[str, str] | None:
-            return self._headers.get(_url_path(urllib.parse.urljoin(self._url, path)))
 
         def _retryable(self, method: str, url: str, exc: BaseException) -> tuple[bool, float | None]:
             if isinstance(exc, sushy_exc.ConnectionError):
                 reason_tls = _connection_reason(exc, self.timeout)[1]
                 if reason_tls:
                     return False, None
-                return method in IDEMPOTENT_METHODS or _request_not_sent(exc) or self._idempotent_action(url), None
+                return method in IDEMPOTENT_METHODS or _request_not_sent(exc), None
             if isinstance(exc, sushy_exc.HTTPError):
                 status = exc.status_code or 0
                 response = self.last_response
@@ -230,12 +206,17 @@ if HAS_SUSHY:
                 if status == 503:
                     return True, retry_after
                 if status >= 500 and status != 501:
-                    return method in IDEMPOTENT_METHODS or self._idempotent_action(url), retry_after
+                    return method in IDEMPOTENT_METHODS or self._marked_transient(method, url, response), retry_after
             return False, None
 
-        def _idempotent_action(self, url: str) -> bool:
-            path = _url_path(url)
-            return any(path.endswith(action) for action in self.idempotent_actions)
+        def _marked_transient(self, method: str, url: str, response: t.Any) -> bool:
+            if self.transient is None or response is None:
+                return False
+            try:
+                messages = parse_bmc_messages(response.json())
+            except ValueError:
+                messages = []
+            return self.transient(method, _url_path(url), messages)
 
         def _op(self, method: str, path: str = '', data: t.Any = None, headers: t.Any = None, blocking: bool = False,
                 timeout: t.Any = None, server_side_retries_left: t.Any = None, allow_reauth: bool = True,
@@ -245,7 +226,7 @@ if HAS_SUSHY:
             while True:
                 self.last_request = (method, url)
                 try:
-                    return super()._op(method, path, data=data, headers=headers, blocking=blocking, timeout=timeout,
+                    return super()._op(method, path, data=data, headers=headers, blocking=blocking, timeout=(self.timeout, self.timeout),
                                        server_side_retries_left=0, allow_reauth=allow_reauth, **extra)
                 except (sushy_exc.ConnectionError, sushy_exc.HTTPError) as exc:
                     retry, retry_after = self._retryable(method, url, exc)
@@ -263,6 +244,14 @@ if HAS_SUSHY:
         """
 
         mode = 'basic'
+        # the session login that was refused before sushy fell back to basic auth: (request, response)
+        login_failure: tuple[tuple[str, str] | None, t.Any] | None = None
+
+        def _fallback_to_basic_authentication(self) -> None:
+            refused = sys.exc_info()[1]  # called by sushy inside its ``except AccessError`` of the session login
+            if isinstance(refused, sushy_exc.AccessError):
+                self.login_failure = (getattr(self._connector, 'last_request', None), getattr(self._connector, 'last_response', None))
+            super()._fallback_to_basic_authentication()
 
         def _do_authenticate(self) -> None:
             root = self._root_resource.json or {}
@@ -286,6 +275,35 @@ if HAS_SUSHY:
             return False
 
 
+@dataclasses.dataclass
+class Resource:
+    """A Redfish resource as one GET returned it: its path, JSON body and response headers."""
+
+    path: str
+    json: dict[str, t.Any]
+    headers: t.Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def etag(self) -> str | None:
+        """The ETag header of that GET, else ``@odata.etag`` of the body (Lenovo XCC sends it there)."""
+        value = self.headers.get('ETag') or self.json.get('@odata.etag')
+        return str(value) if value else None
+
+    @property
+    def identity(self) -> str:
+        return str(self.json.get('Id') or self.path.rstrip('/').rsplit('/', 1)[-1])
+
+    def action_target(self, name: str) -> str | None:
+        """Target of ``#<name>`` in ``Actions``, None when the resource lists no such action."""
+        action = (self.json.get('Actions') or {}).get('#' + name)
+        target = action.get('target') if isinstance(action, dict) else None
+        return str(target) if target else None
+
+    def allows(self, method: str) -> bool:
+        """Whether the ``Allow`` header of the GET lists ``method``."""
+        return method in [m.strip().upper() for m in str(self.headers.get('Allow') or '').split(',')]
+
+
 class RedfishClient:
     """An open connection to one BMC; use as a context manager so the session is always deleted.
 
@@ -296,12 +314,12 @@ class RedfishClient:
     def __init__(self, options: ConnectionOptions, policy: RetryPolicy | None = None) -> None:
         self.options = options
         self.base_url = normalize_baseuri(options.baseuri)
-        self.policy = policy or RetryPolicy(retries=max(0, int(options.retries)))
+        self.policy = policy or redfish_policy(options.retries)
         self.warnings: list[str] = []
         self.conn: t.Any = None
         self.root: t.Any = None
         self._auth: t.Any = None
-        self._system: t.Any = None
+        self._system: Resource | None = None
         self._quirks: ActiveQuirks | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -384,6 +402,9 @@ class RedfishClient:
             messages = self._messages_of(exc)
             if isinstance(exc, sushy_exc.AccessError):
                 who = "user '%s'" % self.options.username if self.options.username else 'anonymous access (no username given)'
+                login = getattr(self._auth, 'login_failure', None)
+                if status == 401 and login is not None:
+                    return self._login_error(login, who, method, path, messages)
                 verb = 'rejected the credentials of' if status == 401 else 'denied the request for'
                 return RedfishAuthError('the BMC at %s %s %s (HTTP %s): check username and password, and that the account'
                                         ' may configure virtual media and power' % (self.base_url, verb, who, status),
@@ -401,6 +422,22 @@ class RedfishClient:
             return RedfishHTTPError('the BMC at %s sent an answer that is not valid JSON: %s' % (self.base_url, exc), **where)
         return RedfishError('unexpected error talking to %s: %s: %s' % (self.base_url, type(exc).__name__, exc), **where)
 
+    def _login_error(self, login: tuple[tuple[str, str] | None, t.Any], who: str, method: str | None, path: str | None,
+                     messages: list[BmcMessage]) -> RedfishAuthError:
+        """A 401 after sushy fell back from a refused session login to basic auth: the login is what to report."""
+        (login_method, login_url), response = login[0] or ('POST', None), login[1]
+        login_path = _url_path(login_url) if login_url else None
+        login_messages = messages
+        if response is not None:
+            try:
+                login_messages = parse_bmc_messages(response.json()) or messages
+            except ValueError:
+                pass
+        return RedfishAuthError('the BMC at %s refused the login of %s (%s %s -> HTTP %s), and basic authentication with the same'
+                                ' credentials too (%s %s -> HTTP 401): check username and password'
+                                % (self.base_url, who, login_method, login_path, getattr(response, 'status_code', 401), method, path),
+                                bmc=self.base_url, method=login_method, url=login_path, status=401, bmc_messages=login_messages)
+
     def _messages_of(self, exc: t.Any) -> list[BmcMessage]:
         response = self.conn.last_response if self.conn is not None else None
         if response is not None:
@@ -414,16 +451,63 @@ class RedfishClient:
         body = getattr(exc, 'body', None)
         return parse_bmc_messages({'error': body}) if isinstance(body, dict) else []
 
-    # -- raw access (for what sushy lacks) -------------------------------------------------------
+    # -- plain JSON requests -----------------------------------------------------------------------
 
     def get_json(self, path: str) -> tuple[dict[str, t.Any], t.Mapping[str, str]]:
         with self.translate():
             response = self.conn.get(path)
             return (response.json() if response.content else {}), response.headers
 
-    def patch(self, path: str, data: t.Mapping[str, t.Any], etag: str | None = None) -> None:
+    def read(self, path: str) -> Resource:
+        body, headers = self.get_json(path)
+        return Resource(str(path), body, headers)
+
+    def post(self, path: str, data: t.Mapping[str, t.Any] | None = None) -> None:
         with self.translate():
-            self.conn.patch(path, data=dict(data), etag=etag)
+            self.conn.post(path, data=dict(data) if data is not None else None)
+
+    def patch(self, path: str, data: t.Mapping[str, t.Any], etag: str | None = None) -> None:
+        """PATCH with ``If-Match: etag`` when given.  Sent as is: sushy's ETag handler, which re-sends a PATCH refused
+        with 412 without If-Match, is not used."""
+        with self.translate():
+            self.conn._op('PATCH', path, data=dict(data), headers={'If-Match': etag} if etag else None)
+
+    def patch_fresh(self, read: Resource, data: t.Mapping[str, t.Any], redo: t.Callable[[Resource], t.Mapping[str, t.Any] | None]) -> Resource | None:
+        """PATCH ``data`` with the ``If-Match`` ETag of ``read``, the GET the decision was made on.
+
+        When the resource changed since (412), or the BMC wants an ETag that was not sent (428): read it again, let
+        ``redo`` make the body for the fresh state (None: nothing is left to change), and PATCH once more with the
+        fresh ETag.  A second 412/428 is reported as such; a PATCH is never re-sent without If-Match.  Returns the
+        fresh read when there was one.
+        """
+        try:
+            self.patch(read.path, data, etag=read.etag)
+            return None
+        except RedfishHTTPError as exc:
+            if exc.status not in (412, 428):
+                raise
+            refused = exc
+        fresh = self.read(read.path)
+        etag = fresh.etag
+        if not etag:
+            refused.notes.append('the BMC wants If-Match but %s carries no ETag to send' % read.path)
+            raise refused
+        if etag == read.etag:
+            if not etag.startswith('W/'):
+                refused.notes.append('the BMC refused the ETag it serves itself for %s' % read.path)
+                raise refused
+            etag = etag[2:]  # a weak ETag refused as such: its strong form (as sushy did)
+        body = redo(fresh)
+        if body is None:
+            return fresh
+        try:
+            self.patch(read.path, body, etag=etag)
+        except RedfishHTTPError as exc:
+            if exc.status in (412, 428):
+                exc.message = ('the BMC at %s: %s changed on the BMC between our read and our PATCH, twice (HTTP %d); nothing was changed:'
+                               ' another client is changing it, run the task again' % (self.base_url, read.path, exc.status))
+            raise
+        return fresh
 
     # -- tree ------------------------------------------------------------------------------------
 
@@ -431,7 +515,7 @@ class RedfishClient:
         body, _headers = self.get_json(path)
         return [m['@odata.id'] for m in body.get('Members') or [] if isinstance(m, dict) and m.get('@odata.id')]
 
-    def _select(self, kind: str, collection_path: str | None, wanted: str | None, option: str) -> tuple[str, dict[str, t.Any] | None]:
+    def _select(self, kind: str, collection_path: str | None, wanted: str | None, option: str) -> tuple[str, Resource | None]:
         """Path of the member of a collection, ``wanted`` (Id or path) or the only one there is, and its body
         when selecting it already fetched it."""
         if not collection_path:
@@ -441,8 +525,8 @@ class RedfishClient:
         if wanted:
             candidate = wanted if wanted.startswith('/') else '%s/%s' % (collection_path, urllib.parse.quote(wanted, safe=''))
             try:
-                body, _headers = self.get_json(candidate)
-                return str(body.get('@odata.id') or candidate), body
+                found = self.read(candidate)
+                return str(found.json.get('@odata.id') or candidate), dataclasses.replace(found, path=str(found.json.get('@odata.id') or candidate))
             except RedfishHTTPError as exc:
                 if exc.status != 404:
                     raise
@@ -459,39 +543,51 @@ class RedfishClient:
                                     % (option, self.base_url, len(members) or 'no', kind + 's' if len(members) != 1 else kind,
                                        option, ', '.join(_ids(members)) or '(none)'), bmc=self.base_url)
 
-    def system(self) -> t.Any:
-        """The ComputerSystem (``system_id`` or the only one), as a sushy resource; read once per client."""
+    def _root_link(self, name: str) -> str | None:
+        link = ((self.root.json or {}).get(name) or {}).get('@odata.id') if self.root is not None else None
+        return str(link) if link else None
+
+    def system(self) -> Resource:
+        """The ComputerSystem (``system_id`` or the only one); read once per client, again by ``refresh_system``."""
         if self._system is None:
-            path, body = self._select('system', self.root._systems_path, self.options.system_id, 'system_id')
-            with self.translate():
-                self._system = resources.SystemResource(self.conn, path, redfish_version=self.root.redfish_version,
-                                                        registries=self.root.lazy_registries, root=self.root, json_doc=body)
+            path, body = self._select('system', self._root_link('Systems'), self.options.system_id, 'system_id')
+            self._system = body if body is not None else self.read(path)
+        return self._system
+
+    def refresh_system(self) -> Resource:
+        self._system = self.read(self.system().path)
         return self._system
 
     def manager_path(self) -> str:
         """``manager_id``, else the manager that manages the system, else the only manager."""
         if self.options.manager_id:
-            return self._select('manager', self.root._managers_path, self.options.manager_id, 'manager_id')[0]
+            return self._select('manager', self._root_link('Managers'), self.options.manager_id, 'manager_id')[0]
         links = (self.system().json or {}).get('Links') or {}
         managed_by = [m['@odata.id'] for m in links.get('ManagedBy') or [] if isinstance(m, dict) and m.get('@odata.id')]
         if len(managed_by) == 1:
             return managed_by[0]
-        return self._select('manager', self.root._managers_path, None, 'manager_id')[0]
+        return self._select('manager', self._root_link('Managers'), None, 'manager_id')[0]
 
     def quirks(self) -> ActiveQuirks:
         if self._quirks is None:
-            system = self.system()
-            self._quirks = ActiveQuirks.for_system(system.manufacturer, system.model, system.json)
+            body = self.system().json
+            self._quirks = ActiveQuirks.for_system(body.get('Manufacturer'), body.get('Model'), body)
+            self.conn.transient = self._transient
         return self._quirks
+
+    def _transient(self, method: str, path: str, messages: list[BmcMessage]) -> bool:
+        """A 5xx answer to a write is repeated only when the quirks table marks one of its MessageIds transient."""
+        active = self._quirks
+        return bool(active) and any(active.matches(TRANSIENT_ERRORS, m.message_id) for m in messages if m.message_id)  # type: ignore[union-attr]
 
     def describe_system(self) -> dict[str, t.Any]:
         system = self.system()
         return {
             'id': system.identity,
             'path': system.path,
-            'manufacturer': system.manufacturer,
-            'model': system.model,
-            'power_state': (system.json or {}).get('PowerState'),
+            'manufacturer': system.json.get('Manufacturer'),
+            'model': system.json.get('Model'),
+            'power_state': system.json.get('PowerState'),
         }
 
 

@@ -10,9 +10,9 @@ One entry per behaviour, each with a one-line reason.  An entry matches a Comput
 ``requires`` is set, by a property the system resource must carry.  The code asks for *effects*
 (``ActiveQuirks.has(EFFECT)``), never for vendor names, so a new BMC family is one new row.
 
-Behaviour that sushy already handles for every vendor (an EjectMedia that needs an empty JSON body on
-iLO, ``TransferProtocolType`` required by some BMCs, Supermicro rejecting ``Inserted``/``WriteProtected``
-in InsertMedia) is not repeated here; docs/redfish.md lists it.
+Behaviour handled the same way for every vendor (an EjectMedia sent with an empty JSON object, which
+iLO needs; ``TransferProtocolType`` added when a BMC asks for it; a 412 answered by reading again) is
+not repeated here; docs/redfish.md lists it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ import re
 import typing as t
 
 # Effects: what the code does differently when an entry applies.
-RETRY_VMEDIA_ACTIONS_ON_5XX = 'retry_vmedia_actions_on_5xx'
+TRANSIENT_ERRORS = 'transient_errors'  # arg: MessageId pattern of 5xx answers to writes that may be repeated
+STALE_IMAGE_WHEN_EMPTY = 'stale_image_when_empty'
+INSERT_IMAGE_ONLY_ON_REFUSAL = 'insert_image_only_on_refusal'  # arg: pattern of the refusal's message
 REPEAT_EJECT_UNTIL_VERIFIED = 'repeat_eject_until_verified'
 CD_BOOT_VIA_BOOT_OPTION = 'cd_boot_via_boot_option'
 RETRY_BOOT_PATCH_DURING_POST = 'retry_boot_patch_during_post'
@@ -35,7 +37,7 @@ BOOT_VIA_SETTINGS_RESOURCE = 'boot_via_settings_resource'
 OVERRIDE_ENABLED_NOT_STORED = 'override_enabled_not_stored'
 
 EFFECTS = frozenset([
-    RETRY_VMEDIA_ACTIONS_ON_5XX, REPEAT_EJECT_UNTIL_VERIFIED, CD_BOOT_VIA_BOOT_OPTION, RETRY_BOOT_PATCH_DURING_POST,
+    TRANSIENT_ERRORS, STALE_IMAGE_WHEN_EMPTY, INSERT_IMAGE_ONLY_ON_REFUSAL, REPEAT_EJECT_UNTIL_VERIFIED, CD_BOOT_VIA_BOOT_OPTION, RETRY_BOOT_PATCH_DURING_POST,
     TASK_MEDIUM_ON_REMOVABLE, SKIP_SLOTS, PATCH_MOUNT_SLOTS, BOOT_PATCH_FULL_OBJECT, CD_BOOT_AS_USB_CD,
     BOOT_VIA_SETTINGS_RESOURCE, OVERRIDE_ENABLED_NOT_STORED,
 ])
@@ -68,8 +70,8 @@ LENOVO = r'^lenovo'
 SUPERMICRO = r'^supermicro'
 
 QUIRKS: tuple[Quirk, ...] = (
-    Quirk('dell-vmedia-transient-5xx', DELL, RETRY_VMEDIA_ACTIONS_ON_5XX,
-          'iDRAC answers InsertMedia/EjectMedia with 500 (SYS446) while a media operation settles; both are idempotent, so they are retried.'),
+    Quirk('dell-sys446-transient', DELL, TRANSIENT_ERRORS, arg=r'\.SYS446$',
+          reason='iDRAC answers 500 SYS446 while a media operation settles: retried; other 500s (VRM0021, medium connected) are not.'),
     Quirk('dell-eject-not-effective', DELL, REPEAT_EJECT_UNTIL_VERIFIED,
           'iDRAC can answer EjectMedia with 204 and keep the image inserted; the slot is re-read and the eject repeated until it is empty.'),
     Quirk('dell-cd-boot-physical-drive', DELL, CD_BOOT_VIA_BOOT_OPTION,
@@ -84,6 +86,10 @@ QUIRKS: tuple[Quirk, ...] = (
           reason='XCC lists RDOC and Remote slots that take only uploads or console mounts, not a URL: they are never chosen.'),
     Quirk('lenovo-patch-mount', LENOVO, PATCH_MOUNT_SLOTS, arg=r'^EXT\d*$',
           reason='XCC EXT slots have no InsertMedia action; they mount by PATCH of Image/Inserted with the If-Match ETag of the slot.'),
+    Quirk('supermicro-stale-image', SUPERMICRO, STALE_IMAGE_WHEN_EMPTY,
+          'Supermicro keeps Image/ImageName in an ejected slot; the slot is empty when Inserted is false or ConnectedVia NotConnected.'),
+    Quirk('supermicro-insert-image-only', SUPERMICRO, INSERT_IMAGE_ONLY_ON_REFUSAL, arg=r'not in the list of valid properties|invalid parameter',
+          reason='Supermicro refuses Inserted/WriteProtected in InsertMedia; it is sent again with Image only, the BMC defaults apply.'),
     Quirk('supermicro-full-boot-object', SUPERMICRO, BOOT_PATCH_FULL_OBJECT,
           'Supermicro rejects a Boot PATCH without BootSourceOverrideEnabled, Target and Mode; the full Boot object is sent.'),
     Quirk('supermicro-usb-cd', SUPERMICRO, CD_BOOT_AS_USB_CD,
@@ -112,6 +118,10 @@ class ActiveQuirks:
             if quirk.effect == effect:
                 return quirk.arg
         return None
+
+    def matches(self, effect: str, text: str) -> bool:
+        """True when an entry with ``effect`` applies and its pattern (``arg``) is found in ``text``."""
+        return any(q.effect == effect and q.arg and re.search(q.arg, text) for q in self.entries)
 
     def slot_matches(self, effect: str, slot_id: str) -> bool:
         """True when an entry with ``effect`` applies and its slot-id pattern matches ``slot_id``."""

@@ -8,8 +8,10 @@
 Slots are found under ``Systems/<id>/VirtualMedia`` and, when the system has none, under the
 ``VirtualMedia`` of its manager (``manager_id`` picks the manager explicitly).  A slot is *mountable*
 when it has an InsertMedia action or takes PATCH mounting; the others are listed but never chosen.
-``slot`` numbers count only mountable slots that accept the media type, in the order the BMC lists
-them, starting at 1.
+Slots are ordered by the natural order of their ``Id`` (numbers compared as numbers, case ignored:
+``1 < 2 < 10``, ``CD1 < Cd2 < CD10``), never by the order the BMC lists them in (iDRAC10 lists
+``VirtualMedia/2`` first).  ``slot`` numbers count only mountable slots that accept the media type, in
+that order, starting at 1.
 
 Every change is read back: a slot is re-read after each insert or eject, and the module fails when the
 BMC answered success but the slot does not show the wanted state.  Replacing an image ejects the old
@@ -21,14 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+import re
 import time
 import typing as t
 import urllib.parse
 
 from . import quirks as q
-from . import resources
-from .connection import RedfishClient
-from .errors import RedfishError, RedfishSelectionError, RedfishUnsupportedError, RedfishVerifyError
+from .connection import RedfishClient, Resource
+from .errors import RedfishError, RedfishHTTPError, RedfishSelectionError, RedfishUnsupportedError, RedfishVerifyError
 
 MEDIA_TYPES: dict[str, tuple[str, ...]] = {
     'cd': ('CD', 'DVD'),
@@ -41,6 +43,11 @@ EJECT_ACTION = 'VirtualMedia.EjectMedia'
 
 def image_basename(url: str) -> str:
     return posixpath.basename(urllib.parse.unquote(urllib.parse.urlsplit(url).path))
+
+
+def natural_key(slot_id: str) -> tuple[tuple[int, int, str], ...]:
+    """Sort key of a slot Id: digit runs compare as numbers, the rest case-insensitively; numbers sort before letters."""
+    return tuple((0, int(part), '') if part.isdigit() else (1, 0, part.lower()) for part in re.findall(r'\d+|\D+', slot_id))
 
 
 @dataclasses.dataclass
@@ -56,34 +63,36 @@ class Slot:
     connected_via: str | None
     mount_method: str | None
     not_mountable_reason: str | None
-    resource: t.Any = dataclasses.field(default=None, repr=False, compare=False)
+    resource: Resource = dataclasses.field(default_factory=lambda: Resource('', {}), repr=False, compare=False)
 
     @classmethod
-    def from_resource(cls, resource: t.Any, active: q.ActiveQuirks) -> Slot:
-        body = resource.json or {}
-        slot_id = str(body.get('Id') or resource.path.rstrip('/').rsplit('/', 1)[-1])
+    def from_resource(cls, resource: Resource, active: q.ActiveQuirks) -> Slot:
+        body = resource.json
+        slot_id = resource.identity
         media_types = [str(m) for m in body.get('MediaTypes') or []]
-        if active.slot_matches(q.PATCH_MOUNT_SLOTS, slot_id):
-            resource.patch_mount = True
         reason = None
         method = None
         if active.slot_matches(q.SKIP_SLOTS, slot_id):
             reason = 'the BMC takes only uploads or console mounts on this slot (quirks table)'
-        elif resource.has_insert_action:
+        elif resource.action_target(INSERT_ACTION):
             method = 'action'
-        elif resource.can_patch():
+        elif active.slot_matches(q.PATCH_MOUNT_SLOTS, slot_id) or resource.allows('PATCH'):
             method = 'patch'
         else:
             reason = 'no InsertMedia action and no PATCH mounting'
         image = body.get('Image') or None
+        image_name = body.get('ImageName') or None
+        inserted = body.get('Inserted') if isinstance(body.get('Inserted'), bool) else None
+        if active.has(q.STALE_IMAGE_WHEN_EMPTY) and (inserted is False or body.get('ConnectedVia') == 'NotConnected'):
+            image = image_name = None  # what an earlier session left behind (quirks table: supermicro-stale-image)
         return cls(
             id=slot_id,
             path=resource.path,
             name=body.get('Name'),
             media_types=media_types,
-            inserted=body.get('Inserted') if isinstance(body.get('Inserted'), bool) else None,
+            inserted=inserted,
             image=str(image) if image else None,
-            image_name=body.get('ImageName') or None,
+            image_name=image_name,
             write_protected=body.get('WriteProtected') if isinstance(body.get('WriteProtected'), bool) else None,
             connected_via=body.get('ConnectedVia'),
             mount_method=method,
@@ -156,6 +165,7 @@ class VirtualMediaManager:
         self.verify_timeout = min(15.0, float(client.options.timeout)) if verify_timeout is None else verify_timeout
         self._slots: list[Slot] | None = None
         self.collection_path: str | None = None
+        self.warnings: list[str] = []
 
     # -- discovery -------------------------------------------------------------------------------
 
@@ -177,13 +187,10 @@ class VirtualMediaManager:
         if self._slots is None:
             self.collection_path = self._find_collection()
             active = self.client.quirks()
-            if active.has(q.RETRY_VMEDIA_ACTIONS_ON_5XX):
-                self.client.conn.idempotent_actions.update((INSERT_ACTION, EJECT_ACTION))
-            with self.client.translate():
-                collection = resources.VirtualMediaCollection(self.client.conn, self.collection_path,
-                                                              redfish_version=self.client.root.redfish_version,
-                                                              root=self.client.root)
-                self._slots = [Slot.from_resource(member, active) for member in collection.get_members()]
+            collection, _headers = self.client.get_json(self.collection_path)
+            members = [str(m['@odata.id']) for m in collection.get('Members') or [] if isinstance(m, dict) and m.get('@odata.id')]
+            slots = [Slot.from_resource(self.client.read(path), active) for path in members]
+            self._slots = sorted(slots, key=lambda slot: natural_key(slot.id))
         return self._slots
 
     def select(self, media_type: str, index: int) -> Slot:
@@ -207,23 +214,77 @@ class VirtualMediaManager:
     # -- single slot operations -----------------------------------------------------------------
 
     def _reread(self, slot: Slot) -> Slot:
-        with self.client.translate():
-            slot.resource.refresh(force=True)
-        fresh = Slot.from_resource(slot.resource, self.client.quirks())
+        fresh = Slot.from_resource(self.client.read(slot.path), self.client.quirks())
         slots = self.slots()
         for i, existing in enumerate(slots):
             if existing.path == fresh.path:
                 slots[i] = fresh
         return fresh
 
+    def _insert_request(self, slot: Slot, url: str, inserted: bool, write_protected: bool, transfer_protocol: str | None) -> None:
+        if slot.mount_method == 'patch':
+            body = {'Image': url, 'Inserted': inserted, 'WriteProtected': write_protected}
+
+            def still_needed(fresh: Resource) -> dict[str, t.Any] | None:
+                return None if self._held(Slot.from_resource(fresh, self.client.quirks()), url, inserted) else body
+
+            self.client.patch_fresh(slot.resource, body, still_needed)
+            return
+        target = slot.resource.action_target(INSERT_ACTION) or slot.path + '/Actions/' + INSERT_ACTION
+        # Inserted and WriteProtected only when they differ from the action's defaults: Supermicro X11/X12 refuse them
+        payload: dict[str, t.Any] = {'Image': url}
+        if not inserted:
+            payload['Inserted'] = False
+        if not write_protected:
+            payload['WriteProtected'] = False
+        if transfer_protocol:
+            payload['TransferProtocolType'] = transfer_protocol
+        while True:  # ends: each round removes or adds a parameter, at most three rounds
+            try:
+                self.client.post(target, payload)
+                return
+            except RedfishHTTPError as exc:
+                refused = self._refused_flags(exc, payload)
+                missing = missing_parameter(exc, payload)
+                if refused:
+                    for key in refused:
+                        del payload[key]
+                    self.warnings.append('the BMC at %s refused %s in InsertMedia; %s was sent again with Image only, so the BMC keeps its'
+                                         ' defaults (quirks table: supermicro-insert-image-only)'
+                                         % (self.client.base_url, ', '.join('%s=%s' % (k, v) for k, v in refused.items()), url))
+                elif missing:
+                    # the BMC names a parameter it requires (some iDRAC/XCC firmware): add it and send again
+                    payload[missing] = ('HTTPS' if url.startswith('https://') else 'HTTP') if missing == 'TransferProtocolType' else 'Stream'
+                else:
+                    raise
+
+    def _refused_flags(self, exc: RedfishHTTPError, payload: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
+        """Inserted/WriteProtected of ``payload`` that a 400 answer refuses, where the quirks table says such a refusal is retried."""
+        if exc.status != 400:
+            return {}
+        text = ' '.join(m.message for m in exc.bmc_messages)
+        if not self.client.quirks().matches(q.INSERT_IMAGE_ONLY_ON_REFUSAL, text):
+            return {}
+        if not re.search(r'\b(Inserted|WriteProtected)\b', text):
+            return {}
+        return {key: payload[key] for key in ('Inserted', 'WriteProtected') if key in payload}
+
+    def _flags_kept_by_bmc(self) -> bool:
+        """The BMC does not take Inserted/WriteProtected (quirks table): they are not compared, only the image is."""
+        return self.client.quirks().has(q.INSERT_IMAGE_ONLY_ON_REFUSAL)
+
+    def _held(self, slot: Slot, url: str, inserted: bool) -> bool:
+        if self._flags_kept_by_bmc():
+            return slot.image_matches(url) and slot.inserted is not False
+        return slot.holds(url, inserted)
+
     def _insert(self, slot: Slot, url: str, inserted: bool, write_protected: bool, transfer_protocol: str | None) -> Slot:
-        with self.client.translate():
-            slot.resource.insert_media(url, inserted=inserted, write_protected=write_protected, transfer_protocol=transfer_protocol)
+        self._insert_request(slot, url, inserted, write_protected, transfer_protocol)
         deadline = time.monotonic() + self.verify_timeout
         attempt = 0
         while True:
             fresh = self._reread(slot)
-            if fresh.holds(url, inserted):
+            if self._held(fresh, url, inserted):
                 return fresh
             if time.monotonic() >= deadline:
                 raise RedfishVerifyError('InsertMedia of %s into slot %s answered success, but the slot shows image=%r inserted=%r'
@@ -232,13 +293,20 @@ class VirtualMediaManager:
             self.client.policy.sleep(min(1.0, self.client.policy.delay(attempt)))
             attempt += 1
 
+    def _eject_request(self, slot: Slot) -> None:
+        if slot.mount_method == 'patch':
+            body = {'Image': None, 'Inserted': False}
+            self.client.patch_fresh(slot.resource, body, lambda fresh: body if Slot.from_resource(fresh, self.client.quirks()).occupied else None)
+            return
+        # an empty JSON object, not an empty body: iLO refuses an EjectMedia without a JSON body
+        self.client.post(slot.resource.action_target(EJECT_ACTION) or slot.path + '/Actions/' + EJECT_ACTION, {})
+
     def _eject(self, slot: Slot) -> Slot:
         repeat = self.client.quirks().has(q.REPEAT_EJECT_UNTIL_VERIFIED)
         attempts = self.client.policy.retries + 1 if repeat else 1
         fresh = slot
         for attempt in range(attempts):
-            with self.client.translate():
-                fresh.resource.eject_media()
+            self._eject_request(fresh)
             fresh = self._reread(fresh)
             if not fresh.occupied:
                 return fresh
@@ -257,8 +325,8 @@ class VirtualMediaManager:
                        transfer_protocol: str | None = None) -> Outcome:
         slot = self.select(media_type, index)
         before = self._before()
-        wp_ok = slot.write_protected is None or slot.write_protected == write_protected or not inserted
-        if slot.holds(url, inserted) and wp_ok:
+        wp_ok = slot.write_protected is None or slot.write_protected == write_protected or not inserted or self._flags_kept_by_bmc()
+        if self._held(slot, url, inserted) and wp_ok:
             return Outcome(False, self.slots(), before, slot)
         actions = []
         previous = slot.image if slot.occupied else None
@@ -312,6 +380,17 @@ class VirtualMediaManager:
         for slot in occupied:
             self._eject(slot)
         return Outcome(bool(occupied), self.slots(), before, None, actions)
+
+
+def missing_parameter(exc: RedfishHTTPError, payload: t.Mapping[str, t.Any]) -> str | None:
+    """``TransferProtocolType`` or ``TransferMethod`` when a refused InsertMedia says it needs that parameter (and it was not sent)."""
+    if exc.status != 400:
+        return None
+    text = ' '.join('%s %s' % (m.message_id, m.message) for m in exc.bmc_messages)
+    for name in ('TransferProtocolType', 'TransferMethod'):
+        if name not in payload and re.search(r'\b%s\b' % name, text) and re.search(r'Missing|required|GeneralError', text, re.IGNORECASE):
+            return name
+    return None
 
 
 def describe_slot(slot: Slot) -> str:

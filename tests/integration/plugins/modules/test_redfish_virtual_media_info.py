@@ -89,3 +89,22 @@ def test_single_cd_bmc_takes_the_task_medium_as_fat_on_usb(sushy_emulator_tls, f
     second = run.task('second cd')
     assert second.status == 'ignored'
     assert 'has 1 mountable cd slot' in second.result['msg'] and 'media_type usb as a FAT image' in second.result['msg']
+
+
+def test_slots_follow_their_ids_whatever_order_the_emulator_lists(sushy_factory, file_server, ansible_playbook):
+    """The emulator lists Cd2 before Cd (as iDRAC10 lists VirtualMedia/2 first): slot 1 is still Cd, for all modules."""
+    emulator = sushy_factory(vmedia={'Cd2': {'Name': 'Virtual CD 2', 'MediaTypes': ['CD', 'DVD']},
+                                     'Cd': {'Name': 'Virtual CD', 'MediaTypes': ['CD', 'DVD']}})
+    listed = [m['@odata.id'].rsplit('/', 1)[-1] for m in emulator.get(emulator.system_path() + '/VirtualMedia')['Members']]
+    assert listed == ['Cd2', 'Cd']  # what the BMC lists
+    boot = file_server.add_file('maintenance.iso', b'M' * 2048)
+    tasks = [{'name': 'info', INFO: {}},
+             {'name': 'boot medium', VM: {'image_url': boot, 'media_type': '{{ info.layout.boot.media_type }}',
+                                          'slot': '{{ info.layout.boot.slot }}'}, 'register': 'boot_medium'}]
+    tasks[0]['register'] = 'info'
+    run = ansible_playbook(play(emulator, tasks)).assert_ok()
+    info = run.task('info').result
+    assert [s['id'] for s in info['slots']] == ['Cd', 'Cd2']
+    assert info['layout']['boot'] == {'media_type': 'cd', 'slot': 1, 'slot_id': 'Cd'}
+    assert run.task('boot medium').result['slot']['id'] == 'Cd'
+    assert emulator.slot('Cd')['Image'] == boot and not emulator.slot('Cd2')['Image']

@@ -9,8 +9,16 @@ The sushy-tools emulator covers the standard behaviour in the integration tests;
 vendor-shaped resources from ``fixtures/<vendor>.json`` and reproduce the recorded behaviour that the
 quirks table handles: transient 500s, an eject that does not eject, PATCH mounting with If-Match, a
 read-only Boot with a @Redfish.Settings object, a Boot PATCH that needs the full object, a boot
-override refused during POST.  Only the state changes the tests need are implemented: virtual media
-insert/eject (action or PATCH), Boot PATCH, reset, sessions.
+override refused during POST, a stale Image in an empty slot, an override silently downgraded, a
+resource changed by someone else between a read and a PATCH (412), a settings object that keeps the
+values it applied.  Only the state changes the tests need are implemented: virtual media insert/eject
+(action or PATCH), Boot PATCH (system or settings object), reset, sessions.
+
+A reset that starts the host also *boots* it, as far as the tests need: the override in force picks a
+device (a BootOption by UefiTarget/BootNext and its RelatedItem slot, or the first inserted CD slot for
+Cd/UsbCd), ``boots`` records what was started (the image URL of the slot, ``pxe`` or ``disk``), and a
+``Once`` override is consumed (``BootSourceOverrideEnabled`` becomes ``Disabled``).  This is a
+simulation: the rules are written from the vendor reports named in each fixture's ``_source``.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from pathlib import Path
 
 FIXTURES = Path(__file__).resolve().parent / 'fixtures'
 OVERRIDE_KEYS = ('BootSourceOverrideTarget', 'BootSourceOverrideEnabled', 'BootSourceOverrideMode', 'BootNext', 'UefiTargetBootSourceOverride')
+STARTS_HOST = frozenset(['On', 'ForceOn', 'ForceRestart', 'GracefulRestart', 'PowerCycle', 'PushPowerButton'])
+APPLIED_AT = '2026-03-02T10:15:00+00:00'  # the Time the replay records for an application of settings
 
 
 def norm(path: str) -> str:
@@ -54,6 +64,16 @@ class Fault:
     times: int
 
 
+@dataclasses.dataclass
+class Change:
+    """Another client's write, applied just before a matching request is handled."""
+
+    method: str
+    pattern: str
+    mutate: t.Callable[[dict[str, t.Any]], None]
+    times: int
+
+
 class ReplayBMC:
     """Serve a vendor fixture; ``rules`` switch on recorded vendor behaviour (see ``_patch_system`` etc.)."""
 
@@ -66,7 +86,10 @@ class ReplayBMC:
         self.rules = set(rules)
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
+        self.changes: list[Change] = []
         self.sticky_ejects = 0
+        self.boots: list[str] = []
+        self.pending_settings: set[str] = set()
         self.sessions: dict[str, str] = {}
         self.deleted_sessions: list[str] = []
         self._lock = threading.Lock()
@@ -98,6 +121,11 @@ class ReplayBMC:
         """Answer the next ``times`` requests matching ``method`` and the path regex with a recorded error."""
         self.faults.append(Fault(method, pattern, error, times))
 
+    def change_before(self, method: str, pattern: str, mutate: t.Callable[[dict[str, t.Any]], None], times: int = 1) -> None:
+        """Before the next ``times`` requests matching ``method`` and the path regex, change that resource as another
+        client would (its ETag changes with it): the state a client read is then stale."""
+        self.changes.append(Change(method, pattern, mutate, times))
+
     def get(self, path: str) -> dict[str, t.Any]:
         return self.resources[norm(path)]
 
@@ -128,13 +156,19 @@ class ReplayBMC:
         return False
 
     def _error(self, name: str) -> tuple[int, t.Any, dict[str, str]]:
-        error = self.errors.get(name) or {'status': 500, 'body': {'error': {'code': 'Base.1.0.GeneralError', 'message': name}}}
+        status = {'precondition_failed': 412, 'precondition_required': 428}.get(name, 500)
+        error = self.errors.get(name) or {'status': status, 'body': {'error': {'code': 'Base.1.0.GeneralError', 'message': name}}}
         return error['status'], copy.deepcopy(error['body']), {}
 
     def handle(self, method: str, raw_path: str, body: t.Any, headers: dict[str, str]) -> tuple[int, t.Any, dict[str, str]]:
         path = norm(raw_path)
         with self._lock:
             self.requests.append(Request(method, path, body, headers))
+            for change in self.changes:
+                if change.times > 0 and change.method == method and re.search(change.pattern, path) and path in self.resources:
+                    change.times -= 1
+                    change.mutate(self.resources[path])
+                    self._changed(path)
             for fault in self.faults:
                 if fault.times > 0 and fault.method == method and re.search(fault.pattern, path):
                     fault.times -= 1
@@ -188,6 +222,13 @@ class ReplayBMC:
     def _insert(self, slot: str, body: dict[str, t.Any]) -> tuple[int, t.Any, dict[str, str]]:
         if 'insert_rejects_flags' in self.rules and ('Inserted' in body or 'WriteProtected' in body):
             return self._error('action_parameter_unknown')
+        refused = [key for key in ('Inserted', 'WriteProtected') if key in body]
+        if 'insert_refuses_properties' in self.rules and refused:  # recorded wording, naming the first refused property
+            status, error, extra = self._error('property_not_valid')
+            for info in error['error']['@Message.ExtendedInfo']:
+                info['Message'] = info['Message'].replace('Inserted', refused[0])
+                info['MessageArgs'] = [refused[0]]
+            return status, error, extra
         media = self.resources[slot]
         media.update(Image=body['Image'], ImageName=posixpath.basename(urllib.parse.urlsplit(body['Image']).path),
                      Inserted=body.get('Inserted', True), WriteProtected=body.get('WriteProtected', True), ConnectedVia='URI')
@@ -199,26 +240,92 @@ class ReplayBMC:
             self.sticky_ejects -= 1
             return 204, None, {}
         media = self.resources[slot]
-        media.update(Image=None, ImageName=None, Inserted=False, ConnectedVia='NotConnected')
+        media.update(Inserted=False, ConnectedVia='NotConnected')
+        if 'stale_image' not in self.rules:  # Supermicro keeps Image/ImageName of the ejected medium
+            media.update(Image=None, ImageName=None)
         self._changed(slot)
         return 204, None, {}
 
     def _reset(self, system_path: str, body: dict[str, t.Any]) -> tuple[int, t.Any, dict[str, str]]:
         system = self.resources[system_path]
         reset = body.get('ResetType')
+        was = system.get('PowerState')
         system['PowerState'] = 'Off' if reset in ('ForceOff', 'GracefulShutdown') else 'On'
-        settings = ((system.get('@Redfish.Settings') or {}).get('SettingsObject') or {}).get('@odata.id')
-        if settings:  # pending settings apply at the reset
-            pending = self.resources[norm(settings)].get('Boot', {})
-            system['Boot'].update({k: v for k, v in pending.items() if k in OVERRIDE_KEYS})
+        starts = reset in STARTS_HOST and not (reset in ('On', 'ForceOn') and was == 'On')
+        annotation = system.get('@Redfish.Settings') or {}
+        settings = norm((annotation.get('SettingsObject') or {}).get('@odata.id') or '') if annotation else None
+        if settings and settings in self.pending_settings and starts:
+            # what was written to the settings object since the last application applies now; the object itself keeps
+            # those values (iDRAC10), only the system records that they were applied
+            settings_body = self.resources[settings]
+            system['Boot'].update({k: v for k, v in (settings_body.get('Boot') or {}).items() if k in OVERRIDE_KEYS})
+            settings_body.pop('@Redfish.SettingsApplyTime', None)
+            self._changed(settings)
+            annotation.update(Time=APPLIED_AT, Messages=[{'MessageId': 'Base.1.18.Success', 'Message': 'Successfully Completed Request',
+                                                          'Severity': 'OK'}], ETag=self._etag(settings))
+            self.pending_settings.discard(settings)
+        if starts:
+            self.boots.append(self._boot_host(system))
         self._changed(system_path)
         return 204, None, {}
+
+    def _boot_host(self, system: dict[str, t.Any]) -> str:
+        """What the host starts from: the override in force (then consumed if Once), else its disk."""
+        boot = system.get('Boot') or {}
+        enabled = boot.get('BootSourceOverrideEnabled')
+        target = boot.get('BootSourceOverrideTarget')
+        if enabled not in ('Once', 'Continuous') or target in (None, 'None'):
+            return 'disk'
+        if enabled == 'Once':
+            boot['BootSourceOverrideEnabled'] = 'Disabled'
+        if target == 'Pxe':
+            return 'pxe'
+        if target in ('UefiTarget', 'UefiBootNext'):
+            key, value = (('UefiDevicePath', boot.get('UefiTargetBootSourceOverride')) if target == 'UefiTarget'
+                          else ('BootOptionReference', boot.get('BootNext')))
+            if target == 'UefiBootNext':
+                boot['BootNext'] = None
+            option = next((b for p, b in self.resources.items() if '/BootOptions/' in p and b.get(key) == value), None)
+            return self._medium_of_option(option) if option else 'disk'
+        if target in ('Cd', 'UsbCd') and 'cd_boots_physical_drive' not in self.rules:
+            return self._first_inserted(('CD', 'DVD')) or 'disk'
+        if target == 'Usb':
+            return self._first_inserted(('USBStick', 'Floppy')) or 'disk'
+        return 'disk'  # Hdd, or a physical drive with nothing in it
+
+    def _medium_of_option(self, option: dict[str, t.Any]) -> str:
+        for link in option.get('RelatedItem') or []:
+            slot = self.resources.get(norm(link.get('@odata.id') or ''))
+            if slot is not None and '/VirtualMedia/' in norm(link['@odata.id']):
+                return str(slot['Image']) if slot.get('Inserted') and slot.get('Image') else 'disk'
+        name = str(option.get('DisplayName') or option.get('Name') or '')
+        if re.search(r'virtual\s*(optical|cd)', name, re.IGNORECASE):
+            return self._first_inserted(('CD', 'DVD')) or 'disk'
+        if re.search(r'virtual\s*floppy', name, re.IGNORECASE):
+            return self._first_inserted(('USBStick', 'Floppy')) or 'disk'
+        return 'pxe' if 'PXE' in name.upper() else 'disk'
+
+    def _first_inserted(self, types: tuple[str, ...]) -> str | None:
+        """The image of the first slot that accepts ``types`` and has a medium inserted: first by instance number, whatever
+        the member order (iDRAC10 lists instance 2 first and boots instance 1, dell/iDRAC-Redfish-Scripting #324)."""
+        def instance(member: dict[str, t.Any]) -> tuple[int, str]:
+            last = norm(member['@odata.id']).rsplit('/', 1)[-1]
+            return (int(last), '') if last.isdigit() else (0, last)
+
+        for collection in [b for p, b in self.resources.items() if p.endswith('/VirtualMedia')]:
+            for member in sorted(collection.get('Members') or [], key=instance):
+                slot = self.resources.get(norm(member['@odata.id'])) or {}
+                if any(m in types for m in slot.get('MediaTypes') or []) and slot.get('Inserted') and slot.get('Image'):
+                    return str(slot['Image'])
+        return None
 
     def _patch(self, path: str, body: dict[str, t.Any], headers: dict[str, str]) -> tuple[int, t.Any, dict[str, str]]:
         resource = self.resources[path]
         if_match = headers.get('If-Match')
         if if_match and self._etag(path) and if_match != self._etag(path):
             return self._error('precondition_failed')
+        if 'if_match_required' in self.rules and not if_match and self._etag(path):
+            return self._error('precondition_required')
         if '/VirtualMedia/' in path:
             if 'patch_needs_if_match' in self.rules and not if_match:
                 return self._error('precondition_failed')
@@ -231,10 +338,17 @@ class ReplayBMC:
             settings = ((resource.get('@Redfish.Settings') or {}).get('SettingsObject') or {}).get('@odata.id')
             if 'boot_readonly' in self.rules and settings:
                 return self._error('property_not_writable')
-            boot = body['Boot']
+            boot = dict(body['Boot'])
             if 'boot_full_object' in self.rules and not all(k in boot for k in OVERRIDE_KEYS[:3]):
                 return self._error('property_missing')
+            if 'once_dropped_with_mode' in self.rules and 'BootSourceOverrideMode' in boot and boot.get('BootSourceOverrideEnabled') == 'Once':
+                boot['BootSourceOverrideEnabled'] = 'Disabled'  # recorded: answered 200, kept the target, not the Once
             resource.setdefault('Boot', {}).update(boot)
+            if '@Redfish.SettingsApplyTime' in body:
+                resource['@Redfish.SettingsApplyTime'] = dict(body['@Redfish.SettingsApplyTime'])
+            if any(path == norm(((b.get('@Redfish.Settings') or {}).get('SettingsObject') or {}).get('@odata.id') or '')
+                   for b in self.resources.values()):
+                self.pending_settings.add(path)  # applies at the next reset that starts the host
         else:
             resource.update(body)
         self._changed(path)

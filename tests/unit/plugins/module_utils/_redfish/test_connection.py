@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import email.utils
-import time
 
 import pytest
 
@@ -15,9 +13,8 @@ from ansible_collections.l3metal.provision.plugins.module_utils._redfish.boot im
 from ansible_collections.l3metal.provision.plugins.module_utils._redfish.connection import (
     ConnectionOptions,
     RedfishClient,
-    RetryPolicy,
     normalize_baseuri,
-    parse_retry_after,
+    redfish_policy,
 )
 from ansible_collections.l3metal.provision.plugins.module_utils._redfish.errors import (
     RedfishAuthError,
@@ -51,13 +48,12 @@ def test_bad_baseuri_is_rejected_with_the_reason(value, message):
         normalize_baseuri(value)
 
 
-def test_backoff_is_exponential_capped_and_honours_retry_after():
-    policy = RetryPolicy(retries=5, backoff=1.0, max_delay=10.0)
-    assert [policy.delay(n) for n in range(5)] == [1.0, 2.0, 4.0, 8.0, 10.0]
-    assert policy.delay(0, retry_after=7) == 7 and policy.delay(0, retry_after=120) == 10.0
-    assert parse_retry_after('5') == 5.0 and parse_retry_after(None) is None and parse_retry_after('soon') is None
-    later = email.utils.formatdate(time.time() + 30, usegmt=True)
-    assert 25 <= parse_retry_after(later) <= 31
+def test_the_redfish_backoff_is_the_shared_policy_without_jitter():
+    policy = redfish_policy(5)
+    assert policy.retries == 5 and policy.attempts == 6
+    assert [policy.delay(n) for n in range(7)] == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]  # predictable: no jitter
+    assert policy.delay(0, retry_after=7) == 7 and policy.delay(0, retry_after=120) == 30.0
+    assert redfish_policy(-1).attempts == 1
 
 
 def test_extended_messages_keep_ids_even_without_text():
@@ -142,3 +138,15 @@ def test_no_session_post_when_the_root_offers_none(replay, connect):
     VirtualMediaManager(client).slots()
     assert bmc.sent('POST') == []
     assert all('Authorization' in r.headers for r in bmc.requests[1:])
+
+
+def test_401_at_session_login_names_the_login_after_the_basic_auth_fallback(replay, connect):
+    bmc = replay('dell_idrac9')
+    with pytest.raises(RedfishAuthError) as caught:
+        connect(bmc, password='nope').system()
+    error = caught.value
+    assert error.request == 'POST /redfish/v1/SessionService/Sessions' and error.status == 401
+    assert 'login' in str(error) and 'basic authentication' in str(error)
+    assert 'SYS415' in str(error)
+    # the login, then the one request made with basic auth; nothing else
+    assert [(r.method, r.path.rsplit('/', 1)[-1]) for r in bmc.requests] == [('GET', 'v1'), ('POST', 'Sessions'), ('GET', 'Systems')]

@@ -35,11 +35,11 @@ def test_every_entry_is_well_formed():
 
 
 @pytest.mark.parametrize('fixture, expected', [
-    ('dell_idrac9', ['dell-vmedia-transient-5xx', 'dell-eject-not-effective', 'dell-cd-boot-physical-drive']),
-    ('dell_idrac10', ['dell-vmedia-transient-5xx', 'dell-eject-not-effective', 'dell-cd-boot-physical-drive', 'dell-idrac10-boot-settings']),
+    ('dell_idrac9', ['dell-sys446-transient', 'dell-eject-not-effective', 'dell-cd-boot-physical-drive']),
+    ('dell_idrac10', ['dell-sys446-transient', 'dell-eject-not-effective', 'dell-cd-boot-physical-drive', 'dell-idrac10-boot-settings']),
     ('hpe_ilo5', ['hpe-boot-during-post', 'hpe-slot-map']),
     ('lenovo_xcc', ['lenovo-upload-only-slots', 'lenovo-patch-mount']),
-    ('supermicro_x12', ['supermicro-full-boot-object', 'supermicro-usb-cd']),
+    ('supermicro_x12', ['supermicro-stale-image', 'supermicro-insert-image-only', 'supermicro-full-boot-object', 'supermicro-usb-cd']),
 ])
 def test_recorded_systems_get_their_entries(fixture, expected):
     system = system_of(fixture)
@@ -56,3 +56,10 @@ def test_unknown_vendor_gets_nothing_and_slot_patterns_match_ids():
     # "HP" (older ProLiant) matches the HPE rows, "HPC Systems" does not
     assert q.ActiveQuirks.for_system('HP', 'ProLiant DL380 Gen9', {}).has(q.RETRY_BOOT_PATCH_DURING_POST)
     assert not q.ActiveQuirks.for_system('HPC Systems', 'x', {}).has(q.RETRY_BOOT_PATCH_DURING_POST)
+
+
+def test_only_the_message_ids_the_table_marks_transient_are():
+    dell = q.ActiveQuirks.for_system('Dell Inc.', 'PowerEdge R650', {})
+    assert dell.matches(q.TRANSIENT_ERRORS, 'IDRAC.1.6.SYS446')
+    assert not dell.matches(q.TRANSIENT_ERRORS, 'IDRAC.2.8.VRM0021') and not dell.matches(q.TRANSIENT_ERRORS, 'Base.1.2.InternalError')
+    assert not q.ActiveQuirks.for_system('HPE', 'ProLiant', {}).matches(q.TRANSIENT_ERRORS, 'IDRAC.1.6.SYS446')
