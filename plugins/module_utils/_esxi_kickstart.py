@@ -47,8 +47,8 @@ class KickstartError(Exception):
     """The report cannot be added; the message names the field at fault."""
 
 
-# The script after its constants.  Python 3.5: no f-strings, no annotations.  No line may start with "%"
-# (the kickstart parser would take it for the next section).
+# The script after its constants.  Python 3.5: no f-strings, no annotations.  No line may start with "%", not even
+# after spaces (the kickstart parser could take it for the next section).
 _SCRIPT_BODY = r'''
 import hashlib
 import hmac
@@ -130,7 +130,8 @@ def main(clock=time.time, sleep=time.sleep):
             if skew is not None and abs(skew) > 60 and not corrected:
                 corrected = True
                 offset = skew
-                log('this host\'s clock is %d s off the receiver\'s: signing with the receiver\'s time' % -skew)
+                where = 'behind' if skew > 0 else 'ahead of'
+                log('this host\'s clock is %d s %s the receiver\'s: signing with the receiver\'s time' % (abs(skew), where))
                 continue
             if exc.code < 500 and exc.code not in (408, 429):
                 log('refused by %s: HTTP %d: %s' % (URL, exc.code, detail))
@@ -189,7 +190,7 @@ def firstboot_report(callback: t.Mapping[str, t.Any], ca_cert: str | None = None
     lines = [SECTION_HEADER, MARKER, '# (role l3metal.provision.provision_esxi; signed as docs/webhooks.md says; Python standard library only)']
     lines += ['%s = %r' % (name, value) for name, value in constants]
     text = '\n'.join(lines) + '\n' + _SCRIPT_BODY
-    if any(line.startswith('%') for line in text.splitlines()[1:]):
+    if any(line.lstrip().startswith('%') for line in text.splitlines()[1:]):
         raise KickstartError('ks_report: the script would have a line starting with % (the kickstart would end it there)')
     return text
 

@@ -87,7 +87,7 @@ def test_the_token_is_used_to_sign_and_nowhere_else():
 
 def test_no_line_would_end_the_section():
     section = ks.firstboot_report(CALLBACK, ca_cert=CA)
-    assert [line for line in section.splitlines() if line.startswith('%')] == ['%firstboot --interpreter=python']
+    assert [line for line in section.splitlines() if line.lstrip().startswith('%')] == ['%firstboot --interpreter=python']
 
 
 def test_the_report_comes_after_the_kickstarts_own_sections():
