@@ -19,9 +19,10 @@ of a task medium (in the emulator's access log, so a test cannot fool it), behav
   downloaded for CD 1.  Without ``ks=`` it "waits at the boot prompt", as the stock installer does, and does nothing
   more.  With ``ks=cdrom:/KS.CFG`` it reads ``KS.CFG`` from an inserted CD, with ``ks=usb:/KS.CFG`` from the FAT
   image in the removable slot; then it "reboots as the kickstart says" (``ForceOff`` through the BMC, ``off_seconds``
-  later ``On``) and, unless ``firstboot='skip'`` (a host that cannot reach the receiver), runs the kickstart's Python
-  ``%firstboot`` scripts as the installed host's first boot would (``harness.esxi.run_firstboot``: the real script
-  against the real receiver, with ``-I -S``).
+  later ``On``; with ``reboot='warm'`` no power change, as many BMCs show a warm reboot) and, unless
+  ``firstboot='skip'`` (a host that cannot reach the receiver), runs the kickstart's Python ``%firstboot`` scripts as
+  the installed host's first boot would (``harness.esxi.run_firstboot``: the real script against the real receiver,
+  with ``-I -S``).
 
 What happened is in ``report`` (a dict) once ``result()`` returns.
 """
@@ -84,12 +85,15 @@ class SimulatedNode:
     def __init__(self, bmc: SushyEmulator, system: int, work_dir: Path, kind: str = 'maintenance_os', fail_step: str | None = None,
                  failure_log: t.Sequence[str] = DEFAULT_FAILURE_LOG, step_seconds: float = 0.3, off_seconds: float = 6.0,
                  boot_timeout: float = 300.0, on_event: t.Callable[[str, str], None] | None = None, firstboot: str = 'run',
-                 after_mark: int = 0) -> None:
+                 after_mark: int = 0, reboot: str = 'power_cycle') -> None:
         if kind not in ('maintenance_os', 'esxi'):
             raise ValueError('kind must be maintenance_os or esxi, not %r' % kind)
         if firstboot not in ('run', 'skip'):
             raise ValueError('firstboot must be run or skip, not %r' % firstboot)
         self.firstboot = firstboot
+        if reboot not in ('power_cycle', 'warm'):
+            raise ValueError('reboot must be power_cycle or warm, not %r' % reboot)
+        self.reboot = reboot  # warm: the installer's reboot leaves the power state On, as many BMCs show it
         self.after_mark = after_mark  # only a boot after this place in the BMC's access log counts (a node's second install)
         self._inserted: list[dict[str, t.Any]] = []
         self.bmc = bmc
@@ -301,12 +305,18 @@ class SimulatedNode:
         self._event('installer read ks=%s (%d bytes) and installs' % (options['ks'], len(ks_cfg)))
         if self._stop.wait(self.step_seconds):
             return
-        # the kickstart's "reboot": the BMC shows the power cycle
-        self._reset('ForceOff')
-        self._event('installer reboots: power off')
-        if self._stop.wait(self.off_seconds):
-            return
-        self._reset('On')
+        if self.reboot == 'warm':
+            # the kickstart's "reboot" as many BMCs show it: no power change at all
+            self._event('installer reboots (warm: the power state stays On)')
+            if self._stop.wait(self.off_seconds):
+                return
+        else:
+            # the kickstart's "reboot": the BMC shows the power cycle
+            self._reset('ForceOff')
+            self._event('installer reboots: power off')
+            if self._stop.wait(self.off_seconds):
+                return
+            self._reset('On')
         self._event('power on: boots the installed ESXi')
         self.report['outcome'] = 'rebooted'
         if self.firstboot == 'skip':
