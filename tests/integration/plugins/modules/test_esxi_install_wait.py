@@ -100,7 +100,7 @@ def test_without_a_bmc_connection_it_says_what_to_set(provisioning_lab_factory, 
 def test_an_unreachable_bmc_fails_after_five_tries(provisioning_lab_factory, ansible_playbook):
     lab = provisioning_lab_factory(nodes=1)
     job = provisioning_job(lab)
-    run = ansible_playbook(play(lab, job['job_id'], bmc={'baseuri': 'https://127.0.0.1:9', 'username': 'u', 'password': 'p',
-                                                          'timeout': 2, 'retries': 0, 'validate_certs': False}, interval=0.2))
+    bmc = {'baseuri': 'https://127.0.0.1:9', 'username': 'u', 'password': 'p', 'timeout': 2, 'retries': 0, 'validate_certs': False}
+    run = ansible_playbook(play(lab, job['job_id'], bmc=bmc, interval=0.2))
     result = run.task('wait').result
     assert run.rc == 2 and '127.0.0.1:9' in result['msg'], result
