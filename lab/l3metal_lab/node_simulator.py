@@ -14,15 +14,21 @@ of a task medium (in the emulator's access log, so a test cannot fool it), behav
   for every step the target ``Requires=`` (read from ``maintenance_os/systemd/``), and ``success`` - or ``failed`` at
   ``fail_step``, with the last lines of the step's "journal" (a ``journalctl`` stand-in on ``PATH`` that the real
   ``notify`` reads, as it would read the node's journal).
-- ``kind='esxi'`` (the vendor installer booted): reads ``KS.CFG`` from the task medium as the installer does, then
-  "reboots as the kickstart says": ``ForceOff`` through the BMC, ``off_seconds`` later ``On``.
+- ``kind='esxi'`` (the vendor installer booted): reads the ``kernelopt`` of the ``boot.cfg`` the installer's boot loader
+  would read (``/BOOT.CFG``, or ``/EFI/BOOT/BOOT.CFG`` when the boot override is UEFI) from the ISO the emulator
+  downloaded for CD 1.  Without ``ks=`` it "waits at the boot prompt", as the stock installer does, and does nothing
+  more.  With ``ks=cdrom:/KS.CFG`` it reads ``KS.CFG`` from an inserted CD, with ``ks=usb:/KS.CFG`` from the FAT
+  image in the removable slot; then it "reboots as the kickstart says" (``ForceOff`` through the BMC, ``off_seconds``
+  later ``On``; with ``reboot='warm'`` no power change, as many BMCs show a warm reboot) and, unless
+  ``firstboot='skip'`` (a host that cannot reach the receiver), runs the kickstart's Python ``%firstboot`` scripts as
+  the installed host's first boot would (``l3metal_lab.esxi.run_firstboot``: the real script against the real receiver,
+  with ``-I -S``).
 
 What happened is in ``report`` (a dict) once ``result()`` returns.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil
@@ -33,9 +39,9 @@ import time
 import typing as t
 from pathlib import Path
 
-import pycdlib
 import requests
 
+from . import esxi
 from .paths import COLLECTION_ROOT
 from .sushy import SushyEmulator
 
@@ -77,9 +83,18 @@ class SimulatedNode:
 
     def __init__(self, bmc: SushyEmulator, system: int, work_dir: Path, kind: str = 'maintenance_os', fail_step: str | None = None,
                  failure_log: t.Sequence[str] = DEFAULT_FAILURE_LOG, step_seconds: float = 0.3, off_seconds: float = 6.0,
-                 boot_timeout: float = 300.0, on_event: t.Callable[[str, str], None] | None = None) -> None:
+                 boot_timeout: float = 300.0, on_event: t.Callable[[str, str], None] | None = None, firstboot: str = 'run',
+                 after_mark: int = 0, reboot: str = 'power_cycle') -> None:
         if kind not in ('maintenance_os', 'esxi'):
             raise ValueError('kind must be maintenance_os or esxi, not %r' % kind)
+        if firstboot not in ('run', 'skip'):
+            raise ValueError('firstboot must be run or skip, not %r' % firstboot)
+        self.firstboot = firstboot
+        if reboot not in ('power_cycle', 'warm'):
+            raise ValueError('reboot must be power_cycle or warm, not %r' % reboot)
+        self.reboot = reboot  # warm: the installer's reboot leaves the power state On, as many BMCs show it
+        self.after_mark = after_mark  # only a boot after this place in the BMC's access log counts (a node's second install)
+        self._inserted: list[dict[str, t.Any]] = []
         self.bmc = bmc
         self.system = system
         self.system_path = bmc.system_path(system)
@@ -139,7 +154,7 @@ class SimulatedNode:
     def _booted(self) -> bool:
         """A reset of this system answered 2xx after the last InsertMedia on it: the node boots the media now."""
         last_insert = last_reset = -1
-        for index, record in enumerate(self.bmc.requests()):
+        for index, record in enumerate(self.bmc.requests_since(self.after_mark)):
             if record.method != 'POST' or not record.path.startswith(self.system_path + '/') or record.status >= 300:
                 continue
             if record.path.endswith('/VirtualMedia.InsertMedia'):
@@ -167,6 +182,7 @@ class SimulatedNode:
         if len(inserted) < 2:
             raise NodeSimulationError('booted with %d inserted media (%s); the flow inserts two' % (len(inserted), self.report['inserted']))
         # the boot medium is on the first slot; the task medium is the other one
+        self._inserted = inserted
         task_slot = inserted[1]
         self._event('booted from %s with the task medium on %s' % (inserted[0]['Id'], task_slot['Id']))
         return self._local_copy(task_slot)
@@ -254,23 +270,57 @@ class SimulatedNode:
                                  auth=self.bmc.auth, verify=self.bmc.ca_path or True, timeout=10)
         response.raise_for_status()
 
+    def _kickstart(self, location: str, installer: Path, medium: Path) -> str | None:
+        """The kickstart where ``ks=`` says, as the installer looks for it: on every CD for cdrom:, on the USB slot for usb:."""
+        scheme, _sep, path = location.partition(':')
+        if scheme == 'cdrom':
+            for slot, copy in zip(self._inserted, (installer, medium), strict=False):
+                if {'CD', 'DVD'} & set(slot.get('MediaTypes', [])):
+                    data = esxi.read_iso_file(copy, path.upper() + ';1')
+                    if data is not None:
+                        return data.decode('utf-8')
+            return None
+        if scheme == 'usb':
+            data = esxi.read_fat_file(medium, path)
+            return data.decode('utf-8') if data is not None else None
+        raise NodeSimulationError('the simulated installer reads ks= from cdrom: or usb:, not %r' % location)
+
     def _run_installer(self, medium: Path) -> None:
-        iso = pycdlib.PyCdlib()
-        iso.open(str(medium))
-        try:
-            out = io.BytesIO()
-            iso.get_file_from_iso_fp(out, iso_path='/KS.CFG;1')  # the installer's ks=cdrom:/KS.CFG
-        finally:
-            iso.close()
-        self.report['ks_cfg'] = out.getvalue().decode('utf-8')
-        self._event('installer read KS.CFG (%d bytes) and installs' % len(out.getvalue()))
+        installer = self._local_copy(self._inserted[0])
+        self.report.update(installer=str(installer), medium=str(medium))  # _local_copy noted the installer as the medium
+        uefi = self.bmc.get(self.system_path).get('Boot', {}).get('BootSourceOverrideMode') == 'UEFI'
+        options = esxi.boot_options(installer, uefi)
+        self.report['kernelopt'] = options
+        if not options or not options.get('ks'):
+            self._event('installer waits at its boot prompt: no ks= in the %s boot.cfg' % ('UEFI' if uefi else 'BIOS'))
+            self.report['outcome'] = 'waiting'
+            return
+        ks_cfg = self._kickstart(str(options['ks']), installer, medium)
+        if ks_cfg is None:
+            self._event('installer stops: no kickstart at ks=%s' % options['ks'])
+            self.report['outcome'] = 'no kickstart'
+            return
+        self.report['ks_cfg'] = ks_cfg
+        self._event('installer read ks=%s (%d bytes) and installs' % (options['ks'], len(ks_cfg)))
         if self._stop.wait(self.step_seconds):
             return
-        # the kickstart's "reboot": the BMC shows the power cycle
-        self._reset('ForceOff')
-        self._event('installer reboots: power off')
-        if self._stop.wait(self.off_seconds):
-            return
-        self._reset('On')
+        if self.reboot == 'warm':
+            # the kickstart's "reboot" as many BMCs show it: no power change at all
+            self._event('installer reboots (warm: the power state stays On)')
+            if self._stop.wait(self.off_seconds):
+                return
+        else:
+            # the kickstart's "reboot": the BMC shows the power cycle
+            self._reset('ForceOff')
+            self._event('installer reboots: power off')
+            if self._stop.wait(self.off_seconds):
+                return
+            self._reset('On')
         self._event('power on: boots the installed ESXi')
         self.report['outcome'] = 'rebooted'
+        if self.firstboot == 'skip':
+            self._event('first boot: the host cannot reach the receiver; no %firstboot run')
+            return
+        runs = esxi.run_firstboot(ks_cfg, self.work_dir / 'firstboot')
+        self.report['firstboot'] = [run._asdict() for run in runs]
+        self._event('first boot: ran %d %%firstboot script(s), exit %s' % (len(runs), [run.rc for run in runs]))

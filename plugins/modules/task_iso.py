@@ -65,6 +65,38 @@ options:
       - ESXi kickstart, written as C(/ks.cfg) (C(KS.CFG) in the ISO 9660 tree). Plain text.
       - May instead be in the recipe (base64).
     type: str
+  ks_report:
+    description:
+      - Append a C(%firstboot) section to O(ks_cfg) that sends the job's signed C(success) webhook from the installed ESXi host
+        at the end of its first boot (Python standard library only, as ESXi ships it; signed as the receiver's webhook
+        contract says). The role M(l3metal.provision.provision_esxi) sets it from the job's C(callback).
+      - The medium then holds the job's token; O(ks_report.token) is kept out of the task's output.
+    type: dict
+    suboptions:
+      url:
+        description: Base URL of the webhook receiver as the installed host reaches it (the job's C(callback.url)).
+        type: str
+        required: true
+      serial:
+        description: The server's serial number (C(callback.serial)).
+        type: str
+        required: true
+      job_id:
+        description: The job (C(callback.job_id)).
+        type: str
+        required: true
+      token:
+        description: The job's token (C(callback.token)).
+        type: str
+        required: true
+      ca_cert:
+        description: PEM certificate(s) of the CA that signed an V(https://) receiver's certificate; empty uses the host's trust store.
+        type: str
+        default: ""
+      attempts:
+        description: Tries before the script gives up (with exponential backoff from 2 up to 60 seconds between them).
+        type: int
+        default: 12
   files:
     description:
       - Extra files, as a mapping of relative path (for example V(scripts/post.sh)) to text content.
@@ -167,6 +199,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.l3metal.provision.plugins.module_utils._contract.recipe import HAS_JSONSCHEMA, JSONSCHEMA_IMPORT_ERROR, RecipeError
+from ansible_collections.l3metal.provision.plugins.module_utils._esxi_kickstart import KickstartError, with_firstboot_report
 from ansible_collections.l3metal.provision.plugins.module_utils._task_media import (
     HAS_PYCDLIB,
     PYCDLIB_IMPORT_ERROR,
@@ -187,6 +220,14 @@ def main() -> None:
             meta_data=dict(type='str'),
             unattend_xml=dict(type='str'),
             ks_cfg=dict(type='str'),
+            ks_report=dict(type='dict', options=dict(
+                url=dict(type='str', required=True),
+                serial=dict(type='str', required=True),
+                job_id=dict(type='str', required=True),
+                token=dict(type='str', required=True, no_log=True),
+                ca_cert=dict(type='str', default=''),
+                attempts=dict(type='int', default=12),
+            )),
             files=dict(type='dict', default={}),
             volume_label=dict(type='str', default='L3M_TASK'),
             format=dict(type='str', choices=['iso', 'fat'], default='iso'),
@@ -194,6 +235,7 @@ def main() -> None:
         ),
         add_file_common_args=True,
         supports_check_mode=True,
+        required_by={'ks_report': 'ks_cfg'},
     )
     params = module.params
     if params['format'] == 'iso' and not HAS_PYCDLIB:
@@ -205,10 +247,14 @@ def main() -> None:
             module.fail_json(msg='files: the content of %r must be a string, got %s' % (name, type(content).__name__))
 
     dest = params['dest']
+    payloads = {key: params[key] for key in ('user_data', 'unattend_xml', 'ks_cfg')}
     try:
+        if params['ks_report']:
+            report = params['ks_report']
+            payloads['ks_cfg'] = with_firstboot_report(params['ks_cfg'], report, ca_cert=report['ca_cert'] or None, attempts=report['attempts'])
         files = collect_files(
             recipe=params['recipe'],
-            payloads={key: params[key] for key in ('user_data', 'unattend_xml', 'ks_cfg')},
+            payloads=payloads,
             meta_data=params['meta_data'],
             extra_files=params['files'],
             validate=params['validate'],
@@ -219,6 +265,8 @@ def main() -> None:
         before = file_sha256(dest)
     except RecipeError as exc:
         module.fail_json(msg=exc.summary(), errors=exc.as_dicts())
+    except KickstartError as exc:
+        module.fail_json(msg=str(exc))
     except TaskMediaError as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # pylint: disable=broad-exception-caught

@@ -2,19 +2,33 @@
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""playbooks/provision_esxi.yml (role provision_esxi): installer ISO on CD 1, a kickstart-only medium on CD 2, the end
-of the install seen as the power cycle of the installer's reboot, polled through the sushy-tools emulator."""
+"""playbooks/provision_esxi.yml (role provision_esxi) from the stock installer ISO, without hand work.
+
+The lab is the real receiver and a sushy-tools emulator.  The stock ISO is the installer-shaped stand-in of
+``l3metal_lab.esxi`` (the real one cannot be had); the "installer" and the installed host are ``SimulatedNode(kind='esxi')``:
+it reads the kernelopt of the boot.cfg in the ISO the emulator downloaded for CD 1 - without ``ks=`` it waits at the
+boot prompt as the stock installer does - reads the kickstart where ``ks=`` says, power-cycles through the BMC (the
+installer's reboot), then runs the kickstart's ``%firstboot`` scripts with ``python3 -I -S`` against the real receiver
+(the installed host's first boot).
+"""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import typing as t
 
-from l3metal_lab.lab import role_task, stand_in_maintenance_iso
+import pytest
+
+from l3metal_lab.esxi import build_installer_iso, firstboot_sections, read_iso_file
+from l3metal_lab.httpserver import FileServer
+from l3metal_lab.lab import role_task, serial
 from l3metal_lab.media import pycdlib_tree
+from l3metal_lab.sushy import ONE_CD_AND_USB
 
 KS_CFG = 'vmaccepteula\ninstall --firstdisk --overwritevmfs\nrootpw --iscrypted $6$salt$hash\nnetwork --bootproto=dhcp\nreboot\n'
 FAST = {'provision_serial': '100%', 'provision_max_fail_percentage': 100}
+KSOPT = 'runweasel cdromBoot ks=cdrom:/KS.CFG'
 
 
 def esxi_result(run, host: str = 'node-01') -> dict[str, t.Any]:
@@ -24,50 +38,179 @@ def esxi_result(run, host: str = 'node-01') -> dict[str, t.Any]:
     return found[-1]
 
 
-def esxi_lab(factory):
-    lab = factory(nodes=1)
-    stand_in_maintenance_iso(lab.receiver.media_dir / 'esxi-installer.iso')
-    installer = '%s/media/esxi-installer.iso' % lab.receiver.url
-    return lab, lab.write_inventory(provision_installer_iso_url=installer, provision_ks_cfg=KS_CFG), installer
+def statuses(lab, job_id: str) -> list[str]:
+    return [event['status'] for event in lab.receiver.events(job_id) if event['type'] == 'status']
 
 
-def test_install_ends_with_the_installers_reboot(provisioning_lab_factory, collection_playbook):
-    lab, inventory, installer = esxi_lab(provisioning_lab_factory)
-    node = lab.simulate(0, kind='esxi', step_seconds=2, off_seconds=5)  # installs 2 s, then is off 5 s
-    run = collection_playbook('provision_esxi', inventory, dict(FAST, provision_timeout=120)).assert_ok()
+def esxi_lab(factory, tmp_path, **lab_options):
+    """A lab, the stock installer ISO on the controller, and an inventory that names it (nothing prepared by hand)."""
+    lab = factory(nodes=1, **lab_options)
+    stock = build_installer_iso(tmp_path / 'stock-build', tmp_path / 'VMware-VMvisor-Installer-8.0U3-24022510.x86_64.iso')
+    inventory = lab.write_inventory(provision_installer_iso=str(stock.path), provision_ks_cfg=KS_CFG)
+    return lab, inventory, stock
+
+
+def esxi_media(lab) -> list[str]:
+    directory = lab.receiver.media_dir / 'esxi'
+    return sorted(path.name for path in directory.iterdir()) if directory.exists() else []
+
+
+def test_stock_iso_installs_without_hand_work_and_the_host_reports_success(provisioning_lab_factory, collection_playbook, tmp_path):
+    lab, inventory, stock = esxi_lab(provisioning_lab_factory, tmp_path)
+    # a warm reboot, as many BMCs show it: the power state never leaves On, so only the report can end the wait
+    node = lab.simulate(0, kind='esxi', step_seconds=1, off_seconds=2, reboot='warm')
+    run = collection_playbook('provision_esxi', inventory, dict(FAST, provision_timeout=120, provision_report_timeout=120)).assert_ok()
     report = node.result()
-
     result = esxi_result(run)
-    assert result['outcome'] == 'succeeded' and result['status'] == 'complete'
-    assert result['boot_medium']['image'] == installer
-    assert report['ks_cfg'] == KS_CFG  # read by the "installer" from KS.CFG of the medium the BMC downloaded
-    assert set(pycdlib_tree(report['medium'], 'rr')) == {'ks.cfg'}  # no recipe.json: a kickstart-only medium
-    assert float(result['rebooted_after']) > 0  # the role polled until the power went Off
-    statuses = [e['status'] for e in lab.receiver.events(result['job_id']) if e['type'] == 'status']
-    assert statuses == ['queued', 'provisioning', 'complete']
-    recipe = lab.receiver.get_job(result['job_id'])['recipe']
-    assert recipe['task_target'] == 'install-esxi.target' and base64.b64decode(recipe['ks_cfg']).decode() == KS_CFG
-    assert lab.inserted(0) == {} and len(result['ejected']) == 2
-    assert lab.system(0)['PowerState'] == 'On'
 
-    # installed with this kickstart: a new run leaves the server alone
+    # remastered once into the receiver's media, served from there and inserted on CD 1
+    [name] = esxi_media(lab)
+    assert name.startswith('VMware-VMvisor-Installer-8.0U3-24022510.x86_64-ks-') and name.endswith('.iso')
+    assert result['installer_iso_url'] == '%s/media/esxi/%s' % (lab.receiver.url, name) == result['boot_medium']['image']
+    assert result['installer_iso']['built'] and result['installer_iso']['method'] == 'in_place'
+    assert result['installer_iso']['src_sha256'] == hashlib.sha256(stock.path.read_bytes()).hexdigest()
+    # the "installer" read the changed boot.cfg from the ISO the BMC downloaded, and the kickstart from CD 2
+    assert report['kernelopt'] == {'runweasel': None, 'cdromBoot': None, 'ks': 'cdrom:/KS.CFG'}
+    assert report['ks_cfg'].startswith(KS_CFG.rstrip('\n') + '\n\n%firstboot --interpreter=python\n')
+    assert [header for header, _script in firstboot_sections(report['ks_cfg'])] == ['%firstboot --interpreter=python']
+    assert set(pycdlib_tree(report['medium'], 'rr')) == {'ks.cfg'}  # still a kickstart-only medium
+    # the installed host's first boot sent the signed success; the job ended succeeded by that report
+    [firstboot] = report['firstboot']
+    assert firstboot['rc'] == 0 and 'success delivered' in firstboot['stderr'], firstboot
+    assert result['outcome'] == 'succeeded' and result['reported'] is True and result['status'] == 'complete'
+    assert result['ended_by'] == 'report' and result['rebooted_after'] is None  # at once, not at the 120 s deadline
+    assert float(result['reported_after']) < 60
+    assert statuses(lab, result['job_id']) == ['queued', 'provisioning', 'succeeded', 'complete']
+    success = [event for event in lab.receiver.events(result['job_id']) if event.get('status') == 'succeeded']
+    assert success[0]['source'] == 'node'
+    recipe = lab.receiver.get_job(result['job_id'])['recipe']
+    assert base64.b64decode(recipe['ks_cfg']).decode() == KS_CFG  # the record is the user's kickstart, not the token
+    assert lab.inserted(0) == {} and lab.system(0)['PowerState'] == 'On'
+    # the token reached the medium but no output of the run
+    token = [line for line in report['ks_cfg'].splitlines() if line.startswith('TOKEN = ')][0].split("'")[1]
+    assert len(token) >= 16 and token not in run.stdout and token not in run.stderr
+    assert token not in str(role_task(run, 'Build the task medium into the job\'s media directory').result)
+
+    # installed with this kickstart: a new run leaves the server alone, and does not even read the ISO
     mark = len(lab.changing_requests())
     rerun = collection_playbook('provision_esxi', inventory, dict(FAST, provision_timeout=120)).assert_ok()
     assert not rerun.changed and esxi_result(rerun)['outcome'] == 'unchanged' and lab.changing_requests()[mark:] == []
+    assert esxi_media(lab) == [name]
 
 
-def test_no_reboot_in_time_fails_the_job(provisioning_lab_factory, collection_playbook):
-    """Nothing reboots (no installer runs): at the deadline the job is failed at esxi-installer and cleaned up."""
-    lab, inventory, _installer = esxi_lab(provisioning_lab_factory)
-    run = collection_playbook('provision_esxi', inventory, dict(FAST, provision_timeout=3))
-    assert run.rc == 2, run.output
+def test_no_report_falls_back_to_the_installers_reboot(provisioning_lab_factory, collection_playbook, tmp_path):
+    """The installed host cannot reach the receiver: after the report deadline the reboot alone ends the job, as before."""
+    lab, inventory, _stock = esxi_lab(provisioning_lab_factory, tmp_path)
+    # the "install" outlasts the role's steps after the reset, and the power stays off long enough to be seen
+    node = lab.simulate(0, kind='esxi', step_seconds=10, off_seconds=5, firstboot='skip')
+    run = collection_playbook('provision_esxi', inventory, dict(FAST, provision_timeout=120, provision_report_timeout=4)).assert_ok()
+    assert node.result()['outcome'] == 'rebooted'
     result = esxi_result(run)
-    assert result['outcome'] == 'failed' and result['failed_step'] == 'esxi-installer'
+    assert result['outcome'] == 'succeeded' and result['reported'] is False and result['status'] == 'complete'
+    assert result['ended_by'] == 'power_off' and float(result['rebooted_after']) > 0  # the power polling saw the reboot
+    assert statuses(lab, result['job_id']) == ['queued', 'provisioning', 'complete']
+    assert 'no report from the installed host within 4 s' in role_task(run, 'Say that the installed host did not report').result['msg']
+    assert lab.inserted(0) == {} and lab.system(0)['PowerState'] == 'On'
+
+
+def test_report_off_ends_on_the_reboot_with_an_iso_prepared_by_hand(provisioning_lab_factory, collection_playbook, tmp_path):
+    """provision_installer_iso_url (an ISO that already starts its kickstart) and provision_firstboot_report=false: the
+    flow of before - no remaster, no %firstboot, the power-off ends the job."""
+    lab = provisioning_lab_factory(nodes=1)
+    prepared = build_installer_iso(tmp_path / 'prepared', lab.receiver.media_dir / 'esxi-prepared.iso',
+                                   boot_cfg_bios=b'kernel=/b.b00\nkernelopt=cdromBoot ks=cdrom:/KS.CFG\n',
+                                   boot_cfg_uefi=b'kernel=/b.b00\nkernelopt=cdromBoot ks=cdrom:/KS.CFG\n')
+    url = '%s/media/%s' % (lab.receiver.url, prepared.path.name)
+    inventory = lab.write_inventory(provision_installer_iso_url=url, provision_ks_cfg=KS_CFG, provision_firstboot_report=False)
+    node = lab.simulate(0, kind='esxi', step_seconds=10, off_seconds=5)
+    run = collection_playbook('provision_esxi', inventory, dict(FAST, provision_timeout=120)).assert_ok()
+    report = node.result()
+    result = esxi_result(run)
+    assert report['ks_cfg'] == KS_CFG and report['firstboot'] == []  # no section added, nothing ran
+    assert result['boot_medium']['image'] == url and result['installer_iso'] == {} and esxi_media(lab) == []
+    assert result['outcome'] == 'succeeded' and result['reported'] is False
+    assert statuses(lab, result['job_id']) == ['queued', 'provisioning', 'complete']
+    assert role_task(run, 'Wait for the installed host to report (the kickstart\'s last %firstboot section)').status == 'skipped'
+
+
+def test_stock_iso_given_as_prepared_waits_at_the_boot_prompt(provisioning_lab_factory, collection_playbook, tmp_path):
+    """Negative control: the stock ISO inserted as it is (provision_installer_iso_url) never starts the kickstart - the
+    simulated installer waits at its prompt - so nothing reboots and the job fails at the deadline, with the hint."""
+    lab = provisioning_lab_factory(nodes=1)
+    stock = build_installer_iso(tmp_path / 'stock', lab.receiver.media_dir / 'stock.iso')
+    inventory = lab.write_inventory(provision_installer_iso_url='%s/media/stock.iso' % lab.receiver.url, provision_ks_cfg=KS_CFG)
+    node = lab.simulate(0, kind='esxi', step_seconds=1, off_seconds=2)
+    run = collection_playbook('provision_esxi', inventory, dict(FAST, provision_timeout=4))
+    assert run.rc == 2, run.output
+    assert node.result()['outcome'] == 'waiting' and 'ks' not in node.result()['kernelopt']
+    assert read_iso_file(stock.path, '/BOOT.CFG;1') == stock.files['/BOOT.CFG']
+    result = esxi_result(run)
+    assert result['outcome'] == 'failed' and result['failed_step'] == 'esxi-installer' and result['reported'] is False
     job = lab.receiver.get_job(result['job_id'])
-    assert job['status'] == 'complete' and job['failed_step'] == 'esxi-installer' and 'still On' in job['reason']
+    assert job['status'] == 'complete' and job['failed_step'] == 'esxi-installer' and 'no power-off seen (last power state On)' in job['reason']
     assert lab.inserted(0) == {}
     message = role_task(run, 'Report a failed install').result['msg']
-    assert 'no reboot of the installer seen within 3 s' in message and 'ks=cdrom:/KS.CFG' in message
+    assert 'no reboot of the installer and no report from the host seen within 4 s' in message and 'provision_esxi_installer_iso' in message
+
+
+def test_single_cd_bmc_gets_a_usb_kickstart_and_a_usb_installer(provisioning_lab_factory, collection_playbook, tmp_path):
+    """One virtual CD: the kickstart goes on the USB slot as FAT, so the installer is remastered with ks=usb:/KS.CFG."""
+    lab, inventory, _stock = esxi_lab(provisioning_lab_factory, tmp_path, vmedia=ONE_CD_AND_USB)
+    node = lab.simulate(0, kind='esxi', step_seconds=1, off_seconds=2)
+    run = collection_playbook('provision_esxi', inventory, dict(FAST, provision_timeout=120, provision_report_timeout=120)).assert_ok()
+    report = node.result()
+    result = esxi_result(run)
+    assert result['task_medium']['id'] == 'Usb' and result['task_medium']['image'].endswith('/%s-task.img' % serial(0))
+    assert result['installer_iso']['kernelopt'] == {'/BOOT.CFG': 'runweasel cdromBoot ks=usb:/KS.CFG',
+                                                    '/EFI/BOOT/BOOT.CFG': 'runweasel cdromBoot ks=usb:/KS.CFG'}
+    assert report['kernelopt']['ks'] == 'usb:/KS.CFG' and report['medium'].endswith('.img')
+    assert report['firstboot'][0]['rc'] == 0
+    assert result['outcome'] == 'succeeded' and result['reported'] is True
+
+
+def test_stock_iso_from_a_url_is_downloaded_once_with_its_sha256(provisioning_lab_factory, collection_playbook, tmp_path):
+    """A URL with its sha256: the first job downloads and remasters it; the next job (reinstall) finds the copy and
+    downloads nothing. The BMC gets the receiver's copy, not the mirror's URL."""
+    lab = provisioning_lab_factory(nodes=1)
+    with FileServer(tmp_path / 'mirror') as mirror:
+        stock = build_installer_iso(tmp_path / 'stock', tmp_path / 'mirror' / 'VMware-VMvisor-Installer-8.0U3.iso')
+        digest = hashlib.sha256(stock.path.read_bytes()).hexdigest()
+        inventory = lab.write_inventory(provision_installer_iso=mirror.url_for(stock.path.name), provision_installer_iso_sha256=digest,
+                                        provision_ks_cfg=KS_CFG)
+        lab.simulate(0, kind='esxi', step_seconds=1, off_seconds=2)
+        first = collection_playbook('provision_esxi', inventory, dict(FAST, provision_timeout=120, provision_report_timeout=120)).assert_ok()
+        assert role_task(first, 'Remaster the stock installer ISO (ks= in both boot.cfg), or find the copy an earlier run made').result['downloaded']
+        lab.nodes[0].result()
+        lab.simulate(0, kind='esxi', step_seconds=1, off_seconds=2, after_mark=lab.bmc.mark())  # the second install
+        second = collection_playbook('provision_esxi', inventory, dict(FAST, provision_timeout=120, provision_report_timeout=120,
+                                                                       provision_reinstall=True)).assert_ok()
+        task = role_task(second, 'Remaster the stock installer ISO (ks= in both boot.cfg), or find the copy an earlier run made')
+        assert task.result['cached'] and not task.result['downloaded'] and not task.changed
+        assert [(r.method, r.path) for r in mirror.requests] == [('GET', '/' + stock.path.name)]
+    assert esxi_result(first)['boot_medium']['image'].startswith(lab.receiver.url + '/media/esxi/')
+    assert esxi_result(second)['reported'] and esxi_result(second)['job_id'] != esxi_result(first)['job_id']
+    assert len(esxi_media(lab)) == 1
+
+
+def test_check_mode_registers_nothing_writes_nothing(provisioning_lab_factory, collection_playbook, tmp_path):
+    lab, inventory, _stock = esxi_lab(provisioning_lab_factory, tmp_path)
+    run = collection_playbook('provision_esxi', inventory, FAST, check=True).assert_ok()
+    assert lab.receiver.list_jobs() == [] and lab.changing_requests() == [] and esxi_media(lab) == []
+    result = esxi_result(run)
+    assert result['outcome'] == 'started' and '/media/esxi/(remastered ' in result['installer_iso_url']
+    assert role_task(run, 'Boot medium on the first virtual CD').changed
+
+
+@pytest.mark.parametrize('kickstart, missing', [
+    pytest.param(KS_CFG.replace('reboot\n', ''), 'no reboot command', id='no-reboot'),
+    pytest.param(KS_CFG.replace('vmaccepteula\n', '').replace('reboot\n', '%post\nreboot\n'), 'no vmaccepteula, no reboot command',
+                 id='reboot-only-in-a-script'),
+])
+def test_kickstart_that_would_stop_fails_before_the_bmc_is_touched(provisioning_lab_factory, collection_playbook, tmp_path, kickstart, missing):
+    lab, inventory, _stock = esxi_lab(provisioning_lab_factory, tmp_path)
+    run = collection_playbook('provision_esxi', inventory, dict(FAST, provision_ks_cfg=kickstart))
+    assert run.rc == 2 and 'provision_esxi_ks_cfg has %s' % missing in run.output, run.output
+    assert lab.bmc_requests() == [] and lab.receiver.list_jobs() == [] and esxi_media(lab) == []
 
 
 def test_missing_kickstart_fails_before_the_bmc_is_touched(provisioning_lab_factory, collection_playbook):
@@ -75,4 +218,11 @@ def test_missing_kickstart_fails_before_the_bmc_is_touched(provisioning_lab_fact
     inventory = lab.write_inventory(provision_installer_iso_url=lab.maintenance_iso_url)
     run = collection_playbook('provision_esxi', inventory, FAST)
     assert run.rc == 2 and 'missing: provision_ks_cfg' in run.output, run.output
+    assert lab.bmc_requests() == [] and lab.receiver.list_jobs() == []
+
+
+def test_both_installer_isos_is_an_error(provisioning_lab_factory, collection_playbook, tmp_path):
+    lab, inventory, _stock = esxi_lab(provisioning_lab_factory, tmp_path)
+    run = collection_playbook('provision_esxi', inventory, dict(FAST, provision_installer_iso_url=lab.maintenance_iso_url))
+    assert run.rc == 2 and 'not both' in run.output, run.output
     assert lab.bmc_requests() == [] and lab.receiver.list_jobs() == []
