@@ -214,6 +214,12 @@ class BootManager:
         slots = [s for s in self._media.slots() if s.mountable]
         if boot_image_url:
             holding = [s for s in slots if s.occupied and s.image_matches(boot_image_url)]
+            if not holding and self.check_mode:
+                # In check mode the task that inserts the medium changed nothing either: predict with the slot it
+                # would go to by default (the first CD slot) instead of failing on what a real run would have done.
+                self.warnings.append('check mode: no slot holds boot_image_url %s yet; assuming the first CD slot' % boot_image_url)
+                cds = [s for s in slots if s.accepts('cd')]
+                return cds[0] if cds else None
             if not holding:
                 raise RedfishSelectionError('boot_image_url: no virtual media slot holds boot_image_url %s on %s (slots: %s); insert it'
                                             ' first with l3metal.provision.redfish_virtual_media'

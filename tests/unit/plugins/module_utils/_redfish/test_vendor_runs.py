@@ -90,6 +90,21 @@ def test_a_boot_medium_the_bmc_cannot_boot_fails_before_any_change(replay, run_m
     assert missing.failed and 'no virtual media slot holds boot_image_url http://10.0.0.1/nowhere.iso' in missing.result['msg']
 
 
+
+def test_check_mode_predicts_the_boot_before_the_medium_is_inserted(replay, run_module):
+    """In check mode the insert before this task changed nothing: predict with the first CD slot, warn, send nothing."""
+    bmc = replay('dell_idrac10', rules=['boot_readonly'])
+    run = run_module(redfish_boot, bmc, check_mode=True, boot_target='cd', boot_image_url=ISO, reset_type='On')
+    assert not run.failed, run.result['msg']
+    # ansible-core 2.19 returns warnings as structured summaries, older releases as strings
+    warnings = [w['event']['msg'] if isinstance(w, dict) else w for w in run.result.get('warnings', [])]
+    assert any('check mode: no slot holds boot_image_url %s' % ISO in warning for warning in warnings), warnings
+    assert [r for r in run.requests if r.method in ('PATCH', 'POST') and 'Sessions' not in r.path] == []
+    assert bmc.boots == []
+    # without check mode the same call still fails before any change
+    real = run_module(redfish_boot, bmc, boot_target='cd', boot_image_url=ISO, reset_type='On')
+    assert real.failed and 'no virtual media slot holds boot_image_url' in real.result['msg']
+
 # -- 3. silent boot downgrade ---------------------------------------------------------------------
 
 def test_override_silently_downgraded_is_sent_again_without_mode_before_the_reset(replay, run_module):
