@@ -90,7 +90,6 @@ def test_a_boot_medium_the_bmc_cannot_boot_fails_before_any_change(replay, run_m
     assert missing.failed and 'no virtual media slot holds boot_image_url http://10.0.0.1/nowhere.iso' in missing.result['msg']
 
 
-
 def test_check_mode_predicts_the_boot_before_the_medium_is_inserted(replay, run_module):
     """In check mode the insert before this task changed nothing: predict with the first CD slot, warn, send nothing."""
     bmc = replay('dell_idrac10', rules=['boot_readonly'])
@@ -104,6 +103,7 @@ def test_check_mode_predicts_the_boot_before_the_medium_is_inserted(replay, run_
     # without check mode the same call still fails before any change
     real = run_module(redfish_boot, bmc, boot_target='cd', boot_image_url=ISO, reset_type='On')
     assert real.failed and 'no virtual media slot holds boot_image_url' in real.result['msg']
+
 
 # -- 3. silent boot downgrade ---------------------------------------------------------------------
 
