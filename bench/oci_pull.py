@@ -137,7 +137,7 @@ def default_target() -> str | None:
 
 OURS = '''
 import sys
-from l3metal_oci.client import pull_and_unpack
+from l3metal_oci.pull import pull_and_unpack
 r = pull_and_unpack(sys.argv[1], sys.argv[2], insecure=True)
 print("ours: %d files, %d bytes, %s" % (r.stats.files, r.stats.bytes, r.layers[0].compression), file=sys.stderr)
 '''
