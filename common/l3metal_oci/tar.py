@@ -22,14 +22,12 @@ chunks wait, so memory stays flat whatever the size or compression ratio (a "zip
 
 from __future__ import annotations
 
-import base64
 import lzma
 import queue
 import struct
 import threading
 import time
 import typing as t
-import urllib.parse
 import zlib
 from dataclasses import dataclass, field
 
@@ -141,7 +139,9 @@ class _Inflate:
                 return out
 
 
-class _Prefixed:
+class Prefixed:
+    """``first``, then the rest of ``source``: a reader whose first bytes were already read (to see the magic bytes)."""
+
     def __init__(self, first: bytes, source: Readable) -> None:
         self._first = first
         self._source = source
@@ -157,7 +157,7 @@ class _Zstd:
     def __init__(self, source: Readable, first: bytes) -> None:
         if _zstd is None:
             raise UnsupportedError('a zstd-compressed layer needs the Python package "zstandard" (pip install zstandard)')
-        self._reader = _zstd.ZstdDecompressor().stream_reader(t.cast(t.IO[bytes], _Prefixed(first, source)), read_size=CHUNK, read_across_frames=True)
+        self._reader = _zstd.ZstdDecompressor().stream_reader(t.cast(t.IO[bytes], Prefixed(first, source)), read_size=CHUNK, read_across_frames=True)
 
     def next(self) -> bytes:
         return self._reader.read(OUT_CHUNK)
@@ -375,16 +375,6 @@ class TarMember:
 
     def isdev(self) -> bool:
         return self.type in (CHRTYPE, BLKTYPE, FIFOTYPE)
-
-    def xattrs(self) -> dict[str, bytes]:
-        """``SCHILY.xattr.*`` (GNU tar, star) and ``LIBARCHIVE.xattr.*`` (bsdtar) attributes."""
-        found: dict[str, bytes] = {}
-        for key, value in self.pax.items():
-            if key.startswith('SCHILY.xattr.'):
-                found[key[len('SCHILY.xattr.'):]] = value
-            elif key.startswith('LIBARCHIVE.xattr.'):
-                found[urllib.parse.unquote(key[len('LIBARCHIVE.xattr.'):])] = base64.b64decode(value + b'=' * (-len(value) % 4))
-        return found
 
 
 class TarStream:

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The tar stream parser and decompressors against archives written by Python's tarfile and the
-gzip/lzma/zstd libraries (no registry needed), and the extractor's path rules on a temp dir."""
+gzip/lzma/zstd libraries (no registry needed), and the extractor's path rules on a temp dir, with each
+reader: tar.py's parser and the standard library's tarfile (over our decompression thread, and r|*)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,23 @@ import tarfile
 
 import pytest
 
+from l3metal_lab.archives import rootfs_members, snapshot
 from l3metal_lab.prerequisites import in_ci
-from l3metal_oci.errors import CorruptStreamError, UnsafeArchiveError
+from l3metal_oci.errors import CorruptStreamError, UnsafeArchiveError, UnsupportedError
 from l3metal_oci.tar import OUT_CHUNK, DecompressedChunks, open_tar_stream
-from l3metal_oci.unpack import TarExtractor, member_parts
+from l3metal_oci.unpack import MemberPolicy, TarExtractor, TarfileExtractor, member_parts, pax_xattrs
+
+READERS = {
+    'tar.py': TarExtractor,
+    'tarfile': TarfileExtractor,
+    'tarfile-r|*': lambda root, **kwargs: TarfileExtractor(root, decompression='tarfile', **kwargs),
+}
+
+
+@pytest.fixture(params=sorted(READERS))
+def extractor(request):
+    """A factory of extractors with one of the readers."""
+    return READERS[request.param]
 
 
 def archive(members: list[tuple[tarfile.TarInfo, bytes]], fmt: int = tarfile.PAX_FORMAT) -> bytes:
@@ -76,7 +90,10 @@ def test_pax_overrides_xattrs_and_big_ids():
     member = next(iter(stream))
     chunks.close()
     assert (member.uid, member.gid, member.mtime) == (3000000000, 7, 1700000000.5)
-    assert member.xattrs() == {'user.k': b'\xff\x00v', 'user.b64': b'hi'}
+    assert pax_xattrs(member.pax) == {'user.k': b'\xff\x00v', 'user.b64': b'hi'}
+    # tarfile gives the same records as text (surrogateescape for bytes that are not UTF-8): the same attributes
+    with tarfile.open(fileobj=io.BytesIO(archive([(item, data)])), mode='r|', encoding='utf-8', errors='surrogateescape') as read:
+        assert pax_xattrs(read.next().pax_headers) == {'user.k': b'\xff\x00v', 'user.b64': b'hi'}
 
 
 def test_gnu_base256_numbers():
@@ -124,6 +141,27 @@ def test_damage_is_a_corrupt_stream_error(damage):
         members_of(blob, threaded=False)
 
 
+@pytest.mark.parametrize('damage', ['truncated', 'garbage', 'bad-checksum', 'cut-inside-a-member'])
+def test_damage_is_a_corrupt_stream_error_for_every_reader(tmp_path, extractor, damage):
+    raw = archive([info('a', os.urandom(50000))])
+    blob = {'truncated': gzip.compress(raw)[:-100], 'garbage': b'\x1f\x8b' + os.urandom(5000), 'bad-checksum': raw[:100] + b'X' + raw[101:],
+            'cut-inside-a-member': raw[:20000]}[damage]
+    unpacker = extractor(str(tmp_path), preserve_owner=False)
+    with pytest.raises(CorruptStreamError):
+        unpacker.extract(io.BytesIO(blob))
+    unpacker.close()
+
+
+@pytest.mark.parametrize('reader', ['tar.py', 'tarfile'])
+def test_gzip_with_several_members_is_read_whole(tmp_path, reader):
+    """What pigz -i, bgzip or cat a.gz b.gz write.  (tarfile's own r|* decompression reads only the first member.)"""
+    raw = archive([info('a', b'1' * 5000), info('b', b'2' * 5000)])
+    unpacker = READERS[reader](str(tmp_path), preserve_owner=False)
+    unpacker.extract(io.BytesIO(gzip.compress(raw[:5000]) + gzip.compress(raw[5000:])))
+    unpacker.finish()
+    assert (tmp_path / 'a').read_bytes() == b'1' * 5000 and (tmp_path / 'b').read_bytes() == b'2' * 5000
+
+
 def test_member_parts_rules():
     assert member_parts('./a//b/./c') == ('a', 'b', 'c')
     assert member_parts('./') == ()
@@ -132,27 +170,110 @@ def test_member_parts_rules():
             member_parts(bad)
 
 
-def test_extractor_never_writes_through_a_symlink(tmp_path):
+def test_extractor_never_writes_through_a_symlink(tmp_path, extractor):
     outside = tmp_path / 'outside'
     outside.mkdir()
     root = tmp_path / 'root'
     root.mkdir()
     raw = archive([info('l', kind=tarfile.SYMTYPE, linkname=str(outside)), info('l/pwned', b'x')])
-    extractor = TarExtractor(str(root), preserve_owner=False)
+    unpacker = extractor(str(root), preserve_owner=False)
     with pytest.raises(UnsafeArchiveError, match='symlink'):
-        extractor.extract(io.BytesIO(raw))
-    extractor.close()
+        unpacker.extract(io.BytesIO(raw))
+    unpacker.close()
     assert os.listdir(outside) == []
 
 
-def test_extractor_replaces_instead_of_writing_through_hard_links(tmp_path):
+def test_extractor_replaces_instead_of_writing_through_hard_links(tmp_path, extractor):
     root = tmp_path / 'root'
     root.mkdir()
     raw = archive([info('a', b'first'), info('b', kind=tarfile.LNKTYPE, linkname='a'), info('b', b'second')])
-    extractor = TarExtractor(str(root), preserve_owner=False)
-    extractor.extract(io.BytesIO(raw))
-    extractor.finish()
+    unpacker = extractor(str(root), preserve_owner=False)
+    unpacker.extract(io.BytesIO(raw))
+    unpacker.finish()
     assert (root / 'a').read_bytes() == b'first' and (root / 'b').read_bytes() == b'second'
+
+
+def test_readers_unpack_the_same_tree(tmp_path):
+    """Every reader gives the same tree (types, modes, owners, sizes, link targets, bytes) from one gzip layer."""
+    raw = gzip.compress(archive(rootfs_members() + [info('big', os.urandom(3 * 1024 * 1024 + 17))]))
+    trees = {}
+    for name, make in READERS.items():
+        root = tmp_path / name.replace('|', '').replace('*', '')
+        root.mkdir()
+        unpacker = make(str(root), preserve_owner=os.geteuid() == 0)
+        stats = unpacker.extract(io.BytesIO(raw))
+        unpacker.finish()
+        assert (stats.compression, stats.files, stats.symlinks, stats.hardlinks) == ('gzip', 9, 2, 1)
+        trees[name] = (snapshot(root), {p: (root / p).read_bytes() for p in ('big', 'usr/bin/python3', 'etc/shadow')},
+                       os.getxattr(root / 'usr/bin/ping', 'user.l3metal'))
+    assert trees['tarfile'] == trees['tar.py'] == trees['tarfile-r|*']
+    assert trees['tar.py'][2] == b'\xff\x00binary'
+
+
+@pytest.mark.parametrize('name,target,absolute_ok', [('a/l', '../../x', True), ('l', '..', True), ('abs', '/etc', False)])
+def test_symlinks_out_of_the_tree_are_refused(tmp_path, extractor, name, target, absolute_ok):
+    unpacker = extractor(str(tmp_path), preserve_owner=False, allow_absolute_symlinks=absolute_ok)
+    with pytest.raises(UnsafeArchiveError, match='symlink'):
+        unpacker.extract(io.BytesIO(archive([info(name, kind=tarfile.SYMTYPE, linkname=target)])))
+    unpacker.close()
+    assert not os.path.lexists(tmp_path / name)
+
+
+def test_absolute_symlinks_are_kept_by_default(tmp_path, extractor):
+    unpacker = extractor(str(tmp_path), preserve_owner=False)
+    unpacker.extract(io.BytesIO(archive([info('usr/bin/vi', kind=tarfile.SYMTYPE, linkname='/etc/alternatives/vi')])))
+    unpacker.finish()
+    assert os.readlink(tmp_path / 'usr/bin/vi') == '/etc/alternatives/vi'
+
+
+@pytest.mark.parametrize('name', ['../evil', '/etc/passwd', 'a/../../evil'])
+def test_names_out_of_the_tree_are_refused(tmp_path, extractor, name):
+    root = tmp_path / 'root'
+    root.mkdir()
+    unpacker = extractor(str(root), preserve_owner=False)
+    with pytest.raises(UnsafeArchiveError):
+        unpacker.extract(io.BytesIO(archive([info('ok', b'x'), info(name, b'evil')])))
+    unpacker.close()
+    assert sorted(os.listdir(tmp_path)) == ['root'] and os.listdir(root) == ['ok']
+
+
+def test_a_damaged_header_after_the_first_member_is_an_error(tmp_path, extractor):
+    """tarfile by itself reads a bad header after the first member as the end of the archive: the rest would be missing."""
+    raw = bytearray(archive([info('a', b'x' * 600), info('b', b'second'), info('c', b'third')]))
+    second = 512 + 1024  # header of a, two data blocks, then the header of b
+    assert raw[second:second + 1] == b'b'
+    raw[second + 100] ^= 0x01  # one bit of b's mode field: the checksum no longer matches
+    with tarfile.open(fileobj=io.BytesIO(bytes(raw)), mode='r|') as plain:  # negative control: plain tarfile stops silently
+        assert [m.name for m in plain] == ['a']
+    unpacker = extractor(str(tmp_path), preserve_owner=False)
+    with pytest.raises(CorruptStreamError):
+        unpacker.extract(io.BytesIO(bytes(raw)))
+    unpacker.close()
+
+
+def test_an_empty_layer_is_an_empty_archive(tmp_path, extractor):
+    unpacker = extractor(str(tmp_path), preserve_owner=False)
+    stats = unpacker.extract(io.BytesIO(b''))
+    unpacker.finish()
+    assert stats.files == 0 and os.listdir(tmp_path) == []
+
+
+def test_sparse_members_are_refused(tmp_path, extractor):
+    sparse, _data = info('disk.img', kind=tarfile.GNUTYPE_SPARSE)
+    unpacker = extractor(str(tmp_path), preserve_owner=False)
+    with pytest.raises(UnsupportedError, match='sparse'):
+        unpacker.extract(io.BytesIO(archive([(sparse, b'')], tarfile.GNU_FORMAT)))
+    unpacker.close()
+
+
+def test_the_policy_works_as_a_tarfile_filter(tmp_path):
+    """MemberPolicy has the signature of tarfile's extraction filters: the member comes back, or an error."""
+    policy = MemberPolicy(allow_absolute_symlinks=False)
+    ok, _data = info('etc/hostname', b'x')
+    assert policy(ok, str(tmp_path)) is ok
+    for bad in (info('../x')[0], info('l', kind=tarfile.SYMTYPE, linkname='/etc')[0], info('h', kind=tarfile.LNKTYPE, linkname='./')[0]):
+        with pytest.raises(UnsafeArchiveError):
+            policy(bad, str(tmp_path))
 
 
 def test_stream_without_end_marker_is_accepted():
