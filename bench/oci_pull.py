@@ -2,25 +2,28 @@
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Benchmark: streamed pull+unpack of a rootfs artifact with each tar reader, and the two-step baseline, in one run.
+"""Benchmark: streamed pull+unpack of a rootfs artifact vs. tarfile's own decompression and vs. the two-step baseline, in one run.
 
 Generates a rootfs-like tree (many small files, some large ones; ~2.5:1 gzip ratio, like a distro
 rootfs), packs it with GNU tar + gzip, pushes it to a local distribution registry (Debian
 ``docker-registry``), then measures each side in child processes, in a different order each round:
 
-- ``ours``:           ``pull_and_unpack`` with tar.py's reader (HTTP stream -> sha256 -> gunzip in a thread
-                      -> tar.py's parser -> the policy and writer of unpack.py), one pass;
-- ``tarfile``:        the same pull, the same verified stream, policy and writer, but the standard library's
-                      ``tarfile`` reads the layer in stream mode ``r|*`` (tarfile decompresses; ``TarfileExtractor``);
-- ``tarfile-thread``: tarfile in stream mode ``r|`` over our decompression thread (``tar.DecompressedChunks``);
-- ``baseline``:       oras-py downloads the blob to a file, then ``tar xzf`` unpacks it (two steps, as the
-                      maintenance OS would without our code).
+- ``ours``:     ``pull_and_unpack`` (HTTP stream -> sha256 -> gunzip in a thread of its own (decompress.py)
+                -> tarfile in stream mode ``r|`` -> the policy and writer of unpack.py), one pass;
+- ``tarfile``:  the same pull, verified stream, policy and writer, but tarfile decompresses itself
+                (``r|*``, in the thread that parses and writes): what keeps decompress.py's thread;
+- ``baseline``: oras-py downloads the blob to a file, then ``tar xzf`` unpacks it (two steps, as the
+                maintenance OS would without our code).
+
+Until issue 11 ``ours`` read the stream with a tar parser of its own (tar.py); docs/oci.md has the
+figures that replaced it with tarfile (commit "unpack: a tarfile-based reader beside tar.py's" has
+the bench that measured both).
 
 Wall time, CPU time and peak RSS are measured per child (GNU time).  It prints every round, the
-median and the spread (min-max) of each side, ``ratio = ours / tarfile`` (median, and per round),
-the other ratios, the load average before and after each round (the machine may be shared), and the
-file system type of the target; then repeats ``ours`` and ``tarfile-thread`` on an artifact 1/8 the
-size to show that peak RSS does not grow with the artifact.  Every tree is checked to hold the same
+median and the spread (min-max) of each side, ``ratio = ours / tarfile`` and ``ratio = ours / baseline``
+(of the medians, and per round), the load average before and after each round (the machine may be
+shared), and the file system type of the target; then repeats ``ours`` on an artifact 1/8 the size to
+show that peak RSS does not grow with the artifact.  Every tree is checked to hold the same
 files and bytes.  Everything is written below a temporary directory (``--workdir``, default under /tmp)
 that is removed at the end.
 
@@ -32,7 +35,7 @@ load, no parallelism: every thread of a side shares that CPU).
 
     .venv/bin/python bench/oci_pull.py                                  # 1 GiB tree, 3 rounds, tmpfs
     .venv/bin/python bench/oci_pull.py --rounds 5 --target-dir /tmp     # onto the disk (ext4 here)
-    .venv/bin/python bench/oci_pull.py --size-mib 256 --rounds 3 --sides ours,tarfile
+    .venv/bin/python bench/oci_pull.py --size-mib 256 --rounds 3 --sides ours,baseline
     make bench BENCH=oci_pull BENCH_ARGS='--size-mib 256'
 """
 
@@ -154,13 +157,22 @@ r = pull_and_unpack(sys.argv[1], sys.argv[2], insecure=True)
 print("ours: %d files, %d bytes, %s" % (r.stats.files, r.stats.bytes, r.layers[0].compression), file=sys.stderr)
 '''
 
-# The same pull_and_unpack with the layer read by the standard library's tarfile: pull.py makes its extractor from
+# The same pull_and_unpack with tarfile decompressing by itself (r|*): pull.py makes its extractor from
 # pull.TarExtractor, so the download, verification, staging, policy and writer are the same code as ours.
 TARFILE = '''
 import sys
-from l3metal_oci import pull
-from l3metal_oci.unpack import TarfileExtractor
-pull.TarExtractor = lambda *args, **kwargs: TarfileExtractor(*args, decompression=sys.argv[3], **kwargs)
+from l3metal_oci import pull, unpack
+from l3metal_oci.decompress import CHUNK, Prefixed, compression_of
+
+class TarfileDecompresses(unpack.TarExtractor):
+    def tar_stream(self, fileobj):
+        first = fileobj.read(CHUNK)
+        compression = compression_of(first)
+        if compression == 'zstd':  # tarfile reads zstd from Python 3.14 only
+            return super().tar_stream(Prefixed(first, fileobj))
+        return Prefixed(first, fileobj), 'r|*', None, compression
+
+pull.TarExtractor = TarfileDecompresses
 r = pull.pull_and_unpack(sys.argv[1], sys.argv[2], insecure=True)
 '''
 
@@ -171,7 +183,7 @@ client = oras.client.OrasClient(hostname=ref.split("/")[0], insecure=True)
 client.download_blob(client.get_container(ref), digest, out)
 '''
 
-SIDES = ('ours', 'tarfile', 'tarfile-thread', 'baseline')
+SIDES = ('ours', 'tarfile', 'baseline')
 
 
 def tree_summary(root: Path) -> tuple[int, int]:
@@ -266,8 +278,8 @@ def main() -> int:
         def measure(side: str, reference: str, out: Path) -> tuple[float, int, float]:
             if side == 'ours':
                 return run_child([sys.executable, '-c', OURS, reference, str(out)], env, args.cpus)
-            if side in ('tarfile', 'tarfile-thread'):
-                return run_child([sys.executable, '-c', TARFILE, reference, str(out), 'tarfile' if side == 'tarfile' else 'thread'], env, args.cpus)
+            if side == 'tarfile':
+                return run_child([sys.executable, '-c', TARFILE, reference, str(out)], env, args.cpus)
             blob = target / 'baseline.tar.gz'
             download = run_child([sys.executable, '-c', ORAS_DOWNLOAD, reference, layer.digest, str(blob)], env, args.cpus)
             out.mkdir()
@@ -309,18 +321,15 @@ def main() -> int:
                 print('ratio = %s = %.2f (medians; per round %s; CPU time %.2f)'
                       % (label, median, ', '.join('%.2f' % value for value in per_round), cpu))
 
-        ratio('ours', 'tarfile', 'ours / tarfile (r|*, tarfile decompresses)')
-        ratio('ours', 'tarfile-thread', 'ours / tarfile (r|, over our decompression thread)')
-        ratio('tarfile-thread', 'tarfile', 'tarfile over our thread / tarfile r|*')
+        ratio('ours', 'tarfile', 'ours / tarfile decompressing itself (r|*)')
         ratio('ours', 'baseline', 'ours / baseline (oras-py download + tar xzf)')
-        if 'small' in refs:
-            for side in [side for side in ('ours', 'tarfile-thread') if side in sides]:
-                out = target / 'out-small'
-                small_rss = measure(side, refs['small'], out)[1]
-                shutil.rmtree(out)
-                full_rss = max(rss for _wall, rss, _cpu in results[side])
-                print('peak RSS of %s: %d MiB for %d MiB vs %d MiB for %d MiB: rss ratio = %.2f (flat ~ 1.0)'
-                      % (side, full_rss, args.size_mib, small_rss, sizes[1][1], full_rss / max(small_rss, 1)))
+        if 'small' in refs and 'ours' in results:
+            out = target / 'out-small'
+            small_rss = measure('ours', refs['small'], out)[1]
+            shutil.rmtree(out)
+            full_rss = max(rss for _wall, rss, _cpu in results['ours'])
+            print('peak RSS of ours: %d MiB for %d MiB vs %d MiB for %d MiB: rss ratio = %.2f (flat ~ 1.0)'
+                  % (full_rss, args.size_mib, small_rss, sizes[1][1], full_rss / max(small_rss, 1)))
     finally:
         if registry is not None:
             registry.stop()

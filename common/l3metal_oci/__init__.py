@@ -17,7 +17,8 @@ copy must be empty, so nothing is re-exported here):
 - ``manifest``: descriptors, manifests, which layers are tar archives;
 - ``auth``: credentials, docker config files, credential helpers, challenges;
 - ``client``: ``RegistryClient`` (transport, auth flow, API calls including uploads) and ``VerifiedStream``;
-- ``tar``, ``unpack``: decompression, the tar stream, safe extraction, the staging merge;
+- ``decompress``, ``unpack``: decompression in a thread; the layer read by ``tarfile``, the safety policy,
+  safe extraction, the staging merge;
 - ``pull``: ``pull_and_unpack``, ``pull_blob_to_file``, ``pull_to_directory`` and their record;
 - ``push``: deterministic manifests and ``push_artifact``.
 """

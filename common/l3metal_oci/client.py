@@ -26,7 +26,7 @@ from .auth import Credentials, load_docker_config, parse_challenge
 from .errors import AuthenticationError, DigestMismatchError, NotFoundError, OciError, RegistryError
 from .manifest import MAX_MANIFEST, Descriptor, Manifest
 from .reference import ACCEPT, EMPTY_BLOB_DIGEST, Reference, digest_bytes, is_digest, parse_digest, parse_reference
-from .tar import CHUNK
+from .decompress import CHUNK
 
 try:
     import requests

@@ -2,12 +2,19 @@
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Streamed, safe tar extraction: decompress on the fly and write members below one directory.
+"""Streamed, safe tar extraction: the standard library's ``tarfile`` reads each layer, this file writes it below one directory.
 
 Standard library only (``zstandard`` optional, for ``.tar.zst``), no Ansible imports: the
-maintenance OS's image steps run this same file.
+maintenance OS's image steps run this same file.  The layer is decompressed by ``decompress.py``
+in a thread of its own and read by ``tarfile`` in stream mode (``r|``); every member goes through
+``MemberPolicy`` (a tarfile extraction filter) and then through ``TarExtractor``'s writer, not
+through ``TarFile.extract``: tarfile writes by path (it follows a symlink already in the target,
+writes through an existing hard link) and restores no xattrs, which a filter, seeing only the
+member, cannot change.  A tar parser of our own read the stream until issue 11; measured against
+tarfile on the 1 GiB rootfs bench it was not 1.3 times faster on ext4, so it went (docs/oci.md,
+"Benchmark").
 
-Safety model (what ``extract_tar`` guarantees):
+Safety model (what ``TarExtractor`` guarantees):
 
 - Member names and hard-link targets must be relative and must not contain ``..``; an absolute
   name or a ``..`` component raises ``UnsafeArchiveError`` (GNU tar strips ``/``; we refuse, since a
@@ -41,10 +48,8 @@ import typing as t
 import urllib.parse
 from dataclasses import dataclass, field
 
+from .decompress import CHUNK, DecompressedChunks, Readable
 from .errors import CorruptStreamError, OciError, UnsafeArchiveError, UnsupportedError
-from .tar import DecompressedChunks, Prefixed, Readable, compression_of, open_tar_stream
-
-CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -161,36 +166,6 @@ def _remove_existing(name: str, parent_fd: int, member: str) -> None:
     os.unlink(name, dir_fd=parent_fd)
 
 
-class ArchiveMember(t.Protocol):
-    """What the writer needs of a member: ``tar.TarMember`` and ``tarfile.TarInfo`` both have it."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def type(self) -> bytes: ...
-    @property
-    def mode(self) -> int: ...
-    @property
-    def uid(self) -> int: ...
-    @property
-    def gid(self) -> int: ...
-    @property
-    def size(self) -> int: ...
-    @property
-    def mtime(self) -> float: ...
-    @property
-    def linkname(self) -> str: ...
-    @property
-    def devmajor(self) -> int: ...
-    @property
-    def devminor(self) -> int: ...
-    def isdir(self) -> bool: ...
-    def isreg(self) -> bool: ...
-    def issym(self) -> bool: ...
-    def islnk(self) -> bool: ...
-    def isdev(self) -> bool: ...
-
-
 def pax_xattrs(pax: t.Mapping[str, bytes | str]) -> dict[str, bytes]:
     """Extended attributes from PAX records: ``SCHILY.xattr.*`` (GNU tar ``--xattrs``, star) and
     ``LIBARCHIVE.xattr.*`` (bsdtar: URL-encoded name, base64 value).  Values given as ``str`` (tarfile
@@ -225,13 +200,13 @@ class MemberPolicy:
     def __init__(self, allow_absolute_symlinks: bool = True) -> None:
         self.allow_absolute_symlinks = allow_absolute_symlinks
 
-    def __call__(self, member: ArchiveMember, dest_path: str = '') -> ArchiveMember:
+    def __call__(self, member: tarfile.TarInfo, dest_path: str = '') -> tarfile.TarInfo:
         self.check(member)
         return member
 
-    def check(self, member: ArchiveMember) -> tuple[str, ...]:
+    def check(self, member: tarfile.TarInfo) -> tuple[str, ...]:
         """Raise if ``member`` breaks the policy; its name's components otherwise."""
-        if member.type in (_GNU_SPARSE, _GNU_MULTIVOLUME) or getattr(member, 'sparse', None) is not None:
+        if member.type in (tarfile.GNUTYPE_SPARSE, _GNU_MULTIVOLUME) or member.sparse is not None:
             raise UnsupportedError('member %r: GNU sparse or multi-volume tar members are not supported; write the archive without --sparse'
                                    % member.name)
         parts = member_parts(member.name)
@@ -254,16 +229,15 @@ class MemberPolicy:
         return parts
 
 
-_GNU_SPARSE = b'S'
-_GNU_MULTIVOLUME = b'M'
-DataReader = t.Callable[[int], t.Union[bytes, memoryview]]
+_GNU_MULTIVOLUME = b'M'  # tarfile has no name for it and would read it as a regular file
+DataReader = t.Callable[[int], bytes]
 
 
 class TarExtractor:
     """Extract tar streams below ``root``; call ``extract`` once per layer, then ``finish``.
 
-    ``extract`` reads with the parser of ``tar.py``; ``TarfileExtractor`` reads with the standard
-    library's ``tarfile``.  Both hand every member to the same policy (``MemberPolicy``) and writer.
+    ``tarfile`` reads each layer in stream mode; every member goes through ``MemberPolicy``, then
+    through ``write_member``.
     """
 
     def __init__(self, root: str, preserve_owner: bool | None = None, allow_absolute_symlinks: bool = True,
@@ -283,18 +257,54 @@ class TarExtractor:
     def extract(self, fileobj: Readable) -> ExtractStats:
         """Extract one (possibly compressed) tar stream; returns its statistics.  The stream is read to
         its end, past the end-of-archive marker, so a wrapping digest check sees every byte."""
-        stream, reader, chunks = open_tar_stream(fileobj)
-        stats = ExtractStats(compression=chunks.compression)
+        source, mode, chunks, compression = self.tar_stream(fileobj)
+        stats = ExtractStats(compression=compression)
         try:
-            for member in stream:
-                self.write_member(member, pax_xattrs(member.pax), stream.read_data, stats)
-            reader.drain()
+            try:
+                self._read_members(source, mode, stats)
+            except tarfile.TarError as exc:  # ReadError, CompressionError, StreamError
+                raise CorruptStreamError('the %s layer does not read as tar: %s' % (compression, exc)) from None
+            for _chunk in iter(lambda: source.read(CHUNK), b''):
+                pass
         finally:
-            chunks.close()
+            if chunks is not None:
+                chunks.close()
         self.stats.add(stats)
         return stats
 
-    def write_member(self, member: ArchiveMember, xattrs: dict[str, bytes], read: DataReader, stats: ExtractStats) -> None:
+    def tar_stream(self, fileobj: Readable) -> tuple[Readable, t.Literal['r|', 'r|*'], DecompressedChunks | None, str]:
+        """What tarfile reads, in which mode, the decompressor to close afterwards, and the compression found:
+        ``r|`` over ``DecompressedChunks`` (the bench replaces this to measure tarfile's own decompression)."""
+        chunks = DecompressedChunks(fileobj)
+        return _ChunkFile(chunks), 'r|', chunks, chunks.compression
+
+    def _read_members(self, source: Readable, mode: t.Literal['r|', 'r|*'], stats: ExtractStats) -> None:
+        fileobj = t.cast(t.IO[bytes], source)
+        try:
+            # Python 3.13 caches no members in stream mode when asked (stream=True); earlier versions always
+            # do, so the list is emptied after each member below: memory must not grow with the archive.
+            if sys.version_info >= (3, 13):
+                archive = tarfile.open(fileobj=fileobj, mode=mode, encoding='utf-8', errors='surrogateescape', tarinfo=_StrictTarInfo, stream=True)
+            else:
+                archive = tarfile.open(fileobj=fileobj, mode=mode, encoding='utf-8', errors='surrogateescape', tarinfo=_StrictTarInfo)
+        except _EmptyArchive:
+            return
+        with archive:
+            data = archive.fileobj  # the stream tarfile itself copies member data from (TarFile.makefile)
+            while True:
+                member = archive.next()
+                if member is None:
+                    return
+                if sys.version_info < (3, 13):
+                    archive.members.clear()  # type: ignore[attr-defined]  # the cache stream=True turns off on 3.13
+                # tarfile.extractfile() would wrap each member in two file objects (1.79 s instead of 1.48 s for 16,689
+                # files on tmpfs); the data of the member just read starts at the stream's position.
+                if member.isreg() and data.tell() != member.offset_data:
+                    raise CorruptStreamError('tarfile: member %r: data expected at offset %d, stream at %d'
+                                             % (member.name, member.offset_data, data.tell()))
+                self.write_member(member, pax_xattrs(member.pax_headers), data.read, stats)
+
+    def write_member(self, member: tarfile.TarInfo, xattrs: dict[str, bytes], read: DataReader, stats: ExtractStats) -> None:
         """Check ``member`` against the policy and write it; ``read(n)`` gives up to ``n`` bytes of its data."""
         parts = self.policy.check(member)
         self.tree.trim()
@@ -335,7 +345,7 @@ class TarExtractor:
             stats.devices += 1
         # Other types (GNU volume headers, ...) carry nothing to write.
 
-    def _write_file(self, member: ArchiveMember, xattrs: dict[str, bytes], read: DataReader, parent: int, leaf: str, stats: ExtractStats) -> None:
+    def _write_file(self, member: tarfile.TarInfo, xattrs: dict[str, bytes], read: DataReader, parent: int, leaf: str, stats: ExtractStats) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         created_mode = member.mode & 0o777  # the staging directory is 0700: nobody else sees the file yet
         try:
@@ -365,7 +375,7 @@ class TarExtractor:
         stats.files += 1
         stats.bytes += member.size
 
-    def _hardlink(self, member: ArchiveMember, parent: int, leaf: str) -> None:
+    def _hardlink(self, member: tarfile.TarInfo, parent: int, leaf: str) -> None:
         source = member_parts(member.linkname, 'hard link target of %r:' % member.name)
         try:
             source_parent = self.tree.dir_fd(source[:-1], False, member.name)
@@ -379,10 +389,10 @@ class TarExtractor:
         _remove_existing(leaf, parent, member.name)
         os.link(source[-1], leaf, src_dir_fd=source_parent, dst_dir_fd=parent, follow_symlinks=False)
 
-    def _needs_chown(self, member: ArchiveMember) -> bool:
+    def _needs_chown(self, member: tarfile.TarInfo) -> bool:
         return self.preserve_owner and (self._always_chown or (member.uid, member.gid) != self._creator)
 
-    def _set_meta_at(self, member: ArchiveMember, xattrs: dict[str, bytes], parent: int, leaf: str, symlink: bool = False) -> None:
+    def _set_meta_at(self, member: tarfile.TarInfo, xattrs: dict[str, bytes], parent: int, leaf: str, symlink: bool = False) -> None:
         if self._needs_chown(member):
             os.chown(leaf, member.uid, member.gid, dir_fd=parent, follow_symlinks=False)
         if not symlink:
@@ -427,7 +437,7 @@ _EMPTY_HEADER: type[Exception] = tarfile.EmptyHeaderError  # type: ignore[attr-d
 class _StrictTarInfo(tarfile.TarInfo):
     """tarfile reads a damaged header after the first member as the end of the archive (``TarFile.next``
     swallows ``InvalidHeaderError`` and ``TruncatedHeaderError`` at offsets above 0): the rest of the tree
-    would be missing without an error.  Here they are errors, as in ``tar.py``; only a zero block or the
+    would be missing without an error.  Here they are errors; only a zero block or the
     end of the stream ends an archive, and a stream without any header is an empty archive."""
 
     @classmethod
@@ -459,77 +469,6 @@ class _ChunkFile:
         data = self._buf[self._pos:end]
         self._pos += len(data)
         return data
-
-
-class TarfileExtractor(TarExtractor):
-    """``TarExtractor`` reading with the standard library's ``tarfile`` in stream mode.
-
-    ``decompression='thread'``: ``r|`` over ``tar.DecompressedChunks`` (decompression in its own thread,
-    gzip with several members, zstd); ``'tarfile'``: ``r|*``, tarfile's own decompression (gzip, xz; a
-    zstd layer still goes through ``DecompressedChunks``: tarfile reads zstd from Python 3.14 only).
-    Every member goes through ``MemberPolicy`` and the writer of ``TarExtractor``, not through
-    ``TarFile.extract``: tarfile writes by path (following a symlink already in the target, writing
-    through an existing hard link) and restores no xattrs, which a filter cannot change.
-    """
-
-    def __init__(self, root: str, preserve_owner: bool | None = None, allow_absolute_symlinks: bool = True,
-                 mounts: t.Mapping[tuple[str, ...], str] | None = None, decompression: str = 'thread') -> None:
-        super().__init__(root, preserve_owner, allow_absolute_symlinks, mounts)
-        if decompression not in ('thread', 'tarfile'):
-            raise ValueError('decompression: thread or tarfile, not %r' % decompression)
-        self.decompression = decompression
-
-    def extract(self, fileobj: Readable) -> ExtractStats:
-        first = fileobj.read(CHUNK)
-        compression = compression_of(first)
-        chunks: DecompressedChunks | None = None
-        if self.decompression == 'thread' or compression == 'zstd':
-            chunks = DecompressedChunks(Prefixed(first, fileobj))
-            source: Readable = _ChunkFile(chunks)
-            mode: t.Literal['r|', 'r|*'] = 'r|'
-        else:
-            source = Prefixed(first, fileobj)
-            mode = 'r|*'
-        stats = ExtractStats(compression=compression)
-        try:
-            try:
-                self._extract_tarfile(source, mode, stats)
-            except tarfile.TarError as exc:  # ReadError, CompressionError, StreamError
-                raise CorruptStreamError('the %s layer does not read as tar: %s' % (compression, exc)) from None
-            # Read to the blob's end (past the end-of-archive blocks), so that a wrapping digest check sees every byte.
-            for _chunk in iter(lambda: source.read(CHUNK), b''):
-                pass
-        finally:
-            if chunks is not None:
-                chunks.close()
-        self.stats.add(stats)
-        return stats
-
-    def _extract_tarfile(self, source: Readable, mode: t.Literal['r|', 'r|*'], stats: ExtractStats) -> None:
-        fileobj = t.cast(t.IO[bytes], source)
-        try:
-            # Python 3.13 caches no members in stream mode when asked (stream=True); earlier versions always
-            # do, so the list is emptied after each member below: memory must not grow with the archive.
-            if sys.version_info >= (3, 13):
-                archive = tarfile.open(fileobj=fileobj, mode=mode, encoding='utf-8', errors='surrogateescape', tarinfo=_StrictTarInfo, stream=True)
-            else:
-                archive = tarfile.open(fileobj=fileobj, mode=mode, encoding='utf-8', errors='surrogateescape', tarinfo=_StrictTarInfo)
-        except _EmptyArchive:
-            return
-        with archive:
-            data = archive.fileobj  # the stream tarfile itself copies member data from (TarFile.makefile)
-            while True:
-                member = archive.next()
-                if member is None:
-                    return
-                if sys.version_info < (3, 13):
-                    archive.members.clear()  # type: ignore[attr-defined]  # the cache stream=True turns off on 3.13
-                # tarfile.extractfile() would wrap each member in two file objects; the data of the member just
-                # read starts at the stream's position.
-                if member.isreg() and data.tell() != member.offset_data:
-                    raise CorruptStreamError('tarfile: member %r: data expected at offset %d, stream at %d'
-                                             % (member.name, member.offset_data, data.tell()))
-                self.write_member(member, pax_xattrs(member.pax_headers), data.read, stats)
 
 
 def _current_umask() -> int:

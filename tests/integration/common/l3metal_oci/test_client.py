@@ -27,9 +27,7 @@ from l3metal_oci.errors import (
 )
 from l3metal_oci.pull import RECORD_NAME, pull_and_unpack, pull_blob_to_file
 from l3metal_oci.push import PushFile, push_artifact
-from l3metal_oci import pull as _pull
 from l3metal_oci.reference import parse_reference
-from l3metal_oci.unpack import TarfileExtractor
 from l3metal_lab.archives import MTIME, member, rootfs_members, snapshot, write_tar
 from l3metal_lab.prerequisites import require
 
@@ -42,21 +40,11 @@ def push(registry, repo: str, *paths: Path, **kwargs) -> str:
     return result.digest
 
 
-@pytest.fixture(params=['tar.py', 'tarfile'])
-def reader(request, monkeypatch):
-    """Each unpack test with each reader of the layers: tar.py's parser, and the standard library's tarfile
-    (the same policy and writer); pull_and_unpack makes its extractor from pull.TarExtractor."""
-    if request.param == 'tarfile':
-        monkeypatch.setattr(_pull, 'TarExtractor', TarfileExtractor)
-    return request.param
-
-
 def leftovers(directory: Path) -> list[str]:
     """Staging or temporary entries a failed pull might have left."""
     return sorted(p.name for p in directory.iterdir() if p.name != RECORD_NAME and ('.oci-' in p.name or p.name.endswith('.part')))
 
 
-@pytest.mark.usefixtures('reader')
 def test_multi_layer_rootfs_round_trip_keeps_metadata(registry, tmp_path):
     src = tmp_path / 'src'
     src.mkdir()
@@ -132,7 +120,6 @@ def _tamper(registry, digest: str, offset: int) -> None:
     blob.write_bytes(bytes(data))
 
 
-@pytest.mark.usefixtures('reader')
 @pytest.mark.parametrize('compression', ['none', 'gzip'])
 def test_tampered_blob_is_a_digest_error_and_leaves_nothing(registry, tmp_path, compression):
     big = os.urandom(3 * 1024 * 1024)
@@ -184,7 +171,6 @@ UNSAFE = {
 }
 
 
-@pytest.mark.usefixtures('reader')
 @pytest.mark.parametrize('case', sorted(UNSAFE))
 def test_path_traversal_is_refused(registry, tmp_path, case):
     outside = tmp_path / 'outside'
@@ -201,14 +187,12 @@ def test_path_traversal_is_refused(registry, tmp_path, case):
     assert not (tmp_path / 'evil').exists() and not Path('/tmp/evil-absolute').exists()
 
 
-@pytest.mark.usefixtures('reader')
 def test_absolute_symlinks_can_be_refused_too(registry, tmp_path):
     push(registry, 'os/abs:1', write_tar(tmp_path / 'a.tar', [member('bin/vi', type=tarfile.SYMTYPE, linkname='/etc/alternatives/vi')], 'none'))
     with pytest.raises(UnsafeArchiveError, match='absolute symlink'):
         pull_and_unpack('%s/os/abs:1' % registry.host, str(tmp_path / 'd'), insecure=True, allow_absolute_symlinks=False)
 
 
-@pytest.mark.usefixtures('reader')
 def test_unpack_into_existing_directory_merges_like_tar(registry, tmp_path):
     dest = tmp_path / 'mnt'
     (dest / 'etc').mkdir(parents=True)
@@ -285,7 +269,6 @@ def test_bearer_token_flow(token_registry, tmp_path):
         fetch_manifest(ref, ca_path=options['ca_path'])
 
 
-@pytest.mark.usefixtures('reader')
 def test_docker_schema2_written_by_another_client(registry, tmp_path):
     """A manifest pushed through the plain HTTP API (no code of ours), with Docker media types."""
     layer = write_tar(tmp_path / 'l.tar.gz', [member('etc/os-release', b'ID=debian\n')], 'gzip').read_bytes()
@@ -324,7 +307,6 @@ def test_reference_parsing():
             parse_reference(bad)
 
 
-@pytest.mark.usefixtures('reader')
 @pytest.mark.root
 def test_unpack_into_a_target_with_mounted_boot(registry, tmp_path):
     """The maintenance OS mounts /boot (and /boot/efi) before unpacking: files below them must land on

@@ -13,12 +13,9 @@ import subprocess
 from pathlib import Path
 
 import oras.client
-import pytest
 
-from l3metal_oci import pull as _pull
 from l3metal_oci.pull import pull_and_unpack, pull_blob_to_file
 from l3metal_oci.push import PushFile, push_artifact
-from l3metal_oci.unpack import TarfileExtractor
 from l3metal_lab.archives import member, rootfs_members, snapshot, write_tar
 
 
@@ -68,10 +65,7 @@ def test_ours_to_skopeo(registry, tmp_path):
     assert (out / 'recipe.json').read_text() == '{"a": 1}' and (out / 'etc/hostname').read_text() == 'node01\n'
 
 
-@pytest.mark.parametrize('reader', ['tar.py', 'tarfile'])
-def test_skopeo_and_oras_to_ours(registry, tmp_path, monkeypatch, reader):
-    if reader == 'tarfile':  # the layer read by the standard library's tarfile (same policy and writer)
-        monkeypatch.setattr(_pull, 'TarExtractor', TarfileExtractor)
+def test_skopeo_and_oras_to_ours(registry, tmp_path):
     """skopeo copies an OCI layout written by hand (no code of ours) into the registry; oras-py pushes a file; we pull both."""
     rootfs = write_tar(tmp_path / 'layer.tar.gz', rootfs_members() + [member('etc/from', b'skopeo\n')], 'gzip').read_bytes()
     layout = tmp_path / 'layout'
