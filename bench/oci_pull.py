@@ -30,8 +30,11 @@ that is removed at the end.
 Every side unpacks (and the baseline downloads) into ``--target-dir``: by default a tmpfs (/dev/shm)
 when it has room; pass an ext4 directory (``--target-dir /tmp`` here, or a loop-mounted ext4 image) to
 include the file system.  ``os.sync()`` runs before each measured child, so that no side pays for the
-previous side's writeback.  ``--cpus 1`` pins the measured children with taskset (less noise from other
-load, no parallelism: every thread of a side shares that CPU).
+previous side's writeback, and before each round the bench waits until the target's disk is idle
+(``/proc/diskstats``): deleting the previous round's trees (with ``discard``, as here) otherwise slows
+whichever side runs first.
+``--cpus 1`` pins the measured children with taskset (less noise from other load, no parallelism:
+every thread of a side shares that CPU); ``--registry-cpus 0`` keeps the registry off that CPU.
 
     .venv/bin/python bench/oci_pull.py                                  # 1 GiB tree, 3 rounds, tmpfs
     .venv/bin/python bench/oci_pull.py --rounds 5 --target-dir /tmp     # onto the disk (ext4 here)
@@ -210,6 +213,47 @@ def filesystem_of(path: Path) -> str:
     return kind
 
 
+def block_device_of(path: Path) -> str | None:
+    """The /proc/diskstats name of the device holding ``path`` (``vda``, ``sda1``), or None (tmpfs, overlay...)."""
+    best, source = '', None
+    real = os.path.realpath(path)
+    with open('/proc/self/mountinfo', encoding='utf-8', errors='surrogateescape') as mountinfo:
+        for line in mountinfo:
+            fields = line.split(' ')
+            point, device = fields[4], fields[fields.index('-') + 2]
+            if (real == point or real.startswith(point.rstrip('/') + '/')) and len(point) >= len(best):
+                best, source = point, device
+    return os.path.basename(os.path.realpath(source)) if source and source.startswith('/dev/') else None
+
+
+def disk_activity(device: str) -> tuple[int, ...]:
+    """(I/Os in flight, sectors written, sectors discarded) of ``device``."""
+    with open('/proc/diskstats', encoding='ascii') as stats:
+        for line in stats:
+            fields = line.split()
+            if fields[2] == device:
+                return int(fields[11]), int(fields[9]), int(fields[16]) if len(fields) > 16 else 0
+    return (0, 0, 0)
+
+
+def settle(target: Path, timeout: float = 30.0) -> float:
+    """Write back, then wait until the target's disk has had no I/O in flight and nothing written or
+    discarded for two seconds in a row (at most ``timeout``: other users of a shared disk may never
+    let it rest); returns the seconds waited."""
+    start = time.monotonic()
+    os.sync()
+    device = block_device_of(target)
+    if device is None:
+        return time.monotonic() - start
+    quiet, last = 0, disk_activity(device)
+    while quiet < 2 and time.monotonic() - start < timeout:
+        time.sleep(1)
+        now = disk_activity(device)
+        quiet = quiet + 1 if now[0] == 0 and now[1:] == last[1:] else 0
+        last = now
+    return time.monotonic() - start
+
+
 def load() -> str:
     return '%.2f %.2f %.2f' % os.getloadavg()
 
@@ -230,6 +274,7 @@ def main() -> int:
                              '4 GiB free, else the work directory. Pass a disk path to include the file system')
     parser.add_argument('--cpus', help='pin the measured children to these CPUs (taskset -c), e.g. 1')
     parser.add_argument('--registry-cpus', help='pin the registry (every thread) to these CPUs, e.g. 0')
+    parser.add_argument('--warmup', type=int, default=1, help='unmeasured runs of the first side before round 1 (default 1)')
     parser.add_argument('--no-flat-check', action='store_true', help='skip the small-artifact RSS comparison')
     args = parser.parse_args()
     sides = [side.strip() for side in args.sides.split(',') if side.strip()]
@@ -287,19 +332,28 @@ def main() -> int:
             blob.unlink()
             return download[0] + unpack[0], max(download[1], unpack[1]), download[2] + unpack[2]
 
+        for number in range(args.warmup):
+            out = target / ('out-warmup-%d' % number)
+            print('warm-up (not counted): %s %.2f s' % (sides[0], measure(sides[0], ref, out)[0]))
+            shutil.rmtree(out)
         results: dict[str, list[tuple[float, int, float]]] = {side: [] for side in sides}
+        by_position: dict[int, list[float]] = {}
         for round_no in range(args.rounds):
             # Every other round reversed, and rotated every two rounds: each side runs early and late, before and after each other.
             base = sides if round_no % 2 == 0 else sides[::-1]
             shift = (round_no // 2) % len(sides)
             order = base[shift:] + base[:shift]
+            waited = settle(target)
             before = load()
             for side in order:
                 results[side].append(measure(side, ref, target / ('out-%s-%d' % (side, round_no))))
             trees = {side: tree_summary(target / ('out-%s-%d' % (side, round_no))) for side in sides}
             same = len(set(trees.values())) == 1
-            print('round %d (order %s; load %s -> %s): %s; trees identical in count and bytes: %s'
-                  % (round_no + 1, ', '.join(order), before, load(), ', '.join('%s %.2f s' % (side, results[side][-1][0]) for side in sides), same))
+            print('round %d (order %s; disk idle after %.0f s; load %s -> %s): %s; trees identical in count and bytes: %s'
+                  % (round_no + 1, ', '.join(order), waited, before, load(), ', '.join('%s %.2f s' % (side, results[side][-1][0]) for side in sides),
+                     same))
+            for position, side in enumerate(order):
+                by_position.setdefault(position, []).append(results[side][-1][0])
             if not same:
                 raise SystemExit('the sides unpacked different trees: %s' % trees)
             for side in sides:
@@ -321,6 +375,8 @@ def main() -> int:
                 print('ratio = %s = %.2f (medians; per round %s; CPU time %.2f)'
                       % (label, median, ', '.join('%.2f' % value for value in per_round), cpu))
 
+        print('  by position in the round (whatever the side): %s' % ', '.join('%d. median %.2f s' % (position + 1, statistics.median(values))
+                                                                          for position, values in sorted(by_position.items())))
         ratio('ours', 'tarfile', 'ours / tarfile decompressing itself (r|*)')
         ratio('ours', 'baseline', 'ours / baseline (oras-py download + tar xzf)')
         if 'small' in refs and 'ours' in results:
