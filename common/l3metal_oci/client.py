@@ -2,57 +2,31 @@
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""A small OCI distribution client: resolve, verify, stream and unpack artifacts.
+"""The registry client: one HTTP session per registry, its authentication, and every API call.
 
-No Ansible imports; standard library plus ``requests`` (and ``zstandard`` when present): the
-controller's ``oci_artifact`` modules and the maintenance OS's image steps run this same file.
-Public API:
+``RegistryClient`` sends each request (TLS with ``ca_path``, plain HTTP only with ``insecure``),
+answers ``WWW-Authenticate`` challenges (Basic, or the Bearer token flow of Harbor, GHCR and
+distribution with a token service), maps error answers to typed errors, and makes the calls: ping,
+resolve, manifests (verified against their digest), blobs (``VerifiedStream``: hashed and size-checked
+while they stream), uploads and deletes.  ``push.py`` and ``pull.py`` build on it.
 
-``parse_reference(text) -> Reference``
-    ``registry/repo:tag``, ``registry/repo@sha256:...`` or both.
-``RegistryClient``
-    One registry: Basic auth, the Bearer token challenge flow (Harbor, GHCR, distribution with a token
-    service), docker ``config.json`` credentials, TLS with ``ca_path``, plain HTTP only with ``insecure``.
-``pull_and_unpack(reference, dest_dir, ...) -> PullResult``
-    Streams each tar layer (``.tar``, ``.tar.gz``, ``.tar.zst``, ``.tar.xz``) straight into ``dest_dir``
-    while hashing it; see its docstring for what is visible when.
-``pull_blob_to_file(reference, path, ...) -> PullResult``
-    One layer (a ``.wim``, an ISO) to one file, verified, replaced atomically.
-``pull_to_directory(reference, dest_dir, ...) -> PullResult``
-    Every layer to ``dest_dir/<title>``, each verified and atomic; unchanged files are not downloaded.
-
-Every byte is checked against its descriptor's digest and size while it streams; a mismatch raises
-``DigestMismatchError``.
+Standard library plus ``requests``; no Ansible imports.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import os
 import queue
-import re
-import shutil
-import subprocess
-import tempfile
 import threading
 import typing as t
 import urllib.parse
-from dataclasses import asdict, dataclass, field
 
-from .errors import (
-    AuthenticationError,
-    CorruptStreamError,
-    DigestMismatchError,
-    InvalidReferenceError,
-    NotFoundError,
-    OciError,
-    RegistryError,
-    UnsafeArchiveError,
-    UnsupportedError,
-)
-from .unpack import CHUNK, ExtractStats, TarExtractor, merge_tree, mount_points_below
+from .auth import Credentials, load_docker_config, parse_challenge
+from .errors import AuthenticationError, DigestMismatchError, NotFoundError, OciError, RegistryError
+from .manifest import MAX_MANIFEST, Descriptor, Manifest
+from .reference import ACCEPT, EMPTY_BLOB_DIGEST, Reference, digest_bytes, is_digest, parse_digest, parse_reference
+from .decompress import CHUNK
 
 try:
     import requests
@@ -63,311 +37,11 @@ except ImportError as _exc:  # pragma: no cover - depends on the host
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = _exc
 
-__all__ = [
-    'OciError', 'InvalidReferenceError', 'RegistryError', 'AuthenticationError', 'NotFoundError', 'DigestMismatchError',
-    'UnsupportedError', 'CorruptStreamError', 'UnsafeArchiveError', 'Reference', 'Descriptor', 'Manifest', 'PullResult', 'RegistryClient', 'parse_reference',
-    'pull_and_unpack', 'pull_blob_to_file', 'pull_to_directory', 'fetch_manifest', 'RECORD_NAME',
-]
-
-MEDIA_OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
-MEDIA_DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json'
-MEDIA_OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
-MEDIA_DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json'
-MANIFEST_TYPES = (MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST)
-ACCEPT = ', '.join(MANIFEST_TYPES + (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST))
-TITLE = 'org.opencontainers.image.title'
-RECORD_NAME = '.oci-artifact.json'
 DEFAULT_TIMEOUT = 60.0
 USER_AGENT = 'l3metal.provision-oci/1'
-EMPTY_BLOB_DIGEST = 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a'  # of b'{}'
-MAX_MANIFEST = 4 * 1024 * 1024  # the distribution spec's recommended manifest limit
 
-# Grammar of github.com/distribution/reference, enough to reject typos early.
-_DOMAIN = r'(?:localhost|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?'
-_COMPONENT = r'[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
-_REFERENCE = re.compile(
-    r'^(?P<registry>%s)/(?P<repository>%s(?:/%s)*)' % (_DOMAIN, _COMPONENT, _COMPONENT)
-    + r'(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+))?$')
-_DIGEST = re.compile(r'^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$')
-_AUTH_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+__all__ = ['DEFAULT_TIMEOUT', 'HAS_REQUESTS', 'REQUESTS_IMPORT_ERROR', 'RegistryClient', 'VerifiedStream', 'connect', 'fetch_manifest']
 
-
-@dataclass(frozen=True)
-class Reference:
-    """A parsed artifact reference.  ``tag`` and ``digest`` may both be set; the digest then wins."""
-
-    registry: str
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-
-    @property
-    def selector(self) -> str:
-        """What goes after ``/manifests/``: the digest when pinned, else the tag (``latest`` if none)."""
-        return self.digest or self.tag or 'latest'
-
-    @property
-    def api_host(self) -> str:
-        # Docker Hub's name and API host differ.
-        return 'registry-1.docker.io' if self.registry in ('docker.io', 'index.docker.io') else self.registry
-
-    def with_digest(self, digest: str) -> Reference:
-        return Reference(self.registry, self.repository, self.tag, digest)
-
-    def __str__(self) -> str:
-        text = '%s/%s' % (self.registry, self.repository)
-        if self.tag:
-            text += ':' + self.tag
-        if self.digest:
-            text += '@' + self.digest
-        return text
-
-
-def parse_reference(reference: str) -> Reference:
-    """Parse ``registry/repo[:tag][@digest]``; the registry part is required (no implicit Docker Hub).
-
-    >>> parse_reference('127.0.0.1:5000/os-images/ubuntu:22.04')
-    Reference(registry='127.0.0.1:5000', repository='os-images/ubuntu', tag='22.04', digest=None)
-    """
-    text = (reference or '').strip()
-    match = _REFERENCE.match(text)
-    if not match:
-        raise InvalidReferenceError(
-            'reference %r is not registry/repository[:tag][@sha256:<64 hex>] (repository names are lower case; '
-            'the registry host is required, e.g. registry.example.com:5000/os-images/ubuntu:22.04)' % reference)
-    registry = match.group('registry')
-    if '.' not in registry and ':' not in registry and registry != 'localhost' and not registry.startswith('['):
-        raise InvalidReferenceError('reference %r: %r does not look like a registry host; write the registry first, '
-                                    'e.g. docker.io/%s' % (reference, registry, text))
-    digest = match.group('digest')
-    if digest is not None and not _DIGEST.match(digest):
-        raise InvalidReferenceError('reference %r: digest must be sha256:<64 lower-case hex> or sha512:<128 hex>' % reference)
-    return Reference(registry, match.group('repository'), match.group('tag'), digest)
-
-
-def _parse_digest(digest: str) -> tuple[str, str]:
-    if not _DIGEST.match(digest or ''):
-        raise UnsupportedError('unsupported or malformed digest %r (sha256 and sha512 are supported)' % digest)
-    algorithm, value = digest.split(':', 1)
-    return algorithm, value
-
-
-def digest_bytes(data: bytes, algorithm: str = 'sha256') -> str:
-    return '%s:%s' % (algorithm, hashlib.new(algorithm, data).hexdigest())
-
-
-def digest_file(path: str, algorithm: str = 'sha256') -> str:
-    hasher = hashlib.new(algorithm)
-    with open(path, 'rb') as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b''):
-            hasher.update(chunk)
-    return '%s:%s' % (algorithm, hasher.hexdigest())
-
-
-@dataclass(frozen=True)
-class Descriptor:
-    """An OCI content descriptor (manifest config or layer)."""
-
-    media_type: str
-    digest: str
-    size: int
-    annotations: dict[str, str] = field(default_factory=dict)
-    artifact_type: str | None = None
-
-    @property
-    def title(self) -> str | None:
-        return self.annotations.get(TITLE)
-
-    @classmethod
-    def from_json(cls, data: t.Any, where: str) -> Descriptor:
-        if not isinstance(data, dict) or not isinstance(data.get('digest'), str) or not isinstance(data.get('size'), int):
-            raise RegistryError('%s: malformed descriptor %r' % (where, data))
-        _parse_digest(data['digest'])
-        if data['size'] < 0:
-            raise RegistryError('%s: negative size in descriptor %r' % (where, data))
-        annotations = data.get('annotations') or {}
-        return cls(str(data.get('mediaType', '')), data['digest'], data['size'],
-                   {str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, dict) else {},
-                   data.get('artifactType'))
-
-    def as_dict(self) -> dict[str, t.Any]:
-        result: dict[str, t.Any] = {'media_type': self.media_type, 'digest': self.digest, 'size': self.size,
-                                    'annotations': dict(self.annotations), 'title': self.title}
-        if self.artifact_type:
-            result['artifact_type'] = self.artifact_type
-        return result
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """A verified image/artifact manifest: its exact bytes, digest and parsed parts."""
-
-    reference: Reference
-    digest: str
-    media_type: str
-    raw: bytes
-    data: dict[str, t.Any]
-    config: Descriptor
-    layers: tuple[Descriptor, ...]
-    annotations: dict[str, str]
-
-    @property
-    def artifact_type(self) -> str:
-        """``artifactType`` if set, else the config media type (the OCI 1.1 rule for artifacts)."""
-        return str(self.data.get('artifactType') or self.config.media_type)
-
-    @property
-    def total_size(self) -> int:
-        return self.config.size + sum(layer.size for layer in self.layers)
-
-    @classmethod
-    def parse(cls, reference: Reference, raw: bytes, content_type: str, digest: str) -> Manifest:
-        where = 'manifest of %s' % reference
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise RegistryError('%s is not JSON: %s' % (where, exc)) from None
-        if not isinstance(data, dict):
-            raise RegistryError('%s is not a JSON object' % where)
-        media_type = str(data.get('mediaType') or content_type.split(';')[0].strip())
-        if media_type in (MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST) or 'manifests' in data:
-            choices = ', '.join('%s (%s)' % (m.get('digest'), (m.get('platform') or {}).get('architecture', m.get('artifactType', '?')))
-                                for m in data.get('manifests', []) if isinstance(m, dict))
-            raise UnsupportedError('%s is an index (%s); pin one of its manifests by digest: %s' % (where, media_type, choices or 'none'))
-        if media_type not in MANIFEST_TYPES or data.get('schemaVersion') != 2:
-            raise UnsupportedError('%s has media type %r (schema %r); supported: %s'
-                                   % (where, media_type, data.get('schemaVersion'), ', '.join(MANIFEST_TYPES)))
-        config = Descriptor.from_json(data.get('config'), where + ' config')
-        layers = data.get('layers')
-        if not isinstance(layers, list):
-            raise RegistryError('%s has no layers list' % where)
-        annotations = data.get('annotations') or {}
-        return cls(reference, digest, media_type, raw, data, config,
-                   tuple(Descriptor.from_json(layer, '%s layer %d' % (where, i)) for i, layer in enumerate(layers)),
-                   {str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, dict) else {})
-
-    def as_dict(self) -> dict[str, t.Any]:
-        return {
-            'reference': str(self.reference), 'digest': self.digest, 'media_type': self.media_type,
-            'artifact_type': self.artifact_type, 'annotations': dict(self.annotations), 'config': self.config.as_dict(),
-            'layers': [layer.as_dict() for layer in self.layers], 'size': self.total_size,
-        }
-
-
-@dataclass
-class LayerResult:
-    digest: str
-    size: int
-    media_type: str
-    title: str | None
-    action: str  # 'unpacked', 'downloaded', 'unchanged', 'skipped'
-    path: str | None = None
-    compression: str | None = None
-
-
-@dataclass
-class PullResult:
-    """What a pull did; ``changed`` is false when nothing on disk had to change."""
-
-    reference: str
-    digest: str
-    media_type: str
-    artifact_type: str
-    layers: list[LayerResult]
-    changed: bool
-    dest: str
-    bytes_downloaded: int = 0
-    stats: ExtractStats | None = None
-
-    def as_dict(self) -> dict[str, t.Any]:
-        result = asdict(self)
-        if self.stats is None:
-            result.pop('stats')
-        return result
-
-
-# -- credentials -------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str
-
-    def basic_header(self) -> str:
-        return 'Basic ' + base64.b64encode(('%s:%s' % (self.username, self.password)).encode('utf-8')).decode('ascii')
-
-
-def _config_keys(registry: str) -> list[str]:
-    keys = [registry, 'https://' + registry, 'http://' + registry, 'https://%s/v1/' % registry, 'https://%s/v2/' % registry]
-    if registry in ('docker.io', 'index.docker.io', 'registry-1.docker.io'):
-        keys.insert(0, 'https://index.docker.io/v1/')
-    return keys
-
-
-def load_docker_config(path: str, registry: str) -> Credentials | None:
-    """Credentials for ``registry`` from a docker/podman ``config.json`` (or ``auth.json``), or ``None``.
-
-    ``path`` may be the file or the directory holding ``config.json``.  Reads ``auths`` (``auth`` =
-    base64 ``user:password``, or ``username``/``password``), then ``credHelpers``/``credsStore`` through
-    ``docker-credential-<helper> get``.  ``identitytoken`` (OAuth refresh tokens) is not supported.
-    """
-    if os.path.isdir(path):
-        path = os.path.join(path, 'config.json')
-    try:
-        with open(path, 'rb') as handle:
-            config = json.load(handle)
-    except FileNotFoundError:
-        raise AuthenticationError('docker_config: %s does not exist' % path) from None
-    except (OSError, ValueError) as exc:
-        raise AuthenticationError('docker_config: cannot read %s: %s' % (path, exc)) from None
-    if not isinstance(config, dict):
-        raise AuthenticationError('docker_config: %s is not a JSON object' % path)
-    auths = config.get('auths') or {}
-    for key in _config_keys(registry):
-        entry = auths.get(key) if isinstance(auths, dict) else None
-        if not isinstance(entry, dict):
-            continue
-        if entry.get('auth'):
-            try:
-                user, _sep, password = base64.b64decode(entry['auth']).decode('utf-8').partition(':')
-            except (ValueError, UnicodeDecodeError):
-                raise AuthenticationError('docker_config: %s: auths[%r].auth is not base64 of user:password' % (path, key)) from None
-            return Credentials(user, password)
-        if entry.get('username'):
-            return Credentials(str(entry['username']), str(entry.get('password', '')))
-        if entry.get('identitytoken'):
-            raise AuthenticationError('docker_config: %s: auths[%r] holds an identitytoken, which is not supported; '
-                                      'give username/password instead' % (path, key))
-    helper = (config.get('credHelpers') or {}).get(registry) or config.get('credsStore')
-    if helper:
-        return _credential_helper(str(helper), registry, path)
-    return None
-
-
-def _credential_helper(helper: str, registry: str, path: str) -> Credentials | None:
-    binary = 'docker-credential-' + helper
-    try:
-        proc = subprocess.run([binary, 'get'], input=registry.encode(), capture_output=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise AuthenticationError('docker_config: %s names credential helper %s, which cannot run: %s' % (path, binary, exc)) from None
-    if proc.returncode != 0:
-        return None  # "credentials not found in native keychain"
-    try:
-        answer = json.loads(proc.stdout)
-        return Credentials(str(answer['Username']), str(answer['Secret']))
-    except (ValueError, KeyError, TypeError):
-        raise AuthenticationError('docker_config: %s get printed no JSON with Username and Secret' % binary) from None
-
-
-def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
-    """``Bearer realm="...",service="...",scope="..."`` -> (``bearer``, {realm, service, scope})."""
-    scheme, _sep, rest = header.strip().partition(' ')
-    params = {key.lower(): (quoted.replace('\\"', '"') if quoted is not None and quoted != '' else bare or '')
-              for key, quoted, bare in _AUTH_PARAM.findall(rest)}
-    return scheme.lower(), params
-
-
-# -- the client --------------------------------------------------------------------------------------
 
 class RegistryClient:
     """HTTP access to one registry with authentication, TLS settings and typed errors.
@@ -555,7 +229,7 @@ class RegistryClient:
         if reference.digest:
             return reference.digest
         digest = response.headers.get('Docker-Content-Digest')
-        if digest and _DIGEST.match(digest):
+        if digest and is_digest(digest):
             return digest
         return self.get_manifest(reference).digest
 
@@ -570,7 +244,7 @@ class RegistryClient:
         if len(raw) > MAX_MANIFEST:
             raise RegistryError('manifest %s is larger than %d bytes' % (reference, MAX_MANIFEST))
         expected = reference.digest or response.headers.get('Docker-Content-Digest')
-        algorithm = _parse_digest(expected)[0] if expected and _DIGEST.match(expected) else 'sha256'
+        algorithm = parse_digest(expected)[0] if expected and is_digest(expected) else 'sha256'
         digest = digest_bytes(raw, algorithm)
         if expected and expected != digest:
             raise DigestMismatchError('manifest %s: content hashes to %s, expected %s' % (reference, digest, expected))
@@ -687,7 +361,7 @@ class VerifiedStream:
         self._response = response
         self._descriptor = descriptor
         self._what = what
-        algorithm, self._expected = _parse_digest(descriptor.digest)
+        algorithm, self._expected = parse_digest(descriptor.digest)
         self._hasher = hashlib.new(algorithm)
         self._queue: queue.Queue[t.Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
@@ -772,10 +446,11 @@ class VerifiedStream:
         self.close()
 
 
-# -- high-level operations ---------------------------------------------------------------------------
+# -- one call --------------------------------------------------------------------------------------
 
-def _connect(reference: str | Reference, username: str | None, password: str | None, docker_config: str | None, insecure: bool,
-             ca_path: str | None, validate_certs: bool, timeout: float) -> tuple[Reference, RegistryClient]:
+def connect(reference: str | Reference, username: str | None, password: str | None, docker_config: str | None, insecure: bool,
+            ca_path: str | None, validate_certs: bool, timeout: float) -> tuple[Reference, RegistryClient]:
+    """Parse ``reference`` and make a client for its registry (use it as a context manager)."""
     ref = parse_reference(reference) if isinstance(reference, str) else reference
     return ref, RegistryClient(ref.registry, username=username, password=password, docker_config=docker_config, insecure=insecure,
                                ca_path=ca_path, validate_certs=validate_certs, timeout=timeout)
@@ -784,263 +459,6 @@ def _connect(reference: str | Reference, username: str | None, password: str | N
 def fetch_manifest(reference: str | Reference, *, username: str | None = None, password: str | None = None, docker_config: str | None = None,
                    insecure: bool = False, ca_path: str | None = None, validate_certs: bool = True, timeout: float = DEFAULT_TIMEOUT) -> Manifest:
     """Resolve and verify the manifest of ``reference``."""
-    ref, client = _connect(reference, username, password, docker_config, insecure, ca_path, validate_certs, timeout)
+    ref, client = connect(reference, username, password, docker_config, insecure, ca_path, validate_certs, timeout)
     with client:
         return client.get_manifest(ref)
-
-
-def is_tar_layer(layer: Descriptor) -> bool:
-    """Tar-like by media type or title (``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.zst``, ``.tar.xz``)."""
-    media = layer.media_type
-    if 'tar' in media.split('/')[-1] or media.startswith('application/vnd.docker.image.rootfs.diff.tar'):
-        return True
-    title = (layer.title or '').lower()
-    return title.endswith(('.tar', '.tar.gz', '.tgz', '.tar.zst', '.tar.zstd', '.tar.xz', '.txz'))
-
-
-def _select_layers(manifest: Manifest, layer_media_types: t.Collection[str] | None) -> list[Descriptor]:
-    if layer_media_types:
-        chosen = [layer for layer in manifest.layers if layer.media_type in layer_media_types]
-        if not chosen:
-            raise NotFoundError('%s has no layer of media type %s (layers: %s)'
-                                % (manifest.reference, ', '.join(sorted(layer_media_types)), ', '.join(layer.media_type for layer in manifest.layers)))
-        return chosen
-    chosen = [layer for layer in manifest.layers if is_tar_layer(layer)]
-    if not chosen:
-        raise NotFoundError('%s has no tar layer to unpack (layers: %s)'
-                            % (manifest.reference, ', '.join('%s %s' % (layer.media_type, layer.title or '') for layer in manifest.layers)))
-    return chosen
-
-
-def read_record(dest_dir: str) -> dict[str, t.Any] | None:
-    """The record ``pull_and_unpack`` left in ``dest_dir`` (which artifact is unpacked there), if any."""
-    try:
-        with open(os.path.join(dest_dir, RECORD_NAME), 'rb') as handle:
-            data = json.load(handle)
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
-def pull_and_unpack(reference: str | Reference, dest_dir: str, *, username: str | None = None, password: str | None = None,
-                    docker_config: str | None = None, insecure: bool = False, ca_path: str | None = None, validate_certs: bool = True,
-                    timeout: float = DEFAULT_TIMEOUT, layer_media_types: t.Collection[str] | None = None,
-                    preserve_owner: bool | None = None, allow_absolute_symlinks: bool = True, record: bool = True,
-                    force: bool = False) -> PullResult:
-    """Stream the tar layer(s) of an artifact into ``dest_dir``, verifying each blob while it streams.
-
-    Layers chosen: those whose media type is in ``layer_media_types``; by default every tar-like layer
-    (see ``is_tar_layer``), in manifest order (later layers overwrite earlier ones, as tar would).
-    Compression is detected from the bytes (gzip, zstd, xz, none).  Nothing is downloaded to a
-    temporary file: the HTTP stream is hashed, decompressed and written as it arrives.
-
-    What is visible when (the guarantee):
-
-    - ``dest_dir`` missing: everything is unpacked into a sibling ``.<name>.oci-XXXXXX`` directory,
-      which is renamed to ``dest_dir`` after every layer's digest matched.  ``dest_dir`` appears
-      complete or not at all.
-    - ``dest_dir`` exists (a mounted partition, say): everything is unpacked into a hidden staging
-      directory ``dest_dir/.oci-unpack-XXXXXX`` first; only after every digest matched are its entries
-      moved into ``dest_dir`` by ``rename`` (metadata only, no data copied; existing files are replaced
-      atomically one by one, like tar).  A crash during that last move can leave part of the new tree
-      beside the old one, never a half-written file.
-    - On any error (digest or size mismatch, unsafe member, I/O error) the staging directory is
-      removed and ``dest_dir`` is as before.
-
-    With ``record`` (default), ``dest_dir/.oci-artifact.json`` records the reference, manifest digest
-    and layers; when it already names the same manifest digest, nothing is downloaded and
-    ``changed`` is false (``force`` unpacks again).  Ownership is restored when running as root
-    (``preserve_owner``), numerically.  See ``unpack`` for the path safety rules.
-    """
-    dest_dir = os.path.abspath(dest_dir)
-    ref, client = _connect(reference, username, password, docker_config, insecure, ca_path, validate_certs, timeout)
-    with client:
-        manifest = client.get_manifest(ref)
-        layers = _select_layers(manifest, layer_media_types)
-        existing = read_record(dest_dir) if record else None
-        if existing and existing.get('digest') == manifest.digest and not force:
-            return PullResult(str(ref), manifest.digest, manifest.media_type, manifest.artifact_type,
-                              [LayerResult(layer.digest, layer.size, layer.media_type, layer.title, 'unchanged') for layer in layers],
-                              False, dest_dir)
-        exists = os.path.isdir(dest_dir)
-        if not exists and os.path.lexists(dest_dir):
-            raise OciError('dest: %s exists and is not a directory' % dest_dir)
-        mounts: dict[tuple[str, ...], str] = {}
-        if exists:
-            staging = tempfile.mkdtemp(prefix='.oci-unpack-', dir=dest_dir)
-            # A file system mounted inside the target (/boot, /boot/efi) gets a staging directory of its own,
-            # since the final rename cannot cross file systems.
-            try:
-                for point in mount_points_below(dest_dir):
-                    parts = tuple(os.path.relpath(point, os.path.realpath(dest_dir)).split(os.sep))
-                    mounts[parts] = tempfile.mkdtemp(prefix='.oci-unpack-', dir=point)
-            except BaseException:
-                for path in [staging] + list(mounts.values()):
-                    shutil.rmtree(path, ignore_errors=True)
-                raise
-        else:
-            parent = os.path.dirname(dest_dir)
-            if not os.path.isdir(parent):
-                raise OciError('dest: parent directory %s does not exist' % parent)
-            staging = tempfile.mkdtemp(prefix='.%s.oci-' % os.path.basename(dest_dir), dir=parent)
-        results: list[LayerResult] = []
-        downloaded = 0
-        try:
-            extractor = TarExtractor(staging, preserve_owner=preserve_owner, allow_absolute_symlinks=allow_absolute_symlinks, mounts=mounts)
-            try:
-                for layer in layers:
-                    with client.open_blob(ref, layer) as stream:
-                        # extract() reads to the blob's end (past the tar end marker), so the digest is checked.
-                        try:
-                            stats = extractor.extract(stream)
-                        except CorruptStreamError:
-                            # A damaged blob usually breaks decompression first: read on, so that a digest
-                            # mismatch is reported as what it is.
-                            for _chunk in iter(lambda: stream.read(CHUNK), b''):
-                                pass
-                            raise
-                        downloaded += stream.bytes_read
-                    results.append(LayerResult(layer.digest, layer.size, layer.media_type, layer.title, 'unpacked', dest_dir, stats.compression))
-                stats_total = extractor.finish()
-            finally:
-                extractor.close()
-            if record:
-                _write_record(staging, ref, manifest, layers)
-            if exists:
-                for parts in sorted(mounts, key=len, reverse=True):  # deepest first, then the root
-                    merge_tree(mounts[parts], os.path.join(dest_dir, *parts))
-                merge_tree(staging, dest_dir)
-            else:
-                os.rename(staging, dest_dir)
-        except BaseException:
-            for path in [staging] + list(mounts.values()):
-                shutil.rmtree(path, ignore_errors=True)
-            raise
-    return PullResult(str(ref), manifest.digest, manifest.media_type, manifest.artifact_type, results, True, dest_dir, downloaded, stats_total)
-
-
-def _write_record(directory: str, ref: Reference, manifest: Manifest, layers: t.Sequence[Descriptor]) -> None:
-    path = os.path.join(directory, RECORD_NAME)
-    with open(path, 'w', encoding='utf-8') as handle:
-        json.dump({'reference': str(ref), 'digest': manifest.digest, 'media_type': manifest.media_type,
-                   'artifact_type': manifest.artifact_type,
-                   'layers': [{'digest': layer.digest, 'size': layer.size, 'media_type': layer.media_type, 'title': layer.title}
-                              for layer in layers]}, handle, indent=2, sort_keys=True)
-        handle.write('\n')
-    os.chmod(path, 0o644)
-
-
-def _download(client: RegistryClient, ref: Reference, layer: Descriptor, path: str, mode: int | None) -> int:
-    """Stream one blob into ``path`` via a temporary sibling, fsync, verify, rename.  Returns bytes read."""
-    directory = os.path.dirname(path) or '.'
-    fd, temp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(path), suffix='.part', dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as out, client.open_blob(ref, layer) as stream:
-            for chunk in iter(lambda: stream.read(CHUNK), b''):
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-            count = stream.bytes_read
-        os.chmod(temp, 0o644 if mode is None else mode)
-        os.rename(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except FileNotFoundError:
-            pass
-        raise
-    return count
-
-
-def _pick_layer(manifest: Manifest, layer: str | int | None) -> Descriptor:
-    layers = manifest.layers
-    if layer is None:
-        if len(layers) != 1:
-            raise OciError('%s has %d layers; name the one to fetch by title, media type or index (titles: %s)'
-                           % (manifest.reference, len(layers), ', '.join(str(d.title) for d in layers)))
-        return layers[0]
-    if isinstance(layer, int):
-        if not 0 <= layer < len(layers):
-            raise NotFoundError('%s has no layer %d (it has %d)' % (manifest.reference, layer, len(layers)))
-        return layers[layer]
-    for descriptor in layers:
-        if layer in (descriptor.title, descriptor.media_type, descriptor.digest):
-            return descriptor
-    raise NotFoundError('%s has no layer titled %r or of media type %r' % (manifest.reference, layer, layer))
-
-
-def pull_blob_to_file(reference: str | Reference, path: str, *, layer: str | int | None = None, username: str | None = None,
-                      password: str | None = None, docker_config: str | None = None, insecure: bool = False, ca_path: str | None = None,
-                      validate_certs: bool = True, timeout: float = DEFAULT_TIMEOUT, mode: int | None = None) -> PullResult:
-    """Fetch one layer of a single-file artifact (a Windows ``.wim``, an ISO) to ``path``.
-
-    ``layer`` picks it by title, media type, digest or index (default: the only layer).  The blob
-    streams into a temporary file beside ``path``, is fsynced, and replaces ``path`` by ``rename`` only
-    after its digest matched: ``path`` is the old file or the complete new one, never a partial one.
-    When ``path`` already holds content with the right digest nothing is downloaded (``changed`` false).
-    """
-    path = os.path.abspath(path)
-    ref, client = _connect(reference, username, password, docker_config, insecure, ca_path, validate_certs, timeout)
-    with client:
-        manifest = client.get_manifest(ref)
-        descriptor = _pick_layer(manifest, layer)
-        if _file_matches(path, descriptor):
-            action, count = 'unchanged', 0
-        else:
-            count = _download(client, ref, descriptor, path, mode)
-            action = 'downloaded'
-    result = LayerResult(descriptor.digest, descriptor.size, descriptor.media_type, descriptor.title, action, path)
-    return PullResult(str(ref), manifest.digest, manifest.media_type, manifest.artifact_type, [result], action != 'unchanged', path, count)
-
-
-def _file_matches(path: str, descriptor: Descriptor) -> bool:
-    try:
-        if not os.path.isfile(path) or os.path.getsize(path) != descriptor.size:
-            return False
-        return digest_file(path, _parse_digest(descriptor.digest)[0]) == descriptor.digest
-    except OSError:
-        return False
-
-
-def safe_title(descriptor: Descriptor) -> str:
-    """File name for a layer: its title if that is a plain file name, else ``<digest hex>.blob``."""
-    title = descriptor.title
-    if title and title not in ('.', '..') and '/' not in title and '\0' not in title and title != RECORD_NAME:
-        return title
-    return descriptor.digest.split(':', 1)[1] + '.blob'
-
-
-def plan_directory(manifest: Manifest, dest_dir: str) -> list[tuple[Descriptor, str, bool]]:
-    """(layer, path, already there with the right digest) for ``pull_to_directory``; reads only local files."""
-    plan = []
-    seen: set[str] = set()
-    for descriptor in manifest.layers:
-        name = safe_title(descriptor)
-        if name in seen:
-            raise OciError('%s: two layers are titled %r; cannot save both in one directory' % (manifest.reference, name))
-        seen.add(name)
-        path = os.path.join(dest_dir, name)
-        plan.append((descriptor, path, _file_matches(path, descriptor)))
-    return plan
-
-
-def pull_to_directory(reference: str | Reference, dest_dir: str, *, username: str | None = None, password: str | None = None,
-                      docker_config: str | None = None, insecure: bool = False, ca_path: str | None = None, validate_certs: bool = True,
-                      timeout: float = DEFAULT_TIMEOUT) -> PullResult:
-    """Save every layer as ``dest_dir/<title>`` (``<digest>.blob`` without a usable title), each verified and
-    atomic as in ``pull_blob_to_file``; files already holding the right content are not downloaded."""
-    dest_dir = os.path.abspath(dest_dir)
-    ref, client = _connect(reference, username, password, docker_config, insecure, ca_path, validate_certs, timeout)
-    with client:
-        manifest = client.get_manifest(ref)
-        os.makedirs(dest_dir, exist_ok=True)
-        results = []
-        count = 0
-        for descriptor, path, present in plan_directory(manifest, dest_dir):
-            if present:
-                results.append(LayerResult(descriptor.digest, descriptor.size, descriptor.media_type, descriptor.title, 'unchanged', path))
-                continue
-            count += _download(client, ref, descriptor, path, None)
-            results.append(LayerResult(descriptor.digest, descriptor.size, descriptor.media_type, descriptor.title, 'downloaded', path))
-    changed = any(result.action != 'unchanged' for result in results)
-    return PullResult(str(ref), manifest.digest, manifest.media_type, manifest.artifact_type, results, changed, dest_dir, count)

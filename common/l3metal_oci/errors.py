@@ -2,7 +2,7 @@
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Typed errors of the OCI client (``client.py``), its unpacker and its push.
+"""Typed errors of the OCI client: references, the registry client, pulls and their unpacker, pushes.
 
 Standard library only, no Ansible imports (the package's rule: ``__init__.py``).  Every message names
 the registry URL, the reference or the

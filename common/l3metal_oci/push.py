@@ -27,8 +27,10 @@ import os
 import typing as t
 from dataclasses import dataclass, field
 
-from .client import CHUNK, MEDIA_OCI_MANIFEST, TITLE, Reference, RegistryClient, digest_bytes, parse_reference
+from .client import RegistryClient
 from .errors import InvalidReferenceError, OciError, RegistryError
+from .reference import MEDIA_OCI_MANIFEST, TITLE, Reference, digest_bytes, parse_reference
+from .decompress import CHUNK
 
 EMPTY_CONFIG_MEDIA_TYPE = 'application/vnd.oci.empty.v1+json'
 UNKNOWN_CONFIG_MEDIA_TYPE = 'application/vnd.unknown.config.v1+json'

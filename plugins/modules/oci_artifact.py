@@ -207,20 +207,13 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.l3metal.provision.plugins.module_utils._oci.client import (
-    HAS_REQUESTS,
-    REQUESTS_IMPORT_ERROR,
-    RegistryClient,
-    is_tar_layer,
-    parse_reference,
-    plan_directory,
-    pull_and_unpack,
-    pull_to_directory,
-    read_record,
-)
+from ansible_collections.l3metal.provision.plugins.module_utils._oci.client import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryClient
 from ansible_collections.l3metal.provision.plugins.module_utils._oci.errors import OciError
-from ansible_collections.l3metal.provision.plugins.module_utils._oci_module import client_options, error_result, registry_argument_spec
+from ansible_collections.l3metal.provision.plugins.module_utils._oci.manifest import is_tar_layer
+from ansible_collections.l3metal.provision.plugins.module_utils._oci.pull import plan_directory, pull_and_unpack, pull_to_directory, read_record
 from ansible_collections.l3metal.provision.plugins.module_utils._oci.push import PushFile, push_artifact
+from ansible_collections.l3metal.provision.plugins.module_utils._oci.reference import parse_reference
+from ansible_collections.l3metal.provision.plugins.module_utils._oci_module import client_options, error_result, registry_argument_spec
 
 
 def parse_files(module: AnsibleModule, items: list) -> list[PushFile]:

@@ -110,8 +110,9 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.l3metal.provision.plugins.module_utils._oci.client import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryClient, parse_reference
+from ansible_collections.l3metal.provision.plugins.module_utils._oci.client import HAS_REQUESTS, REQUESTS_IMPORT_ERROR, RegistryClient
 from ansible_collections.l3metal.provision.plugins.module_utils._oci.errors import OciError
+from ansible_collections.l3metal.provision.plugins.module_utils._oci.reference import parse_reference
 from ansible_collections.l3metal.provision.plugins.module_utils._oci_module import client_options, error_result, registry_argument_spec
 
 

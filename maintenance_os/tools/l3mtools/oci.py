@@ -25,7 +25,8 @@ from __future__ import annotations
 import os
 import typing as t
 
-from l3metal_oci import client as oci_client
+from l3metal_oci import pull as oci_pull
+from l3metal_oci.errors import NotFoundError, OciError, RegistryError
 
 from .common import ToolError
 
@@ -53,24 +54,24 @@ def registry_options(environ: t.Mapping[str, str] | None = None) -> dict[str, t.
     return options
 
 
-def _call(function: t.Callable[..., oci_client.PullResult], reference: str, target: str, **kwargs: t.Any) -> oci_client.PullResult:
+def _call(function: t.Callable[..., oci_pull.PullResult], reference: str, target: str, **kwargs: t.Any) -> oci_pull.PullResult:
     try:
         return function(reference, target, **registry_options(), **kwargs)
-    except (oci_client.OciError, OSError) as exc:
+    except (OciError, OSError) as exc:
         # The OCI code's own error types (digest mismatch, unsafe member, registry answers) and I/O errors (a full
         # disk): one clear line for the journal.  Its hints name the module options; here the settings are variables.
         hint = ''
-        if isinstance(exc, oci_client.RegistryError) and not isinstance(exc, oci_client.NotFoundError):
+        if isinstance(exc, RegistryError) and not isinstance(exc, NotFoundError):
             hint = ' (registry settings of this step: %s, %s, %s in /etc/l3metal/site.env)' % (CA_FILE_VARIABLE, AUTH_FILE_VARIABLE, INSECURE_VARIABLE)
         raise ToolError('%s of %s failed: %s%s' % (function.__name__, reference, exc, hint)) from exc
 
 
-def pull_and_unpack(reference: str, dest_dir: str) -> oci_client.PullResult:
+def pull_and_unpack(reference: str, dest_dir: str) -> oci_pull.PullResult:
     """Pull the rootfs artifact ``reference`` into ``dest_dir`` (digest-checked while it streams; nothing is moved
     into ``dest_dir`` unless every layer matched).  No record file is left in the new system's root."""
-    return _call(oci_client.pull_and_unpack, reference, dest_dir, record=False)
+    return _call(oci_pull.pull_and_unpack, reference, dest_dir, record=False)
 
 
-def pull_blob_to_file(reference: str, path: str) -> oci_client.PullResult:
+def pull_blob_to_file(reference: str, path: str) -> oci_pull.PullResult:
     """Pull the single-file artifact ``reference`` (a .wim) to ``path`` (digest-checked, streamed, atomic)."""
-    return _call(oci_client.pull_blob_to_file, reference, path)
+    return _call(oci_pull.pull_blob_to_file, reference, path)

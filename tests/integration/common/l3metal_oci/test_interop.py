@@ -14,7 +14,7 @@ from pathlib import Path
 
 import oras.client
 
-from l3metal_oci import client as _oci
+from l3metal_oci.pull import pull_and_unpack, pull_blob_to_file
 from l3metal_oci.push import PushFile, push_artifact
 from l3metal_lab.archives import member, rootfs_members, snapshot, write_tar
 
@@ -89,7 +89,7 @@ def test_skopeo_and_oras_to_ours(registry, tmp_path):
     skopeo(registry, 'copy', '--preserve-digests', 'oci:%s:v1' % layout, 'docker://' + ref)
 
     dest = tmp_path / 'root'
-    result = _oci.pull_and_unpack(ref, str(dest), insecure=True)
+    result = pull_and_unpack(ref, str(dest), insecure=True)
     assert result.digest == descriptor['digest']
     assert (dest / 'etc/from').read_text() == 'skopeo\n' and snapshot(dest)['usr/bin/passwd'].mode == 0o4755
 
@@ -97,7 +97,7 @@ def test_skopeo_and_oras_to_ours(registry, tmp_path):
     wim.write_bytes(os.urandom(100000))
     oras_ref = '%s/os-images/oras-pushed:1' % registry.host
     oras.client.OrasClient(hostname=registry.host, insecure=True).push(target=oras_ref, files=[str(wim)], disable_path_validation=True)
-    got = _oci.pull_blob_to_file(oras_ref, str(tmp_path / 'fetched.wim'), insecure=True)
+    got = pull_blob_to_file(oras_ref, str(tmp_path / 'fetched.wim'), insecure=True)
     assert got.layers[0].title == 'boot.wim' and (tmp_path / 'fetched.wim').read_bytes() == wim.read_bytes()
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from l3metal_oci import client as _oci
+from l3metal_oci import pull as _pull
+from l3metal_oci.errors import NotFoundError, RegistryError
 from l3mtools import oci
 from l3mtools.common import ToolError
 
@@ -25,8 +26,8 @@ def test_the_steps_pull_with_the_collections_client_and_the_site_settings(monkey
             return 'result of ' + name
         return pull
 
-    monkeypatch.setattr(_oci, 'pull_and_unpack', fake('pull_and_unpack'))
-    monkeypatch.setattr(_oci, 'pull_blob_to_file', fake('pull_blob_to_file'))
+    monkeypatch.setattr(_pull, 'pull_and_unpack', fake('pull_and_unpack'))
+    monkeypatch.setattr(_pull, 'pull_blob_to_file', fake('pull_blob_to_file'))
     monkeypatch.setenv('OCI_INSECURE', 'true')
     monkeypatch.setenv('OCI_CA_FILE', str(ca))
     monkeypatch.delenv('OCI_AUTH_FILE', raising=False)
@@ -50,10 +51,10 @@ def test_registry_options_from_the_environment(tmp_path):
 
 def test_errors_are_one_line_with_the_settings_to_fix(monkeypatch):
     def unreachable(reference, target, **kwargs):
-        raise _oci.RegistryError('cannot connect to https://r.example.com: refused')
+        raise RegistryError('cannot connect to https://r.example.com: refused')
 
     def missing(reference, target, **kwargs):
-        raise _oci.NotFoundError('manifest not found')
+        raise NotFoundError('manifest not found')
 
     monkeypatch.delenv('OCI_INSECURE', raising=False)
     with pytest.raises(ToolError) as error:
