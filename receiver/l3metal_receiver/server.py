@@ -293,6 +293,7 @@ async def _service_context(app: web.Application) -> t.AsyncIterator[None]:
         raise _database_error(database, exc) from None
     try:
         service = JobService(settings.data_dir, settings.media_dir, committer, settings.public_url, settings.site_keys)
+        service.remove_stale_job_media()
     except (sqlite3.Error, OSError) as exc:
         committer.stop()
         raise _database_error(database, exc) from None

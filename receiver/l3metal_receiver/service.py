@@ -299,6 +299,28 @@ class JobService:
 
     # ------------------------------------------------------------------------- media
 
+    def remove_stale_job_media(self) -> int:
+        """Remove the per-job media directories of jobs that are not active; return how many.  Run at start, before
+        anything is served: a kill -9 between making a job's directory and committing the job, or between committing
+        ``complete`` and removing the directory, leaves one behind (a complete job's task medium, its token inside)."""
+        jobs_dir = self.media_dir / JOBS_MEDIA_DIR
+        try:
+            names = os.listdir(jobs_dir)
+        except FileNotFoundError:
+            return 0
+        active = self.reader.active_job_ids()
+        removed = 0
+        for name in sorted(set(names) - active):
+            path = jobs_dir / name
+            if name.startswith('.') or path.is_symlink() or not path.is_dir():
+                continue  # the receiver makes directories named by job ids only
+            _remove_job_media_dir(path)
+            removed += 1
+        if removed:
+            LOG.info('removed %d per-job media director%s of jobs that are not active (left by an unclean stop)', removed,
+                     'y' if removed == 1 else 'ies')
+        return removed
+
     def job_media_dir_for(self, job_id: str, media_key: str) -> str:
         """The resolved directory behind a per-job media URL; ``JobNotFound`` for a wrong id or key, ``MediaGone`` once complete."""
         job = self.reader.get_job(job_id)

@@ -251,6 +251,9 @@ class JobStore:
     def active_job(self, serial: str) -> Job | None:
         return self._job("server_serial = ? AND status != 'complete'", (serial,))
 
+    def active_job_ids(self) -> set[str]:
+        return {row[0] for row in self.conn.execute("SELECT job_id FROM jobs WHERE status != 'complete'")}
+
     def list_jobs(self, statuses: t.Sequence[str] = (), serial: str | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
         clauses, args = [], []  # type: list[str], list[t.Any]
         if statuses:

@@ -229,8 +229,6 @@ def test_list_paging_numbers_are_ascii_digits(inprocess, query, value):
 def test_event_numbers_are_ascii_digits(inprocess, query, value):
     h = inprocess
     job = h.run(h.create_job())
-    if query.startswith('wait') and value == '':
-        return  # wait= (empty) is the default poll: no wait
     answer = h.run(h.request('GET', '/api/v1/jobs/%s/events?%s' % (job['job_id'], query % value)))
     assert answer.status == 400, answer.body
 
@@ -429,3 +427,28 @@ def test_a_report_for_a_queued_job_records_provisioning_first(inprocess, body, f
     assert statuses == [('user', 'queued'), ('node', 'provisioning')] + ([('node', final)] if final != 'provisioning' else [])
     assert h.run(h.job(job['job_id']))['status'] == final
     h.invariants()
+
+
+# ------------------------------------------------------------------------------------------------
+# kill -9 between a job's media directory and its commit (or between completion and the removal)
+
+def test_per_job_media_directories_of_jobs_that_are_not_active_are_removed_at_start(tmp_path):
+    h = InProcess(tmp_path)
+    try:
+        active = h.run(h.create_job())
+        done = h.run(h.create_job())
+        assert h.run(h.request('POST', '/api/v1/jobs/%s/status' % done['job_id'], {'status': 'complete'})).status == 200
+    finally:
+        h.close()
+    jobs_dir = tmp_path / 'media' / 'jobs'
+    (jobs_dir / done['job_id']).mkdir()                                  # completed, the process killed before the removal
+    (jobs_dir / done['job_id'] / 'task.iso').write_bytes(b'token inside')
+    (jobs_dir / '0b8c7d1e-0000-4000-8000-000000000000').mkdir()         # made, the process killed before the commit
+    (jobs_dir / active['job_id'] / 'task.iso').write_bytes(b'still needed')
+    h = InProcess(tmp_path)
+    try:
+        assert sorted(os.listdir(jobs_dir)) == [active['job_id']]
+        assert (jobs_dir / active['job_id'] / 'task.iso').read_bytes() == b'still needed'
+        h.invariants(full=True)
+    finally:
+        h.close()
