@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import typing as t
 
-from .recipe import RecipeError, RecipeProblem, validate_recipe
+from .recipe import RecipeError, RecipeProblem, compile_pattern, validate_recipe
 from .recipe_schema import PAYLOAD_FILES, RECIPE_SCHEMA
 
 QUEUED = 'queued'
@@ -60,10 +59,11 @@ NODE_TRANSITIONS: dict[str, tuple[str, ...]] = {
     COMPLETE: (),
 }
 
-# Identifiers, as in the recipe schema's callback object (the one source for their syntax).
+# Identifiers, as in the recipe schema's callback object (the one source for their syntax), compiled with
+# ECMA-262 semantics: "$" is the end of the string, so match(), fullmatch() and search() all refuse "S1\n".
 _CALLBACK = RECIPE_SCHEMA['properties']['callback']['properties']
-SERIAL_PATTERN = re.compile(_CALLBACK['serial']['pattern'])
-JOB_ID_PATTERN = re.compile(_CALLBACK['job_id']['pattern'])
+SERIAL_PATTERN = compile_pattern(_CALLBACK['serial']['pattern'])
+JOB_ID_PATTERN = compile_pattern(_CALLBACK['job_id']['pattern'])
 TOKEN_MIN_LENGTH = int(_CALLBACK['token']['minLength'])
 
 

@@ -202,7 +202,49 @@ def load_recipe_file(path: str) -> dict[str, t.Any]:
 # ---------------------------------------------------------------------------------------------------
 # validation
 
+def python_pattern(pattern: str) -> str:
+    """A JSON Schema (ECMA-262) ``pattern`` as a Python regular expression with the same meaning.
+
+    In ECMA-262 ``$`` matches only at the end of the input; in Python it also matches before a final
+    newline, so ``^[A-Z]+$`` would accept ``"S1\\n"`` (a second active job for one server, a device path
+    with a newline).  Every ``$`` outside a character class becomes ``\\Z``.  The schema uses no ``\\d`` or
+    ``\\w`` (Unicode digits and letters in Python; a unit test keeps it so).
+    """
+    out: list[str] = []
+    index, in_class = 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == '\\':
+            out.append(pattern[index:index + 2])
+            index += 2
+            continue
+        if in_class:
+            in_class = char != ']'
+        elif char == '[':
+            in_class = True
+        elif char == '$':
+            char = '\\Z'
+        out.append(char)
+        index += 1
+    return ''.join(out)
+
+
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """``python_pattern`` compiled (cached: the schema's patterns are few and constant)."""
+    compiled = _PATTERNS.get(pattern)
+    if compiled is None:
+        compiled = _PATTERNS[pattern] = re.compile(python_pattern(pattern))
+    return compiled
+
+
+_PATTERNS: dict[str, re.Pattern[str]] = {}
 _VALIDATOR: t.Any = None
+
+
+def _pattern_keyword(validator: t.Any, pattern: str, instance: t.Any, schema: t.Mapping[str, t.Any]) -> t.Iterator[t.Any]:
+    """jsonschema's ``pattern`` with ECMA-262 semantics (jsonschema applies Python's ``re.search`` as is)."""
+    if validator.is_type(instance, 'string') and not compile_pattern(pattern).search(instance):
+        yield jsonschema.ValidationError('%r does not match %r' % (instance, pattern))
 
 
 def _validator() -> t.Any:
@@ -210,7 +252,7 @@ def _validator() -> t.Any:
     if _VALIDATOR is None:
         if not HAS_JSONSCHEMA:
             raise RuntimeError('the jsonschema Python library is required to validate recipes')
-        cls = jsonschema.validators.validator_for(RECIPE_SCHEMA)
+        cls = jsonschema.validators.extend(jsonschema.validators.validator_for(RECIPE_SCHEMA), {'pattern': _pattern_keyword})
         _VALIDATOR = cls(RECIPE_SCHEMA)
     return _VALIDATOR
 
@@ -317,7 +359,7 @@ def _payload_problems(recipe: t.Mapping[str, t.Any], attached: t.Collection[str]
     problems = []
     for key in PAYLOAD_FILES:
         value = recipe.get(key)
-        if isinstance(value, str) and value.strip() and re.match(BASE64_PATTERN, value):
+        if isinstance(value, str) and value.strip() and compile_pattern(BASE64_PATTERN).search(value):
             try:
                 base64.b64decode(re.sub(r'\s+', '', value), validate=True)
             except (binascii.Error, ValueError):

@@ -27,7 +27,15 @@ and the receiver accepts nothing else signed that way (``site_key_allows``).
 The receiver rejects a missing or wrong signature (401), a timestamp more than ``MAX_SKEW`` seconds
 away from its clock, and a delivery id it has already accepted (409) - all without changing state.
 A sender retrying one event keeps its delivery id (new timestamp and signature per attempt), so a
-retry of an event whose first answer was lost is answered 409 and counts as delivered.
+retry of an event whose first answer was lost is answered 409 with the problem code
+``duplicate_delivery`` and counts as delivered.  Any other 409 (the outcome is already recorded, the
+job refuses the transition, another job is active) is a refusal: the sender never counts an answer
+as a delivery that does not confirm one (``WebhookSender.send``).
+
+Text that is not valid Unicode (a lone surrogate: what Python makes of journal, firmware or BIOS
+bytes that are not UTF-8) is replaced with U+FFFD on both sides (``scrub_text``): the sender encodes
+nothing the receiver would have to guess about, and the receiver stores a failure report rather than
+losing it for one bad byte of its log tail.
 
 Bodies (JSON objects)::
 
@@ -44,9 +52,10 @@ types and oversized values are refused).  ``main`` is a small command line for s
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
-import argparse
+import http.client
 import json
 import os
 import re
@@ -74,7 +83,12 @@ MIN_SITE_KEY_LENGTH = 32
 _SITE_KEY_CONTEXT = b'l3metal-site-report:v1:'
 SIGNATURE_VERSION = 'v1'
 MAX_SKEW = 300
-DELIVERY_ID_PATTERN = re.compile(r'^[A-Za-z0-9_-]{8,64}$')
+# Anchored with \Z, not "$" (which also matches before a trailing newline), and applied with fullmatch().
+DELIVERY_ID_PATTERN = re.compile(r'^[A-Za-z0-9_-]{8,64}\Z')
+# The recipe schema's callback.job_id (checked equal by a unit test; this file cannot import the schema's jsonschema users).
+JOB_ID_PATTERN = re.compile(r'^[A-Za-z0-9._-]{1,64}\Z')
+# Unix seconds: ASCII digits only (str.isdigit() also accepts "²", which int() refuses), at most 12 of them.
+TIMESTAMP_PATTERN = re.compile(r'^[0-9]{1,12}\Z')
 WEBHOOK_PATH = '/api/v1/status-webhook/'
 
 STATUSES = ('success', 'failed', 'progress')
@@ -85,7 +99,10 @@ MAX_BODY_BYTES = 128 * 1024
 MAX_LOG_TAIL = 64 * 1024
 MAX_REASON = 2048
 # A step is a systemd unit name (or another short name such as "preflight").
-STEP_PATTERN = re.compile(r'^[A-Za-z0-9:_.@\\-]{1,256}$')
+STEP_PATTERN = re.compile(r'^[A-Za-z0-9:_.@\\-]{1,256}\Z')
+# The problem-document code of the one 409 that means "this event is stored": a retry of a delivery id already accepted.
+DUPLICATE_DELIVERY_CODE = 'duplicate_delivery'
+_SURROGATES = re.compile('[\ud800-\udfff]')
 _BODY_FIELDS = {
     'success': {'status', 'job_id'},
     'failed': {'status', 'job_id', 'failed_step', 'reason', 'log_tail'},
@@ -113,6 +130,28 @@ class WebhookDeliveryError(Exception):
         self.status = status
 
 
+def scrub_text(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD (the replacement character).
+
+    A Python str holds a surrogate only when it did not come from valid Unicode: JSON's ``"\\ud800"``,
+    or bytes that are not UTF-8 decoded with ``surrogateescape`` (the C locale's stdin, ``sys.argv``,
+    ``os.environ``).  Such text cannot be encoded as UTF-8; each surrogate is one bad byte or code unit,
+    so each becomes one U+FFFD, as ``bytes.decode('utf-8', 'replace')`` does for a bad byte.
+    """
+    return _SURROGATES.sub('\ufffd', text) if _SURROGATES.search(text) else text
+
+
+def scrub(value: t.Any) -> t.Any:
+    """``value`` (JSON data) with ``scrub_text`` applied to every string, keys included."""
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, dict):
+        return {scrub_text(key) if isinstance(key, str) else key: scrub(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(item) for item in value]
+    return value
+
+
 def signed_string(timestamp: str, delivery_id: str, body: bytes) -> bytes:
     return ('%s:%s:%s:' % (SIGNATURE_VERSION, timestamp, delivery_id)).encode('ascii') + body
 
@@ -129,7 +168,7 @@ def new_delivery_id() -> str:
 def sign(token: str, body: bytes, delivery_id: str | None = None, timestamp: int | None = None) -> dict[str, str]:
     """Headers that authenticate ``body`` with the job's ``token``."""
     delivery_id = delivery_id or new_delivery_id()
-    if not DELIVERY_ID_PATTERN.match(delivery_id):
+    if not DELIVERY_ID_PATTERN.fullmatch(delivery_id):
         raise ValueError('delivery id %r must be 8-64 characters of A-Z, a-z, 0-9, _ and -' % delivery_id)
     stamp = str(int(time.time() if timestamp is None else timestamp))
     return {
@@ -160,9 +199,9 @@ def verify(token: str, body: bytes, headers: t.Mapping[str, str], now: float | N
     if not stamp or not delivery_id or not signature:
         missing = [name for name, value in ((TIMESTAMP_HEADER, stamp), (DELIVERY_HEADER, delivery_id), (SIGNATURE_HEADER, signature)) if not value]
         raise SignatureError('missing header%s: %s' % ('s' if len(missing) > 1 else '', ', '.join(missing)))
-    if not stamp.isdigit() or len(stamp) > 12:
-        raise SignatureError('%s must be unix seconds' % TIMESTAMP_HEADER)
-    if not DELIVERY_ID_PATTERN.match(delivery_id):
+    if not TIMESTAMP_PATTERN.fullmatch(stamp):
+        raise SignatureError('%s must be unix seconds (1-12 ASCII digits)' % TIMESTAMP_HEADER)
+    if not DELIVERY_ID_PATTERN.fullmatch(delivery_id):
         raise SignatureError('%s must be 8-64 characters of A-Z, a-z, 0-9, _ and -' % DELIVERY_HEADER)
     expected = compute_signature(token, stamp, delivery_id, body)
     if not hmac.compare_digest(expected.encode('ascii'), signature.strip().encode('utf-8', 'replace')):
@@ -235,7 +274,8 @@ def _with_job(body: dict[str, t.Any], job_id: str | None) -> dict[str, t.Any]:
 
 
 def encode_body(body: t.Mapping[str, t.Any]) -> bytes:
-    return json.dumps(body, separators=(',', ':'), sort_keys=True).encode('utf-8')
+    """The bytes a sender signs and posts: compact JSON, ASCII, text that is not valid Unicode replaced (``scrub``)."""
+    return json.dumps(scrub(dict(body)), separators=(',', ':'), sort_keys=True).encode('ascii')
 
 
 def trim_log_tail(text: str, limit: int = MAX_LOG_TAIL) -> str:
@@ -289,22 +329,27 @@ def parse_body(data: bytes) -> dict[str, t.Any]:
     if status not in STATUSES:
         raise BodyError(['status: must be one of %s, got %s' % (', '.join(STATUSES), _short_repr(status))])
     problems = ['%s: unknown field for status %s' % (key, status) for key in sorted(set(body) - _BODY_FIELDS[status])]
-    if 'job_id' in body and not _string(body['job_id'], 64):
-        problems.append('job_id: must be a non-empty string of at most 64 characters')
+    if 'job_id' in body and not (isinstance(body['job_id'], str) and JOB_ID_PATTERN.fullmatch(body['job_id'])):
+        problems.append('job_id: must be 1-64 characters of A-Z a-z 0-9 . _ - (the recipe\'s callback.job_id)')
     if status == 'failed':
-        if not _string(body.get('failed_step'), 256) or not STEP_PATTERN.match(body['failed_step']):
+        if not _string(body.get('failed_step'), 256) or not STEP_PATTERN.fullmatch(body['failed_step']):
             problems.append('failed_step: must be a unit name such as bootloader-linux.service (letters, digits, :_.@\\-)')
         if 'reason' in body and not _string(body['reason'], MAX_REASON, allow_empty=True):
             problems.append('reason: must be a string of at most %d characters' % MAX_REASON)
         if 'log_tail' in body and not _string(body['log_tail'], MAX_LOG_TAIL, allow_empty=True):
             problems.append('log_tail: must be a string of at most %d characters' % MAX_LOG_TAIL)
     elif status == 'progress':
-        if not _string(body.get('step'), 256) or not STEP_PATTERN.match(body['step']):
+        if not _string(body.get('step'), 256) or not STEP_PATTERN.fullmatch(body['step']):
             problems.append('step: must be a unit name such as partition.service (letters, digits, :_.@\\-)')
         if body.get('state') not in PROGRESS_STATES:
             problems.append('state: must be one of %s, got %s' % (', '.join(PROGRESS_STATES), _short_repr(body.get('state'))))
     if problems:
         raise BodyError(problems)
+    # A report is not refused for text that is not valid Unicode (its failure would be lost for a byte of
+    # journal): the free-text fields are kept with U+FFFD in place of each bad code unit.
+    for key in ('reason', 'log_tail'):
+        if key in body:
+            body[key] = scrub_text(body[key])
     return body
 
 
@@ -318,6 +363,7 @@ def _json_type(value: t.Any) -> str:
 
 
 def _short_repr(value: t.Any) -> str:
+    """A short, ASCII rendering of a value for an error message (never echoes text that cannot be encoded)."""
     text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
     return text if len(text) <= 40 else text[:37] + '...'
 
@@ -326,19 +372,32 @@ def _short_repr(value: t.Any) -> str:
 # sender
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Refuse redirects: urllib would turn the POST into a GET without the body (301/302/303) and report
+    the answer to that GET, a page that is not the receiver's acknowledgement."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: t.Any, code: int, msg: str, headers: t.Any, newurl: str) -> None:
+        return None
+
+
 class WebhookSender:
     """Send signed webhooks for one job, retrying with exponential backoff and jitter.
 
     Retries on connection errors, timeouts, 408, 429 and 5xx, up to ``attempts`` tries, waiting as the
-    shared ``retry.RetryPolicy`` says (``Retry-After`` honoured).  A 409 answer means the receiver
-    already holds this delivery: delivered.  Any other 4xx is final.  Safe to use from a systemd unit:
-    no state, no threads.
+    shared ``retry.RetryPolicy`` says (``Retry-After`` honoured), always with the same delivery id.
+
+    A delivery counts only when the receiver confirms it: a 2xx whose body is the receiver's
+    acknowledgement (a JSON object with the job's ``job_id`` and ``status``), or a 409 whose problem
+    document has the code ``duplicate_delivery`` (an earlier attempt of this delivery id is stored; its
+    answer was lost).  Any other 409 (outcome already recorded, transition refused, another active job),
+    any other 4xx, a redirect, or a 2xx that is not an acknowledgement is final and raises
+    ``WebhookDeliveryError`` with that status.  Safe to use from a systemd unit: no state, no threads.
     """
 
     def __init__(self, base_url: str, serial: str, token: str, job_id: str | None = None, timeout: float = 10.0,
                  attempts: int = 8, backoff: float = 1.0, max_backoff: float = 30.0, ca_file: str | None = None,
                  validate_certs: bool = True, sleep: t.Callable[[float], None] = time.sleep, key_id: str | None = None) -> None:
-        if not re.match(r'^https?://', base_url or ''):
+        if not re.match(r'https?://', base_url or ''):
             raise ValueError('callback url %r must start with http:// or https://' % base_url)
         self.url = base_url.rstrip('/') + WEBHOOK_PATH + urllib.parse.quote(serial, safe='')
         self.token = token
@@ -352,10 +411,10 @@ class WebhookSender:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         # An opener with this TLS context. Ansible's open_url is not an option: this file runs on nodes without Ansible.
-        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), _NoRedirects())
 
     def send(self, body: t.Mapping[str, t.Any], delivery_id: str | None = None) -> int:
-        """POST ``body``; return the final HTTP status (2xx, or 409 for an already stored delivery)."""
+        """POST ``body``; return the final HTTP status: 2xx (stored now), or 409 (this delivery id was stored before)."""
         payload = dict(body)
         if self.job_id and 'job_id' not in payload:
             payload['job_id'] = self.job_id
@@ -371,21 +430,66 @@ class WebhookSender:
             request = urllib.request.Request(self.url, data=data, headers=headers, method='POST')
             try:
                 with self.opener.open(request, timeout=self.timeout) as response:
-                    return int(response.status)
+                    status = int(response.status)
+                    answer = response.read(64 * 1024)
+                if not self._acknowledged(answer):
+                    raise WebhookDeliveryError('HTTP %d from %s is not the receiver\'s acknowledgement (a JSON object with job_id and status%s): %s'
+                                               % (status, self.url, ' %s' % self.job_id if self.job_id else '', _excerpt(answer)), status)
+                return status
             except urllib.error.HTTPError as exc:
                 last_status = exc.code
-                detail = exc.read(2048).decode('utf-8', 'replace').strip()
-                last_error = 'HTTP %d from %s: %s' % (exc.code, self.url, detail)
+                with exc:
+                    detail = exc.read(4096)
+                last_error = 'HTTP %d from %s: %s' % (exc.code, self.url, _problem_detail(detail))
                 if exc.code == 409:
-                    return 409
+                    if _problem_code(detail) == DUPLICATE_DELIVERY_CODE:
+                        return 409
+                    raise WebhookDeliveryError('the receiver did not take it (%s)' % last_error, exc.code) from None
+                if 300 <= exc.code < 400:
+                    raise WebhookDeliveryError('%s redirects to %s: not followed (a POST cannot be redirected safely); use the receiver\'s own URL'
+                                               % (self.url, exc.headers.get('Location') if exc.headers else '?'), exc.code) from None
                 if exc.code < 500 and exc.code not in (408, 429):
                     raise WebhookDeliveryError(last_error, exc.code) from None
                 retry_after = exc.headers.get('Retry-After') if exc.headers else None
-            except (urllib.error.URLError, OSError) as exc:
-                last_error = 'cannot reach %s: %s' % (self.url, getattr(exc, 'reason', exc))
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                # no answer, or the answer broke off: unknown whether it was stored; the retry's 409 will tell
+                last_error = 'cannot reach %s: %s' % (self.url, getattr(exc, 'reason', None) or exc)
+                last_status = None
             if self.retry.should_retry(attempt):
                 self.retry.wait(attempt, parse_retry_after(retry_after))
         raise WebhookDeliveryError('gave up after %d attempts: %s' % (self.attempts, last_error), last_status)
+
+    def _acknowledged(self, answer: bytes) -> bool:
+        try:
+            doc = json.loads(answer.decode('utf-8'))
+        except ValueError:
+            return False
+        return isinstance(doc, dict) and isinstance(doc.get('status'), str) and isinstance(doc.get('job_id'), str) and \
+            (not self.job_id or doc['job_id'] == self.job_id)
+
+
+def _problem(detail: bytes) -> dict[str, t.Any]:
+    try:
+        doc = json.loads(detail.decode('utf-8'))
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _problem_code(detail: bytes) -> str | None:
+    code = _problem(detail).get('code')
+    return code if isinstance(code, str) else None
+
+
+def _problem_detail(detail: bytes) -> str:
+    """The ``detail`` of a problem document, else the start of the answer."""
+    text = _problem(detail).get('detail')
+    return text if isinstance(text, str) and text else _excerpt(detail)
+
+
+def _excerpt(answer: bytes, limit: int = 300) -> str:
+    text = ' '.join(answer.decode('utf-8', 'replace').split())
+    return (text if len(text) <= limit else text[:limit - 3] + '...') or '(empty)'
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -421,14 +525,19 @@ def _argument_parser() -> argparse.ArgumentParser:
 
 
 def _read_text(path: str) -> str:
+    """A file (or stdin) as text; bytes that are not UTF-8 become U+FFFD (journals hold firmware and BIOS strings)."""
     if path == '-':
-        return sys.stdin.read()
+        return sys.stdin.buffer.read().decode('utf-8', 'replace')
     with open(path, encoding='utf-8', errors='replace') as handle:
         return handle.read()
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
-    """Send one webhook; exit 0 when delivered (or already delivered), 1 when refused, 75 after the last retry."""
+    """Send one webhook; exit 0 when delivered (or already delivered), 1 when refused, 75 after the last retry.
+
+    ``--reason`` comes from the command line, where bytes that are not UTF-8 arrive as surrogates:
+    ``encode_body`` replaces them, so a failure is reported whatever its text.
+    """
     args = _argument_parser().parse_args(argv)
     try:
         token = _read_text(args.token_file).strip() if args.token_file else os.environ.get('L3METAL_WEBHOOK_TOKEN', '')
@@ -451,7 +560,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         sys.stderr.write('l3metal-webhook: %s\n' % exc)
         return EXIT_GAVE_UP if exc.status is None or exc.status >= 500 or exc.status in (408, 429) else EXIT_REJECTED
     if status == 409:
-        sys.stderr.write('l3metal-webhook: %s: HTTP 409, already recorded or no longer accepted by the job; not retried\n' % args.status)
+        sys.stderr.write('l3metal-webhook: %s: already delivered (HTTP 409: the receiver holds this delivery id)\n' % args.status)
     else:
         sys.stderr.write('l3metal-webhook: %s delivered (HTTP %d)\n' % (args.status, status))
     return EXIT_DELIVERED

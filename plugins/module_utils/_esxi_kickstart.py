@@ -13,7 +13,8 @@ one source of the contract; the signing is written out again because the host ha
 module, and the tests check it against ``_webhook.sign`` and the real receiver).
 
 It retries like ``_webhook.WebhookSender`` (same delivery id, new timestamp and signature per attempt,
-exponential backoff with jitter; a 409 means delivered) for a bounded time, so an unreachable receiver
+exponential backoff with jitter; only a 409 with the problem code ``duplicate_delivery`` means delivered,
+any other 409 is a refusal) for a bounded time, so an unreachable receiver
 delays the first boot by minutes at most.  A host whose clock is off by more than the receiver's
 tolerance (a hardware clock set to local time is common) is answered 401; the script then signs with
 the receiver's time from that answer's ``Date`` header, once.
@@ -39,7 +40,7 @@ DEFAULT_TIMEOUT = 15
 DEFAULT_BACKOFF = 2.0
 DEFAULT_MAX_BACKOFF = 60.0
 
-_URL = re.compile(r'^https?://[^\s/?#]+[^\s?#]*$')
+_URL = re.compile(r'^https?://[^\s/?#]+[^\s?#]*\Z')
 _PEM = re.compile(r'^(?:-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\s*)+$')
 
 
@@ -103,6 +104,15 @@ def clock_offset(answer, now):
         return None
 
 
+def problem_code(detail):
+    """The ``code`` of a problem document: only ``duplicate_delivery`` means this report is stored."""
+    try:
+        doc = json.loads(detail)
+    except ValueError:
+        return None
+    return doc.get('code') if isinstance(doc, dict) else None
+
+
 def delay(attempt):
     base = min(BACKOFF * (2 ** attempt), MAX_BACKOFF)
     return base / 2 + random.uniform(0, base / 2)
@@ -122,10 +132,13 @@ def main(clock=time.time, sleep=time.sleep):
             log('success delivered to %s (HTTP %d)' % (URL, status))
             return 0
         except urllib.error.HTTPError as exc:
-            detail = exc.read(512).decode('utf-8', 'replace').strip()
+            detail = exc.read(4096).decode('utf-8', 'replace').strip()
             if exc.code == 409:
-                log('HTTP 409 from %s: already recorded, or the job takes no more reports (%s)' % (URL, detail))
-                return 0
+                if problem_code(detail) == 'duplicate_delivery':
+                    log('success already delivered to %s (HTTP 409: the receiver holds this delivery id)' % URL)
+                    return 0
+                log('refused by %s: HTTP 409: %s' % (URL, detail))  # the outcome is recorded already, the job is not active...
+                return 1
             skew = clock_offset(exc, clock()) if exc.code == 401 else None
             if skew is not None and abs(skew) > 60 and not corrected:
                 corrected = True
@@ -160,7 +173,7 @@ def firstboot_report(callback: t.Mapping[str, t.Any], ca_cert: str | None = None
                      timeout: float = DEFAULT_TIMEOUT, backoff: float = DEFAULT_BACKOFF, max_backoff: float = DEFAULT_MAX_BACKOFF) -> str:
     """The ``%firstboot`` section (ending in a newline) for the job of ``callback`` (its ``url``, ``serial``, ``job_id``, ``token``)."""
     url, serial, job_id, token = (callback.get(key) for key in ('url', 'serial', 'job_id', 'token'))
-    if not isinstance(url, str) or not _URL.match(url):
+    if not isinstance(url, str) or not _URL.fullmatch(url):
         raise KickstartError('ks_report.url: %r is not an http:// or https:// URL of the webhook receiver' % (url,))
     if not isinstance(serial, str) or not SERIAL_PATTERN.match(serial):
         raise KickstartError('ks_report.serial: %r is not a server serial number' % (serial,))

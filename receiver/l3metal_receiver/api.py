@@ -5,8 +5,15 @@
 """HTTP: routes, request checks and error documents.  The work is done by ``JobService``.
 
 Errors are RFC 9457 problem documents (``application/problem+json``): ``status``, ``title``,
-``detail`` and, for invalid input, ``errors`` (a list of ``{"path", "message"}``).  A request that
-is refused changes nothing.
+``detail``, for invalid input ``errors`` (a list of ``{"path", "message"}``), and for every 409 a
+``code`` that says which conflict it is (``duplicate_delivery`` is the one a webhook sender counts as
+delivered).  A request that is refused changes nothing: every check comes before the first write.
+
+Input is read strictly: numbers are ASCII digits of bounded length (``"²"`` passes ``str.isdigit()``
+and fails ``int()``; 5,000 digits fail ``int()`` too), patterns match the whole value, and the job
+API refuses text that is not valid Unicode (a lone surrogate such as JSON ``"\\ud800"``) with 400
+naming the field: a recipe is an instruction its author can correct, whereas a node's report keeps
+its text with U+FFFD (``l3metal_contract.webhook.parse_body``).
 """
 
 from __future__ import annotations
@@ -16,31 +23,44 @@ import hmac
 import json
 import logging
 import re
+import sys
 import typing as t
 
 from aiohttp import hdrs, web
+from aiohttp.web_protocol import RequestPayloadError
 
 from l3metal_contract import webhook
 from l3metal_contract.jobs import ACTIVE_STATUSES, FAILED, SERIAL_PATTERN, STATUSES, USER_TRANSITIONS
 from l3metal_contract.recipe import RecipeError
 from l3metal_contract.recipe_schema import PAYLOAD_FILES
 
-from .committer import CommitterStopped
+from .committer import CommitterStopped, StorageUnavailable, storage_reason
+from .logs import CLIENT_LOG, one_line
 from .media import media_response, public_media_path
 from .service import JobService, MediaGone, SignatureRejected, SiteKeyForbidden
-from .store import ActiveJobExists, DuplicateDelivery, JobMismatch, JobNotFound, NoActiveJob, StatusRejected, TokenNotReissuable
+from .store import (ActiveJobExists, DeliveryIdTaken, DuplicateDelivery, JobMismatch, JobNotFound, NoActiveJob, OutcomeRecorded, StatusRejected,
+                    TokenNotReissuable)
 
 LOG = logging.getLogger('l3metal_receiver.api')
 
 SERVICE_KEY: web.AppKey[JobService] = web.AppKey('service', JobService)
 API_TOKEN_KEY: web.AppKey[str] = web.AppKey('api_token', str)  # empty: the job API is open
+BODY_TIMEOUT_KEY: web.AppKey[float] = web.AppKey('body_timeout', float)
+# The process's connection limiter (connections.ConnectionLimiter), absent under a test client: its figures in /healthz.
+LIMITER_KEY: web.AppKey[t.Any] = web.AppKey('connection_limiter')
+DEFAULT_BODY_TIMEOUT = 30.0        # seconds a request body may pause (nginx client_body_timeout is 60 s; nodes send 1 small packet)
+RETRY_AFTER = '5'                  # seconds, on 503 (storage cannot be written now, shutting down)
 
 MAX_JOB_BODY = 17 * 1024 * 1024    # a recipe may be 16 MiB (MAX_RECIPE_BYTES) plus the envelope
 MAX_SMALL_BODY = 16 * 1024         # status transitions
 MAX_LONG_POLL = 60.0
 MAX_LIST_LIMIT = 1000
 MAX_FIELD = 2048
-_URL = re.compile(r'^https?://[^\s/?#]+[^\s?#]*$')
+_URL = re.compile(r'^https?://[^\s/?#]+[^\s?#]*\Z')
+# Query numbers: ASCII digits only, at most as many as the upper bound has (no "²", no 5,000-digit values).
+_DIGITS = re.compile(r'^[0-9]+\Z')
+_SECONDS = re.compile(r'^[0-9]{1,3}(?:\.[0-9]{1,6})?\Z')
+_SURROGATE = re.compile('[\ud800-\udfff]')
 USER_PATHS = '/api/v1/jobs'
 
 
@@ -57,6 +77,14 @@ class ApiError(Exception):
         self.extra = extra
 
 
+class ClientGone(Exception):
+    """The client closed the connection (or broke the body off) before its request was read: nothing to answer."""
+
+
+class BodyTimeout(Exception):
+    """The request body paused longer than the body timeout (408)."""
+
+
 def problem(status: int, detail: str, errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None,
             **extra: t.Any) -> web.Response:
     doc: dict[str, t.Any] = {'type': 'about:blank', 'title': _TITLES.get(status, 'Error'), 'status': status, 'detail': detail}
@@ -66,12 +94,16 @@ def problem(status: int, detail: str, errors: list[dict[str, str]] | None = None
     return web.Response(status=status, body=_dumps(doc), content_type='application/problem+json', headers=headers)
 
 
-_TITLES = {400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 409: 'Conflict',
-           410: 'Gone', 413: 'Content Too Large', 415: 'Unsupported Media Type', 500: 'Internal Server Error', 503: 'Service Unavailable'}
+_TITLES = {400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed', 408: 'Request Timeout',
+           409: 'Conflict', 410: 'Gone', 413: 'Content Too Large', 415: 'Unsupported Media Type', 416: 'Range Not Satisfiable',
+           500: 'Internal Server Error', 503: 'Service Unavailable'}
 
 
 def _dumps(doc: t.Any) -> bytes:
-    return json.dumps(doc, separators=(',', ':'), ensure_ascii=False).encode('utf-8')
+    try:
+        return json.dumps(doc, separators=(',', ':'), ensure_ascii=False).encode('utf-8')
+    except UnicodeEncodeError:  # an error message that echoes text which is not valid Unicode: answer it with U+FFFD
+        return json.dumps(webhook.scrub(doc), separators=(',', ':'), ensure_ascii=False).encode('utf-8')
 
 
 def json_response(doc: t.Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -88,6 +120,10 @@ def _field_errors(problems: t.Sequence[str]) -> list[dict[str, str]]:
 
 def _map_error(exc: BaseException) -> web.Response | None:
     """A problem document for a domain error, or None for an unexpected exception."""
+    reason = storage_reason(exc)
+    if reason is not None:
+        detail = str(exc) if isinstance(exc, StorageUnavailable) else '%s: nothing was stored, retry later' % reason
+        return problem(503, detail, headers={hdrs.RETRY_AFTER: RETRY_AFTER})
     if isinstance(exc, ApiError):
         return problem(exc.status, exc.detail, exc.errors, exc.headers, **exc.extra)
     if isinstance(exc, RecipeError):
@@ -106,13 +142,25 @@ def _map_error(exc: BaseException) -> web.Response | None:
     if isinstance(exc, ActiveJobExists):
         service_doc = {'job_id': exc.job.job_id, 'status': exc.job.status, 'server_serial': exc.job.server_serial,
                        'recipe_sha256': exc.job.recipe_sha256}
-        return problem(409, str(exc), active_job=service_doc)
+        return problem(409, str(exc), code='active_job', active_job=service_doc)
+    if isinstance(exc, OutcomeRecorded):
+        return problem(409, str(exc), code='outcome_recorded', job_status=exc.status)
     if isinstance(exc, StatusRejected):
-        return problem(409, str(exc), job_status=exc.status)
-    if isinstance(exc, (DuplicateDelivery, JobMismatch, TokenNotReissuable)):
-        return problem(409, str(exc))
+        return problem(409, str(exc), code='transition_refused', job_status=exc.status)
+    if isinstance(exc, DuplicateDelivery):
+        return problem(409, str(exc), code=webhook.DUPLICATE_DELIVERY_CODE)
+    if isinstance(exc, DeliveryIdTaken):
+        return problem(409, str(exc), code='delivery_id_taken')
+    if isinstance(exc, JobMismatch):
+        return problem(409, str(exc), code='job_mismatch')
+    if isinstance(exc, TokenNotReissuable):
+        return problem(409, str(exc), code='token_not_reissuable')
+    if isinstance(exc, BodyTimeout):
+        response = problem(408, str(exc))
+        response.force_close()
+        return response
     if isinstance(exc, CommitterStopped):
-        return problem(503, str(exc), headers={'Retry-After': '5'})
+        return problem(503, str(exc), headers={hdrs.RETRY_AFTER: RETRY_AFTER})
     return None
 
 
@@ -129,9 +177,16 @@ def _check_api_token(request: web.Request) -> None:
 @web.middleware
 async def api_middleware(request: web.Request, handler: t.Callable[[web.Request], t.Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     """The API token for the user endpoints, and every error as a problem document (one middleware: it runs per webhook)."""
+    started = getattr(request.protocol, 'request_started', None)  # the receiver's connection handler (connections.py), not under a test client
+    if started is not None:
+        started()
     try:
         _check_api_token(request)
         return await handler(request)
+    except ClientGone:
+        response = problem(400, 'the client closed the connection before its request was read')
+        response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -139,34 +194,97 @@ async def api_middleware(request: web.Request, handler: t.Callable[[web.Request]
         return problem(exc.status, detail if exc.status != 404 else 'not found: %s' % request.path,
                        headers={k: v for k, v in exc.headers.items() if k in (hdrs.ALLOW,)})
     except Exception as exc:  # pylint: disable=broad-exception-caught
-        response = _map_error(exc)
-        if response is None:
+        mapped = _map_error(exc)
+        if mapped is None:
             LOG.exception('unexpected error on %s %s', request.method, request.path)
             return problem(500, 'internal error; see the receiver log')
-        return response
+        if isinstance(exc, BodyTimeout):
+            # answer, then close: aiohttp would otherwise go on reading (lingering on) the body that stopped coming
+            _client_warning(request, str(exc))
+            await mapped.prepare(request)
+            await mapped.write_eof()
+            if request.transport is not None:
+                request.transport.close()
+        return mapped
 
 
 # ----------------------------------------------------------------------------------------- request helpers
 
 async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request body, at most ``limit`` bytes, each read within the body timeout (408 when the client stalls)."""
     if request.content_type != 'application/json':
         raise ApiError(415, 'Content-Type must be application/json, got %s' % (request.headers.get(hdrs.CONTENT_TYPE) or 'none'))
     length = request.content_length
-    if length is not None:
-        if length > limit:
-            raise ApiError(413, 'body of %d bytes is larger than the limit of %d bytes' % (length, limit))
-        if length == 0:
-            return b''
-        try:
-            return await request.content.readexactly(length)  # one call: the common case, and the fast one
-        except asyncio.IncompleteReadError:
-            raise ApiError(400, 'body ended before its Content-Length of %d bytes' % length) from None
-    data = bytearray()  # chunked: count as it comes
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        data += chunk
-        if len(data) > limit:
-            raise ApiError(413, 'body is larger than the limit of %d bytes' % limit)
+    if length is not None and length > limit:
+        raise ApiError(413, 'body of %d bytes is larger than the limit of %d bytes' % (length, limit))
+    if length == 0:
+        return b''
+    content = request.content
+    try:
+        with _Stall(request.app[BODY_TIMEOUT_KEY]) as stall:
+            if length is not None and length <= 64 * 1024:
+                return await content.readexactly(length)  # one call: the common case (a webhook), and the fast one
+            data = bytearray()
+            while True:
+                chunk = await content.readany()
+                if not chunk:
+                    break
+                stall.touch()
+                data += chunk
+                if len(data) > limit:
+                    raise ApiError(413, 'body is larger than the limit of %d bytes' % limit)
+    except asyncio.IncompleteReadError as exc:
+        _client_warning(request, 'the body ended after %d of its %d bytes' % (len(exc.partial), length or 0))
+        raise ClientGone() from None
+    except (ConnectionError, RequestPayloadError, EOFError) as exc:
+        _client_warning(request, 'the body broke off: %s' % (one_line(str(exc)) or type(exc).__name__))
+        raise ClientGone() from None
+    if length is not None and len(data) != length:
+        _client_warning(request, 'the body ended after %d of its %d bytes' % (len(data), length))
+        raise ClientGone()
     return bytes(data)
+
+
+def _client_warning(request: web.BaseRequest, what: str) -> None:
+    """One WARNING line for a client's fault (rate-limited: a flood of broken clients cannot flood the log)."""
+    CLIENT_LOG.log(logging.WARNING, '%s %s from %s: %s', request.method, one_line(request.path, 120), request.remote, what)
+
+
+class _Stall:
+    """Cancel the current task when no body data arrives for ``timeout`` seconds, and raise ``BodyTimeout`` instead.
+
+    One timer per body (``touch`` re-arms it per chunk): no per-read task as ``asyncio.wait_for`` would make.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.expired = False
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def __enter__(self) -> _Stall:
+        self.touch()
+        return self
+
+    def touch(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        if self.timeout > 0:
+            self._handle = self._loop.call_later(self.timeout, self._expire)
+
+    def _expire(self) -> None:
+        self.expired = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        if self.expired and exc_type is asyncio.CancelledError:
+            if sys.version_info >= (3, 11) and self._task is not None:
+                self._task.uncancel()
+            raise BodyTimeout('the request body paused for more than %g s (the body timeout); closing the connection' % self.timeout)
 
 
 def _check_fields(body: t.Mapping[str, t.Any], allowed: t.Collection[str]) -> None:
@@ -181,7 +299,7 @@ def _string_field(body: t.Mapping[str, t.Any], key: str, required: bool = False,
     value = body.get(key)
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not value or len(value) > limit or (pattern is not None and not pattern.match(value)):
+    if not isinstance(value, str) or not value or len(value) > limit or (pattern is not None and not pattern.fullmatch(value)):
         message = 'must be a non-empty string of at most %d characters%s' % (limit, hint)
         raise ApiError(400, '%s: %s' % (key, message), [{'path': key, 'message': message}])
     return value
@@ -191,9 +309,37 @@ def _int_query(request: web.Request, key: str, default: int, low: int, high: int
     raw = request.query.get(key)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError(400, '%s: must be an integer from %d to %d' % (key, low, high), [{'path': key, 'message': 'out of range'}])
+    if not _DIGITS.fullmatch(raw) or len(raw) > len(str(high)) or not low <= int(raw) <= high:
+        message = 'must be an integer from %d to %d (ASCII digits)' % (low, high)
+        raise ApiError(400, '%s: %s' % (key, message), [{'path': key, 'message': message}])
     return int(raw)
+
+
+def _text_problems(value: t.Any, path: str, problems: list[dict[str, str]], depth: int = 0) -> list[dict[str, str]]:
+    """Every string (and key) of a JSON body that is not valid Unicode: a lone surrogate cannot be stored as UTF-8."""
+    if len(problems) >= 20 or depth > 70:
+        return problems
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        if found:
+            problems.append({'path': path, 'message': 'is not valid Unicode text: lone surrogate U+%04X at character %d (send UTF-8 text)'
+                             % (ord(found.group()), found.start())})
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            child = '%s.%s' % (path, webhook.scrub_text(key)) if path else webhook.scrub_text(key)
+            if _SURROGATE.search(key):
+                problems.append({'path': child, 'message': 'this key is not valid Unicode text (send UTF-8 text)'})
+            _text_problems(item, child, problems, depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _text_problems(item, '%s[%d]' % (path, index), problems, depth + 1)
+    return problems
+
+
+def _check_text(body: t.Any) -> None:
+    problems = _text_problems(body, '', [])
+    if problems:
+        raise ApiError(400, 'text that is not valid Unicode: %s' % ', '.join(item['path'] for item in problems), problems)
 
 
 def _origin(request: web.Request) -> str:
@@ -211,11 +357,16 @@ def _job_id(request: web.Request) -> str:
 # ----------------------------------------------------------------------------------------- handlers
 
 async def healthz(request: web.Request) -> web.Response:
-    return json_response({'status': 'ok', 'long_polls': _service(request).notifier.waiting})
+    doc: dict[str, t.Any] = {'status': 'ok', 'long_polls': _service(request).notifier.waiting}
+    limiter = request.app.get(LIMITER_KEY)
+    if limiter is not None:
+        doc['connections'] = limiter.stats()
+    return json_response(doc)
 
 
 async def create_job(request: web.Request) -> web.Response:
     body = webhook.loads_strict(await read_body(request, MAX_JOB_BODY))
+    _check_text(body)
     _check_fields(body, ('server_serial', 'recipe', 'attached', 'public_url'))
     serial = _string_field(body, 'server_serial', required=True, pattern=SERIAL_PATTERN, limit=128,
                            hint=' of letters, digits and ._:- (the server serial number)')
@@ -249,7 +400,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     elif active == 'false':
         statuses = [status for status in (statuses or STATUSES) if status not in ACTIVE_STATUSES]
     serial = request.query.get('serial')
-    if serial is not None and not SERIAL_PATTERN.match(serial):
+    if serial is not None and not SERIAL_PATTERN.fullmatch(serial):
         raise ApiError(400, 'serial: not a valid serial number', [{'path': 'serial', 'message': 'letters, digits and ._:- only'}])
     limit = _int_query(request, 'limit', 100, 1, MAX_LIST_LIMIT)
     offset = _int_query(request, 'offset', 0, 0, 2 ** 62)
@@ -266,12 +417,10 @@ async def get_job(request: web.Request) -> web.Response:
 async def job_events(request: web.Request) -> web.Response:
     after = _int_query(request, 'after', 0, 0, 2 ** 62)
     raw_wait = request.query.get('wait', '0')
-    try:
-        wait = float(raw_wait)
-    except ValueError:
-        wait = -1.0
+    wait = float(raw_wait) if _SECONDS.fullmatch(raw_wait) else -1.0
     if not 0 <= wait <= MAX_LONG_POLL:
-        raise ApiError(400, 'wait: seconds from 0 to %d' % MAX_LONG_POLL, [{'path': 'wait', 'message': 'out of range'}])
+        raise ApiError(400, 'wait: seconds from 0 to %d (ASCII digits, e.g. 30 or 2.5)' % MAX_LONG_POLL,
+                       [{'path': 'wait', 'message': 'out of range'}])
     service = _service(request)
     job, events = await service.events(_job_id(request), after, wait)
     return json_response({'job': service.job_document(job, detail=True), 'events': [event.as_dict() for event in events],
@@ -280,6 +429,7 @@ async def job_events(request: web.Request) -> web.Response:
 
 async def set_status(request: web.Request) -> web.Response:
     body = webhook.loads_strict(await read_body(request, MAX_SMALL_BODY))
+    _check_text(body)
     _check_fields(body, ('status', 'failed_step', 'reason'))
     wanted = body.get('status')
     user_statuses = sorted({status for targets in USER_TRANSITIONS.values() for status in targets})
@@ -310,18 +460,20 @@ async def status_webhook(request: web.Request) -> web.Response:
 
 
 async def public_media(request: web.Request) -> web.StreamResponse:
-    return media_response(_service(request).media_dir, public_media_path(request.match_info['path']))
+    service = _service(request)
+    return media_response(service.media_real, public_media_path(request.match_info['path']), exclude=service.jobs_media_real)
 
 
 async def job_media(request: web.Request) -> web.StreamResponse:
-    directory = _service(request).job_media_dir_for(_job_id(request), request.match_info['key'])
-    return media_response(directory, request.match_info['name'])
+    root = _service(request).job_media_dir_for(_job_id(request), request.match_info['key'])
+    return media_response(root, request.match_info['name'])
 
 
-def build_app(api_token: str | None) -> web.Application:
+def build_app(api_token: str | None, body_timeout: float = DEFAULT_BODY_TIMEOUT) -> web.Application:
     """Routes and request checks; the ``JobService`` is put under ``SERVICE_KEY`` when the app starts (``server.create_app``)."""
     app = web.Application(middlewares=[api_middleware], client_max_size=MAX_JOB_BODY)
     app[API_TOKEN_KEY] = api_token or ''
+    app[BODY_TIMEOUT_KEY] = float(body_timeout)
     app.router.add_get('/healthz', healthz)
     app.router.add_post('/api/v1/jobs', create_job)
     app.router.add_get('/api/v1/jobs', list_jobs)

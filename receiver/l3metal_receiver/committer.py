@@ -7,19 +7,28 @@ on its way to disk share the next commit (one fsync for many webhooks).
 
 A caller awaits ``run(operation)``; it returns only after the transaction holding the operation is
 committed (``PRAGMA synchronous=FULL``: on disk), so an HTTP 200 is never answered for a write
-that a crash could still lose.  An operation that raises is rolled back alone (a savepoint inside
-``JobStore``); the others in its batch still commit.
+that a crash could still lose.  Each operation runs in a savepoint of its own: one that raises,
+for whatever reason, is rolled back alone and the others in its batch still commit.
+
+When the database cannot be written (the disk is full, an I/O error, a file system remounted
+read-only, a lock held too long), every operation of the batch fails with ``StorageUnavailable``
+(answered 503 with ``Retry-After``: nothing of it was stored, the sender retries) and the error is
+logged at most once per second; the next batch tries again, so the receiver
+recovers by itself once space is freed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import queue
+import sqlite3
 import threading
 import typing as t
 
-from .store import JobStore
+from .logs import RateLimitedLog
+from .store import JobStore, Savepoint
 
 T = t.TypeVar('T')
 LOG = logging.getLogger('l3metal_receiver.committer')
@@ -30,6 +39,49 @@ _STOP = object()
 
 class CommitterStopped(RuntimeError):
     """The writer thread is not running (the service is shutting down)."""
+
+
+class StorageUnavailable(Exception):
+    """The database (or a directory the receiver writes) cannot be written right now; nothing was stored.
+
+    ``reason`` is a short text such as "the disk is full"; the HTTP layer answers 503 with Retry-After.
+    """
+
+    def __init__(self, reason: str, where: str = '') -> None:
+        self.reason = reason
+        self.where = where
+        super().__init__('%s%s: nothing was stored, retry later' % (reason, ' (%s)' % where if where else ''))
+
+
+# SQLite result codes (the primary code: extended codes keep it in the low byte) that mean "cannot write now",
+# with what an operator should read.  Python < 3.11 has no sqlite_errorcode: the message names the same error.
+_STORAGE_ERRORS = {
+    13: 'the disk is full',                         # SQLITE_FULL "database or disk is full"
+    10: 'the disk failed an I/O operation',         # SQLITE_IOERR "disk I/O error"
+    8: 'the database is read-only',                 # SQLITE_READONLY "attempt to write a readonly database"
+    14: 'the database file cannot be opened',       # SQLITE_CANTOPEN "unable to open database file"
+    5: 'the database is locked by another process',  # SQLITE_BUSY "database is locked"
+}
+_STORAGE_MESSAGES = {'database or disk is full': 13, 'disk i/o error': 10, 'attempt to write a readonly database': 8,
+                     'unable to open database file': 14, 'database is locked': 5}
+# errno values of the same kind, for the directories and files the receiver writes itself (per-job media)
+STORAGE_ERRNOS = {errno.ENOSPC: 'the disk is full', errno.EDQUOT: 'the disk quota is exhausted', errno.EROFS: 'the file system is read-only',
+                  errno.EIO: 'the disk failed an I/O operation', errno.EMFILE: 'the process has too many open files',
+                  errno.ENFILE: 'the system has too many open files'}
+
+
+def storage_reason(exc: BaseException) -> str | None:
+    """What an exception says about storage ("the disk is full"), or None when it is not a storage condition."""
+    if isinstance(exc, StorageUnavailable):
+        return exc.reason
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, 'sqlite_errorcode', None)
+        if code is None:
+            code = _STORAGE_MESSAGES.get(str(exc).strip().lower())
+        return _STORAGE_ERRORS.get(code & 0xff) if isinstance(code, int) else None
+    if isinstance(exc, OSError) and not isinstance(exc, (ConnectionError, TimeoutError)):
+        return STORAGE_ERRNOS.get(exc.errno or 0)
+    return None
 
 
 class GroupCommitter:
@@ -43,6 +95,8 @@ class GroupCommitter:
         self._error: BaseException | None = None
         self.commits = 0
         self.operations = 0
+        self.failed_commits = 0
+        self._storage_log = RateLimitedLog(LOG)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -100,23 +154,38 @@ class GroupCommitter:
 
     def _commit(self, store: JobStore, batch: list[_Item]) -> None:
         outcomes: list[tuple[asyncio.Future[t.Any], t.Any, BaseException | None]] = []
+        conn = store.conn
         try:
-            store.conn.execute('BEGIN IMMEDIATE')
+            conn.execute('BEGIN IMMEDIATE')
             for operation, future in batch:
                 try:
-                    outcomes.append((future, operation(store), None))
+                    with Savepoint(conn):
+                        result = operation(store)
                 except Exception as exc:  # pylint: disable=broad-exception-caught
+                    if storage_reason(exc) is not None or not conn.in_transaction:
+                        raise  # the transaction cannot go on: the whole batch fails, below
                     outcomes.append((future, None, exc))
-            store.conn.execute('COMMIT')
+                else:
+                    outcomes.append((future, result, None))
+            conn.execute('COMMIT')
             self.commits += 1
             self.operations += len(batch)
         except Exception as exc:  # pylint: disable=broad-exception-caught
-            LOG.exception('commit of %d operations failed', len(batch))
-            try:
-                store.conn.execute('ROLLBACK')
-            except Exception:  # pylint: disable=broad-exception-caught
-                pass
-            outcomes = [(future, None, exc) for _operation, future in batch]
+            self.failed_commits += 1
+            if conn.in_transaction:
+                try:
+                    conn.execute('ROLLBACK')
+                except sqlite3.Error:
+                    pass
+            reason = storage_reason(exc)
+            if reason is not None:
+                self._storage_log.log(logging.ERROR, 'cannot write %s: %s (%s); %d request(s) answered 503, nothing of them stored',
+                                      self.path, reason, exc, len(batch))
+                error: BaseException = StorageUnavailable(reason, 'database')
+            else:
+                LOG.exception('commit of %d operations failed', len(batch))
+                error = exc
+            outcomes = [(future, None, error) for _operation, future in batch]
         if self._loop is not None:
             self._loop.call_soon_threadsafe(_resolve, outcomes)
 

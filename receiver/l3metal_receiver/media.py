@@ -20,23 +20,38 @@ The HTTP rules, so that BMC virtual-media clients see what they see from nginx:
   ``bytes=`` is ignored (200); several ranges are answered with the whole file (200, allowed by
   RFC 9110 section 14.2) instead of ``multipart/byteranges``, which virtual-media clients do not use;
 * ``Accept-Encoding`` is ignored: a ``.gz`` file next to an ISO is never sent instead of it.
+
+What is served: only a regular file whose resolved location (symlinks followed) lies beneath the root
+of its route (the media directory without ``jobs/``, or the one job's directory), never a hidden one;
+anything else is 404.  Per-job directories are group-writable by design, so a symlink placed there (to
+the database's WAL file, to another job's medium, to a FIFO or a device) must not be followed out.  The
+check is done once per request on the file actually opened (``open_regular_file``): the path is opened
+with ``O_PATH`` (which follows links but opens nothing: no FIFO blocks, no device acts), checked with
+``fstat`` and the kernel's own name for it (``/proc/self/fd``), and only then reopened for reading
+through that descriptor, so no rename or link swapped in between can change what is sent.  The send
+itself is untouched: one ``sendfile(2)`` and asyncio's sendfile for the rest, no extra call per chunk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import math
 import os
 import re
 import stat
 import typing as t
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from aiohttp import hdrs, web
 
 from .service import JOBS_MEDIA_DIR
 
-_BYTE_RANGE = re.compile(r'^(\d*)-(\d*)$')
+# ASCII digits ("\\d" also matches other scripts' digits, which int() accepts: "bytes=٣-" would be byte 3), at most
+# 19 of them: more cannot be a file offset (nginx answers 416 for an offset that overflows off_t, so do we).
+_BYTE_RANGE = re.compile(r'^([0-9]*)-([0-9]*)\Z')
+_MAX_OFFSET_DIGITS = 19
+_MAX_OFFSET = 2 ** 63 - 1
 _ETAGS = re.compile(r'(W/)?("[^"]*"|\*)')
 
 
@@ -57,10 +72,12 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     spec = value[len('bytes='):].strip()
     if not spec or ',' in spec:
         return None  # empty, or several ranges: the whole file
-    match = _BYTE_RANGE.match(spec)
+    match = _BYTE_RANGE.fullmatch(spec)
     if not match or (not match.group(1) and not match.group(2)):
         raise Unsatisfiable(header)
     first, last = match.group(1), match.group(2)
+    if len(first) > _MAX_OFFSET_DIGITS or len(last) > _MAX_OFFSET_DIGITS or int(first or 0) > _MAX_OFFSET or int(last or 0) > _MAX_OFFSET:
+        raise Unsatisfiable(header)
     if not first:  # suffix: the last n bytes
         length = int(last)
         if length == 0 or size == 0:
@@ -81,12 +98,13 @@ def _tag_matches(header: str, etag: str, weak: bool) -> bool:
 
 
 class MediaResponse(web.StreamResponse):
-    """A file from the media directory; ``st`` is its stat taken when the request was routed."""
+    """A file from the media directory, already open (``open_regular_file``); ``st`` is its ``fstat``.  The file is
+    closed when the response is done, whatever its status."""
 
-    def __init__(self, path: Path, st: os.stat_result) -> None:
+    def __init__(self, handle: t.BinaryIO, st: os.stat_result) -> None:
         super().__init__(headers={hdrs.CONTENT_TYPE: 'application/octet-stream', hdrs.CACHE_CONTROL: 'no-cache',
                                   hdrs.ACCEPT_RANGES: 'bytes'})
-        self._path = path
+        self._handle = handle
         self._stat = st
 
     def _status_only(self, status: int) -> None:
@@ -96,6 +114,12 @@ class MediaResponse(web.StreamResponse):
     async def prepare(self, request: web.BaseRequest) -> t.Any:
         if self.prepared:
             return await super().prepare(request)
+        try:
+            return await self._prepare(request)
+        finally:
+            self._handle.close()
+
+    async def _prepare(self, request: web.BaseRequest) -> t.Any:
         st = self._stat
         size = st.st_size
         etag = etag_of(st)
@@ -137,8 +161,7 @@ class MediaResponse(web.StreamResponse):
         transport = request.transport
         if transport is None:
             raise ConnectionResetError('connection lost')
-        with open(self._path, 'rb') as handle:
-            await _send_file(transport, handle, first, count)
+        await _send_file(transport, self._handle, first, count)
         await super().write_eof()
         return writer
 
@@ -191,18 +214,79 @@ def _not_found() -> web.HTTPNotFound:
     return web.HTTPNotFound(text='not found\n')
 
 
-def media_response(root: Path, tail: str) -> web.StreamResponse:
+# Linux: O_PATH descriptors and the kernel's name of an open file.  Elsewhere (or without /proc) the path is
+# resolved first and the file opened without following a final link; the check is then not race-free.
+_O_PATH = getattr(os, 'O_PATH', 0)
+_PROC_FD = '/proc/self/fd/%d'
+_HAS_PROC_FD = bool(_O_PATH) and os.path.isdir('/proc/self/fd')
+_O_CLOEXEC = getattr(os, 'O_CLOEXEC', 0)
+_O_NOFOLLOW = getattr(os, 'O_NOFOLLOW', 0)
+
+
+# Out of descriptors or memory, an I/O error: not "no such file" but "cannot now" (503 with Retry-After, api.py).
+_TRANSIENT_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EIO}
+
+
+def _unless_transient(exc: OSError) -> None:
+    if exc.errno in _TRANSIENT_ERRNOS:
+        raise exc
+
+
+def _beneath(real: str, root: str) -> bool:
+    return real.startswith(root.rstrip('/') + '/')
+
+
+def _allowed(real: str, root: str, exclude: str | None) -> bool:
+    """``real`` lies beneath ``root`` (not in ``exclude``), and no component below the root is hidden."""
+    if not _beneath(real, root) or (exclude is not None and (real == exclude or _beneath(real, exclude))):
+        return False
+    return not any(part.startswith('.') for part in real[len(root.rstrip('/')) + 1:].split('/'))
+
+
+def open_regular_file(path: str, root: str, exclude: str | None = None) -> tuple[t.BinaryIO, os.stat_result] | None:
+    """``path`` open for reading with its stat, when it is a regular file whose resolved location lies beneath
+    ``root`` (a resolved directory) and not in ``exclude``; None otherwise.  Never opens anything else for reading."""
+    if _HAS_PROC_FD:
+        try:
+            probe = os.open(path, _O_PATH | _O_CLOEXEC)
+        except OSError as exc:
+            _unless_transient(exc)
+            return None
+        try:
+            st = os.fstat(probe)
+            if not stat.S_ISREG(st.st_mode) or not _allowed(os.readlink(_PROC_FD % probe), root, exclude):
+                return None
+            fd = os.open(_PROC_FD % probe, os.O_RDONLY | _O_CLOEXEC)  # the same inode, whatever happened to the path since
+        except OSError as exc:
+            _unless_transient(exc)
+            return None
+        finally:
+            os.close(probe)
+    else:  # pragma: no cover - not Linux
+        real = os.path.realpath(path)
+        if not _allowed(real, root, exclude):
+            return None
+        try:
+            fd = os.open(real, os.O_RDONLY | _O_CLOEXEC | _O_NOFOLLOW | getattr(os, 'O_NONBLOCK', 0))
+        except OSError as exc:
+            _unless_transient(exc)
+            return None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return None
+    return os.fdopen(fd, 'rb'), st
+
+
+def media_response(root: str, tail: str, exclude: str | None = None) -> web.StreamResponse:
+    """The file ``tail`` (a URL path below the route) of the resolved directory ``root``, or 404."""
     relative = _safe_relative(tail)
     if relative is None:
         raise _not_found()
-    path = root.joinpath(*relative.parts)
-    try:
-        st = path.stat()
-    except OSError:
-        raise _not_found() from None
-    if not stat.S_ISREG(st.st_mode):
+    opened = open_regular_file(os.path.join(root, *relative.parts), root, exclude)
+    if opened is None:
         raise _not_found()
-    return MediaResponse(path, st)
+    return MediaResponse(*opened)
 
 
 def public_media_path(tail: str) -> str:

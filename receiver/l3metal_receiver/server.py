@@ -12,6 +12,11 @@ lets running requests finish, commits what is queued and closes the database.
 
 One process on purpose: SQLite serializes writers across processes with a sleeping busy handler,
 which defeats group commit (measured: two worker processes sharing the socket were slower than one).
+
+Start-up checks every directory it needs by doing what it will do there (create, write, fsync, remove
+a probe file; open the database read-write), so a read-only or full file system, a missing
+permission or a damaged database ends the process with one line naming the path and the cause, and
+exit status 1 (``StartupError``), instead of SQLite's "disk I/O error" and a traceback.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import math
 import os
 import signal
+import sqlite3
 import ssl
 import sys
 import typing as t
@@ -32,9 +39,12 @@ from aiohttp import web
 from l3metal_contract import webhook
 
 from . import __version__
-from .api import SERVICE_KEY, build_app
+from .api import DEFAULT_BODY_TIMEOUT, LIMITER_KEY, SERVICE_KEY, build_app
 from .committer import GroupCommitter
-from .service import JobService
+from .connections import (DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_SEND_TIMEOUT, ConnectionLimiter, ListeningSite, connection_limit,
+                          raise_open_file_limit)
+from .logs import install_client_error_filter
+from .service import JOBS_MEDIA_DIR, JobService
 
 LOG = logging.getLogger('l3metal_receiver')
 TOKEN_ENV = 'L3METAL_RECEIVER_API_TOKEN'
@@ -56,6 +66,37 @@ class Settings:
     log_level: str = 'INFO'
     pid_file: str | None = None
     backlog: int = 4096
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+    body_timeout: float = DEFAULT_BODY_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    send_timeout: float = DEFAULT_SEND_TIMEOUT
+    max_connections: int | None = None  # None: as many as the open-file limit allows (connections.connection_limit)
+
+
+class StartupError(Exception):
+    """The receiver cannot start: ``path`` and ``cause`` make the one line it exits with."""
+
+    def __init__(self, path: str | os.PathLike[str], cause: str) -> None:
+        self.path = str(path)
+        self.cause = cause
+        super().__init__('%s: %s' % (self.path, cause))
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: seconds, a finite number from 0 (0: no timeout) to one day."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not a number of seconds' % text) from None
+    if not math.isfinite(value) or not 0 <= value <= 86400:
+        raise argparse.ArgumentTypeError('%r: give 0 to 86400 seconds' % text)
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or len(text) > 9 or int(text) < 1:
+        raise argparse.ArgumentTypeError('%r: give a whole number from 1' % text)
+    return int(text)
 
 
 def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
@@ -78,7 +119,21 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
     parser.add_argument('--log-file', help='append the log to this file instead of standard error')
     parser.add_argument('--log-level', default='INFO', choices=['DEBUG', 'INFO', 'WARNING', 'ERROR'])
     parser.add_argument('--pid-file', help='write the process id here while running')
-    parser.add_argument('--backlog', type=int, default=4096, help='listen backlog (default 4096: thousands of nodes report at once)')
+    parser.add_argument('--backlog', type=int, default=4096, help='listen backlog (default 4096: thousands of nodes report at once; '
+                                                                  'connections beyond --max-connections wait there)')
+    parser.add_argument('--header-timeout', type=_seconds, default=DEFAULT_HEADER_TIMEOUT,
+                        help='seconds from the first byte of a request to the end of its headers, and for a TLS handshake; '
+                             'then the connection is closed (default %(default)g; 0: none)')
+    parser.add_argument('--body-timeout', type=_seconds, default=DEFAULT_BODY_TIMEOUT,
+                        help='longest pause while a request body arrives; then 408 and the connection is closed (default %(default)g; 0: none)')
+    parser.add_argument('--idle-timeout', type=_seconds, default=DEFAULT_IDLE_TIMEOUT,
+                        help='seconds a connection may wait for its next request (keep-alive) (default %(default)g; 0: none)')
+    parser.add_argument('--send-timeout', type=_seconds, default=DEFAULT_SEND_TIMEOUT,
+                        help='seconds a client may take no data of a response (TCP_USER_TIMEOUT) before it is disconnected '
+                             '(default %(default)g; 0: the kernel\'s default)')
+    parser.add_argument('--max-connections', type=_positive_int,
+                        help='open connections at most; at the limit idle keep-alive connections are closed first, then new ones wait in '
+                             'the listen backlog (default: as many as the open-file limit allows, (limit - 64) / 2)')
     parser.add_argument('--version', action='version', version='%(prog)s ' + __version__)
     args = parser.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -108,13 +163,21 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
     return Settings(host=args.host, port=args.port, data_dir=args.data_dir.absolute(), media_dir=args.media_dir.absolute(),
                     public_url=args.public_url, tls_cert=args.tls_cert, tls_key=args.tls_key, api_token=token, site_keys=tuple(site_keys),
                     access_log=args.access_log,
-                    log_file=args.log_file, log_level=args.log_level, pid_file=args.pid_file, backlog=args.backlog)
+                    log_file=args.log_file, log_level=args.log_level, pid_file=args.pid_file, backlog=args.backlog,
+                    header_timeout=args.header_timeout, body_timeout=args.body_timeout, idle_timeout=args.idle_timeout,
+                    send_timeout=args.send_timeout, max_connections=args.max_connections)
 
 
 def _setup_logging(settings: Settings) -> None:
+    handler: logging.Handler
     if settings.log_file:
-        Path(settings.log_file).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    handler: logging.Handler = logging.FileHandler(settings.log_file) if settings.log_file else logging.StreamHandler(sys.stderr)
+        try:
+            Path(settings.log_file).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            handler = logging.FileHandler(settings.log_file)
+        except OSError as exc:
+            raise StartupError(settings.log_file, 'cannot write the log file: %s' % _cause(exc)) from None
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(name)s: %(message)s'))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -125,8 +188,83 @@ def _ssl_context(settings: Settings) -> ssl.SSLContext | None:
     if not settings.tls_cert:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except OSError as exc:
+        raise StartupError(exc.filename or settings.tls_cert, 'cannot read the TLS certificate or key: %s' % _cause(exc)) from None
+    except ssl.SSLError as exc:
+        raise StartupError('%s, %s' % (settings.tls_cert, settings.tls_key), 'not a usable certificate and key: %s' % (exc.reason or exc)) from None
     return context
+
+
+def _cause(exc: OSError) -> str:
+    """An OSError as an operator reads it: "read-only file system", "no space left on device"."""
+    return (exc.strerror or str(exc)).lower() if exc.errno else str(exc)
+
+
+# SQLite's own words for what a file-level check above cannot see.
+_SQLITE_CAUSES = {
+    'file is not a database': 'not an SQLite database (move it away or restore it)',
+    'database disk image is malformed': 'the database is damaged (restore it from a backup)',
+    'database or disk is full': 'no space left on device',
+    'attempt to write a readonly database': 'read-only (the file, its directory or the file system)',
+    'database is locked': 'locked by another process (is another receiver running on this data directory?)',
+}
+
+
+def _probe_directory(directory: Path, what: str, size: int = 64 * 1024) -> None:
+    """Create ``directory`` if needed, then create, write ``size`` bytes, fsync and remove a probe file in it."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except FileExistsError:
+        raise StartupError(directory, '%s exists and is not a directory' % what) from None
+    except OSError as exc:
+        raise StartupError(directory, 'cannot create the %s: %s' % (what, _cause(exc))) from None
+    if not directory.is_dir():
+        raise StartupError(directory, '%s exists and is not a directory' % what)
+    probe = directory / ('.l3metal-receiver-probe-%d' % os.getpid())
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b'\0' * size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise StartupError(directory, 'cannot write to the %s: %s' % (what, _cause(exc))) from None
+
+
+def check_storage(settings: Settings) -> Path:
+    """What start-up needs of the file system, each failure a ``StartupError``; returns the database path."""
+    _probe_directory(settings.data_dir, 'data directory')
+    database = settings.data_dir / 'receiver.sqlite3'
+    for path in (database, Path(str(database) + '-wal'), Path(str(database) + '-shm')):
+        try:
+            os.close(os.open(path, os.O_RDWR))
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StartupError(path, 'cannot open the database read-write: %s' % _cause(exc)) from None
+    try:
+        settings.media_dir.mkdir(parents=True, exist_ok=True)
+        jobs = settings.media_dir / JOBS_MEDIA_DIR
+        jobs.mkdir(exist_ok=True)
+        probe = jobs / ('.probe-%d' % os.getpid())
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as exc:
+        raise StartupError(exc.filename or settings.media_dir, 'cannot create the per-job media directories: %s' % _cause(exc)) from None
+    return database
+
+
+def _database_error(database: Path, exc: BaseException) -> StartupError:
+    if isinstance(exc, sqlite3.Error):
+        text = str(exc)
+        return StartupError(database, _SQLITE_CAUSES.get(text.lower(), 'SQLite: %s' % text))
+    if isinstance(exc, OSError):
+        return StartupError(exc.filename or database, _cause(exc))
+    return StartupError(database, str(exc))
 
 
 SETTINGS_KEY: web.AppKey[Settings] = web.AppKey('settings', Settings)
@@ -134,7 +272,8 @@ SETTINGS_KEY: web.AppKey[Settings] = web.AppKey('settings', Settings)
 
 def create_app(settings: Settings) -> web.Application:
     """The receiver as an aiohttp application for ``settings`` (nothing is opened until the app starts)."""
-    app = build_app(settings.api_token)
+    install_client_error_filter()
+    app = build_app(settings.api_token, settings.body_timeout)
     app[SETTINGS_KEY] = settings
     app.cleanup_ctx.append(_service_context)
     app.on_shutdown.append(_release_long_polls)
@@ -145,11 +284,19 @@ async def _service_context(app: web.Application) -> t.AsyncIterator[None]:
     """Start: directories, database (created and migrated before anything reads it), writer thread.  Stop: commit
     what is queued, close the database."""
     settings = app[SETTINGS_KEY]
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    settings.media_dir.mkdir(parents=True, exist_ok=True)
-    committer = GroupCommitter(str(settings.data_dir / 'receiver.sqlite3'))
-    committer.start(asyncio.get_running_loop())
-    service = JobService(settings.data_dir, settings.media_dir, committer, settings.public_url, settings.site_keys)
+    database = check_storage(settings)
+    committer = GroupCommitter(str(database))
+    try:
+        committer.start(asyncio.get_running_loop())
+    except (sqlite3.Error, OSError, RuntimeError) as exc:
+        committer.stop()
+        raise _database_error(database, exc) from None
+    try:
+        service = JobService(settings.data_dir, settings.media_dir, committer, settings.public_url, settings.site_keys)
+        service.remove_stale_job_media()
+    except (sqlite3.Error, OSError) as exc:
+        committer.stop()
+        raise _database_error(database, exc) from None
     app[SERVICE_KEY] = service
     try:
         yield
@@ -166,21 +313,36 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Run the receiver until ``stop`` is set (or SIGTERM/SIGINT)."""
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
+    before, open_files = raise_open_file_limit()
+    max_connections = connection_limit(open_files, settings.max_connections)
+    ssl_context = _ssl_context(settings)
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=logging.getLogger('l3metal_receiver.access') if settings.access_log else None,
-                           shutdown_timeout=10.0)
+    limiter = app[LIMITER_KEY] = ConnectionLimiter(max_connections)
+    handler_args: dict[str, t.Any] = {
+        'access_log': logging.getLogger('l3metal_receiver.access') if settings.access_log else None,
+        # aiohttp closes a connection that waits this long for a request (0: never)
+        'keepalive_timeout': settings.idle_timeout if settings.idle_timeout > 0 else 0,
+    }
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=10.0, **handler_args)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=_ssl_context(settings), backlog=settings.backlog,
-                           reuse_address=True)
+        site = ListeningSite(runner, settings.host, settings.port, handler_args=handler_args, limiter=limiter,
+                             header_timeout=settings.header_timeout, send_timeout=settings.send_timeout, ssl_context=ssl_context,
+                             backlog=settings.backlog)
         await site.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         if settings.pid_file:
-            Path(settings.pid_file).write_text('%d\n' % os.getpid())
+            try:
+                Path(settings.pid_file).write_text('%d\n' % os.getpid())
+            except OSError as exc:
+                raise StartupError(settings.pid_file, 'cannot write the pid file: %s' % _cause(exc)) from None
         LOG.info('l3metal receiver %s listening on %s (data %s, media %s%s%s)', __version__, ', '.join(site_addresses(runner)),
                  settings.data_dir, settings.media_dir, ', API token required' if settings.api_token else '',
                  ', %d site node key(s)' % len(settings.site_keys) if settings.site_keys else '')
+        LOG.info('limits: %d connections, %d open files%s; timeouts: header %gs, body %gs, idle %gs, send %gs', max_connections, open_files,
+                 ' (raised from %d)' % before if open_files != before else '', settings.header_timeout, settings.body_timeout,
+                 settings.idle_timeout, settings.send_timeout)
         await stop.wait()
         LOG.info('stopping')
     finally:
@@ -201,11 +363,24 @@ def site_addresses(runner: web.AppRunner) -> list[str]:
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
+    """Run the receiver; exit 0 after a clean stop, 1 when it cannot start (one line: the path and the cause), 2 for bad options."""
     settings = parse_args(argv)
-    _setup_logging(settings)
     try:
+        _setup_logging(settings)
         asyncio.run(serve(settings))
-    except (OSError, RuntimeError) as exc:
-        LOG.error('cannot start: %s', exc)
-        return 1
+    except StartupError as exc:
+        return _cannot_start(str(exc))
+    except OSError as exc:  # bind: address in use, permission denied
+        return _cannot_start(str(exc) if not exc.filename else '%s: %s' % (exc.filename, _cause(exc)))
     return 0
+
+
+def _cannot_start(message: str) -> int:
+    """The one line a failed start leaves: on standard error, and in the log file when there is one."""
+    line = 'l3metal-receiver: cannot start: %s' % message
+    sys.stderr.write(line + '\n')
+    sys.stderr.flush()
+    root = logging.getLogger()
+    if any(isinstance(handler, logging.FileHandler) for handler in root.handlers):
+        LOG.error('%s', line)
+    return 1

@@ -24,7 +24,7 @@ from l3metal_contract import webhook
 from l3metal_contract.jobs import COMPLETE, FAILED, SERIAL_PATTERN, job_recipe, recipe_digest, with_callback
 from l3metal_contract.recipe import recipe_json
 
-from .committer import GroupCommitter
+from .committer import GroupCommitter, StorageUnavailable, storage_reason
 from .store import Event, Job, JobMismatch, JobNotFound, JobStore, NewJob, NoActiveJob, WebhookOutcome, utc_now
 
 LOG = logging.getLogger('l3metal_receiver')
@@ -90,6 +90,11 @@ class JobService:
         self._signing: dict[str, tuple[str, str]] = {}
         # The site's node keys (--node-key-file): accepted only for the dispatcher's failure report (docs/webhooks.md).
         self.site_keys = tuple(site_keys)
+        # Where media really are (symlinks resolved once): a file is served only when its resolved location lies
+        # beneath the root of its route (media.open_regular_file), so a link in a group-writable job directory
+        # cannot serve the database, another job's medium, or anything else.
+        self.media_real = os.path.realpath(media_dir)
+        self.jobs_media_real = os.path.join(self.media_real, JOBS_MEDIA_DIR)
 
     @property
     def database(self) -> str:
@@ -171,7 +176,7 @@ class JobService:
     def signing_key(self, serial: str) -> tuple[str, str]:
         key = self._signing.get(serial)
         if key is None:
-            key = self.reader.signing_key(serial) if SERIAL_PATTERN.match(serial) else None
+            key = self.reader.signing_key(serial) if SERIAL_PATTERN.fullmatch(serial) else None
             if key is None:
                 raise NoActiveJob(serial)
             self._signing[serial] = key
@@ -196,7 +201,14 @@ class JobService:
         new = NewJob(job_id=str(uuid.uuid4()), server_serial=serial, recipe_json=recipe_json(recipe), recipe_sha256=recipe_digest(recipe),
                      token=secrets.token_urlsafe(32), media_key=secrets.token_urlsafe(24), public_url=(self.public_url or public_url).rstrip('/'))
         media = self.job_media_dir(new.job_id)
-        await loop.run_in_executor(None, _make_job_media_dir, media)
+        try:
+            await loop.run_in_executor(None, _make_job_media_dir, media)
+        except OSError as exc:
+            shutil.rmtree(media, ignore_errors=True)
+            reason = storage_reason(exc)
+            if reason is None:
+                raise
+            raise StorageUnavailable(reason, 'media directory %s' % self.media_dir) from None
         try:
             job = await self.committer.run(lambda store: store.create_job(new, utc_now()))
         except BaseException:
@@ -249,7 +261,7 @@ class JobService:
         """
         if not self.site_keys:
             raise SignatureRejected('this receiver accepts no site-key reports (start it with --node-key-file)')
-        if not SERIAL_PATTERN.match(serial):
+        if not SERIAL_PATTERN.fullmatch(serial):
             raise NoActiveJob(serial)
         error = 'signature does not match'
         for site_key in self.site_keys:
@@ -287,14 +299,36 @@ class JobService:
 
     # ------------------------------------------------------------------------- media
 
-    def job_media_dir_for(self, job_id: str, media_key: str) -> Path:
-        """The directory behind a per-job media URL; ``JobNotFound`` for a wrong id or key, ``MediaGone`` once complete."""
+    def remove_stale_job_media(self) -> int:
+        """Remove the per-job media directories of jobs that are not active; return how many.  Run at start, before
+        anything is served: a kill -9 between making a job's directory and committing the job, or between committing
+        ``complete`` and removing the directory, leaves one behind (a complete job's task medium, its token inside)."""
+        jobs_dir = self.media_dir / JOBS_MEDIA_DIR
+        try:
+            names = os.listdir(jobs_dir)
+        except FileNotFoundError:
+            return 0
+        active = self.reader.active_job_ids()
+        removed = 0
+        for name in sorted(set(names) - active):
+            path = jobs_dir / name
+            if name.startswith('.') or path.is_symlink() or not path.is_dir():
+                continue  # the receiver makes directories named by job ids only
+            _remove_job_media_dir(path)
+            removed += 1
+        if removed:
+            LOG.info('removed %d per-job media director%s of jobs that are not active (left by an unclean stop)', removed,
+                     'y' if removed == 1 else 'ies')
+        return removed
+
+    def job_media_dir_for(self, job_id: str, media_key: str) -> str:
+        """The resolved directory behind a per-job media URL; ``JobNotFound`` for a wrong id or key, ``MediaGone`` once complete."""
         job = self.reader.get_job(job_id)
-        if job is None or not secrets.compare_digest(job.media_key.encode(), media_key.encode()):
+        if job is None or not secrets.compare_digest(job.media_key.encode('utf-8', 'replace'), media_key.encode('utf-8', 'replace')):
             raise JobNotFound(job_id)
         if job.status == COMPLETE:
             raise MediaGone('job %s is complete: its media are no longer served' % job_id)
-        return self.job_media_dir(job_id)
+        return os.path.join(self.jobs_media_real, job.job_id)
 
 
 def _make_job_media_dir(path: Path) -> None:

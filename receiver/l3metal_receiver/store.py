@@ -5,9 +5,11 @@
 """Durable job state in SQLite (WAL): jobs, their events and the delivery ids already accepted.
 
 No HTTP here.  ``JobStore`` wraps one connection; the write methods run inside a transaction the
-caller opens (``GroupCommitter`` batches many of them into one commit) and raise the domain errors
-below without leaving partial changes (each write is a savepoint).  The rules of which status may
-follow which live in ``l3metal_contract.jobs`` (shared with the modules).
+caller opens (``GroupCommitter`` batches many of them into one commit, each operation in a savepoint
+of its own, so one that raises leaves nothing behind).  Each write method checks everything first and
+raises the domain errors below before its first write.  The rules of which status may follow which
+live in ``l3metal_contract.jobs`` (shared with the modules); the outcome of a job (``succeeded`` or
+``failed``) is recorded once.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import sqlite3
 import typing as t
 
-from l3metal_contract.jobs import ACTIVE_STATUSES, FAILED, PROVISIONING, QUEUED, SUCCEEDED, TransitionError, check_transition
+from l3metal_contract.jobs import ACTIVE_STATUSES, FAILED, OUTCOME_STATUSES, PROVISIONING, QUEUED, SUCCEEDED, TransitionError, check_transition
 
 SCHEMA_VERSION = 1
 
@@ -159,8 +161,25 @@ class ActiveJobExists(StoreError):
 
 
 class DuplicateDelivery(StoreError):
+    """This delivery id is stored for this job: a retry of an event whose first answer was lost (the sender counts it delivered)."""
+
     def __init__(self, delivery_id: str) -> None:
         super().__init__('delivery %s was already accepted' % delivery_id)
+
+
+class DeliveryIdTaken(StoreError):
+    """The delivery id belongs to an event of another job: not this sender's event, so not a confirmation."""
+
+    def __init__(self, delivery_id: str) -> None:
+        super().__init__('delivery id %s is already used by an event of another job; send a new one' % delivery_id)
+
+
+class OutcomeRecorded(StoreError):
+    """The job's outcome (succeeded or failed) is recorded already; it is never replaced."""
+
+    def __init__(self, job_id: str, status: str) -> None:
+        self.status = status
+        super().__init__('job %s is %s: its outcome is recorded once and not replaced' % (job_id, status))
 
 
 class JobMismatch(StoreError):
@@ -232,6 +251,9 @@ class JobStore:
     def active_job(self, serial: str) -> Job | None:
         return self._job("server_serial = ? AND status != 'complete'", (serial,))
 
+    def active_job_ids(self) -> set[str]:
+        return {row[0] for row in self.conn.execute("SELECT job_id FROM jobs WHERE status != 'complete'")}
+
     def list_jobs(self, statuses: t.Sequence[str] = (), serial: str | None = None, limit: int = 100, offset: int = 0) -> list[Job]:
         clauses, args = [], []  # type: list[str], list[t.Any]
         if statuses:
@@ -260,45 +282,40 @@ class JobStore:
 
     # -------------------------------------------------------------------------------- writes (inside a transaction)
 
-    def _savepoint(self) -> _Savepoint:
-        return _Savepoint(self.conn)
-
     def _event(self, job_id: str, at: str, type_: str, source: str, status: str | None = None, step: str | None = None,
                state: str | None = None, delivery_id: str | None = None) -> None:
         self.conn.execute('INSERT INTO events (job_id, at, type, source, status, step, state, delivery_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
                           (job_id, at, type_, source, status, step, state, delivery_id))
 
     def create_job(self, new: NewJob, at: str) -> Job:
-        with self._savepoint():
-            existing = self.active_job(new.server_serial)
-            if existing is not None:
-                raise ActiveJobExists(existing)
-            self.conn.execute('INSERT INTO jobs (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)' % _JOB_COLUMNS,
-                              (new.job_id, new.server_serial, QUEUED, new.recipe_json, new.recipe_sha256, new.token, new.media_key,
-                               new.public_url, at, at))
-            self._event(new.job_id, at, 'status', 'user', status=QUEUED)
+        existing = self.active_job(new.server_serial)
+        if existing is not None:
+            raise ActiveJobExists(existing)
+        self.conn.execute('INSERT INTO jobs (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)' % _JOB_COLUMNS,
+                          (new.job_id, new.server_serial, QUEUED, new.recipe_json, new.recipe_sha256, new.token, new.media_key,
+                           new.public_url, at, at))
+        self._event(new.job_id, at, 'status', 'user', status=QUEUED)
         job = self.get_job(new.job_id)
         if job is None:  # pragma: no cover - just inserted
             raise JobNotFound(new.job_id)
         return job
 
     def transition(self, job_id: str, wanted: str, at: str, failed_step: str | None = None, reason: str | None = None) -> tuple[Job, bool]:
-        """A user's status change; returns the job and whether anything changed (False: already there)."""
-        with self._savepoint():
-            job = self.get_job(job_id)
-            if job is None:
-                raise JobNotFound(job_id)
-            try:
-                changed = check_transition(job.status, wanted, 'user')
-            except TransitionError as exc:
-                raise StatusRejected(job_id, exc) from None
-            if changed:
-                if wanted == FAILED:
-                    self.conn.execute('UPDATE jobs SET status = ?, failed_step = ?, reason = ?, last_update = ? WHERE job_id = ?',
-                                      (wanted, failed_step, reason, at, job_id))
-                else:
-                    self.conn.execute('UPDATE jobs SET status = ?, last_update = ? WHERE job_id = ?', (wanted, at, job_id))
-                self._event(job_id, at, 'status', 'user', status=wanted)
+        """A user's status change; returns the job and whether anything changed (False: already there, nothing written)."""
+        job = self.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        try:
+            changed = check_transition(job.status, wanted, 'user')
+        except TransitionError as exc:
+            raise StatusRejected(job_id, exc) from None
+        if changed:
+            if wanted == FAILED:
+                self.conn.execute('UPDATE jobs SET status = ?, failed_step = ?, reason = ?, last_update = ? WHERE job_id = ?',
+                                  (wanted, failed_step, reason, at, job_id))
+            else:
+                self.conn.execute('UPDATE jobs SET status = ?, last_update = ? WHERE job_id = ?', (wanted, at, job_id))
+            self._event(job_id, at, 'status', 'user', status=wanted)
         updated = self.get_job(job_id)
         return (updated or job), changed
 
@@ -313,8 +330,11 @@ class JobStore:
         (for a site-key report: the active job and its token when the report was checked).  ``source`` is the events'
         source: ``node`` (the job's token) or ``site`` (the site node key).
 
-        The hot path of the receiver: three statements, and the first write is the one that can fail
-        (a replayed delivery id), so no savepoint is needed unless the job also changes status.
+        Every check comes before the first write, in this order: the serial's active job and its token
+        (``NoActiveJob``, ``JobMismatch``), the delivery id (``DuplicateDelivery`` when this job has it:
+        the answer a retry of a stored event gets, even after its outcome; ``DeliveryIdTaken``), the
+        outcome (``OutcomeRecorded``: recorded once), the transition (``StatusRejected``).  A report for a
+        job still ``queued`` records ``provisioning`` first (the node booted before the playbook marked it).
         """
         row = self.conn.execute("SELECT job_id, status, token FROM jobs WHERE server_serial = ? AND status != 'complete'", (serial,)).fetchone()
         if row is None:
@@ -324,54 +344,46 @@ class JobStore:
             raise JobMismatch('the active job of serial %s or its token changed while the webhook was checked' % serial)
         if body.get('job_id') not in (None, job_id):
             raise JobMismatch('job_id %s is not the active job of serial %s' % (body.get('job_id'), serial))
+        seen = self.conn.execute('SELECT job_id FROM events WHERE delivery_id = ?', (delivery_id,)).fetchone()
+        if seen is not None:
+            raise DuplicateDelivery(delivery_id) if seen[0] == job_id else DeliveryIdTaken(delivery_id)
         status = body['status']
         wanted = PROVISIONING if status == 'progress' else _NODE_STATUS[status]
+        if status != 'progress' and current in OUTCOME_STATUSES:
+            raise OutcomeRecorded(job_id, current)
         try:
             changed = check_transition(current, wanted, 'node')
         except TransitionError as exc:
             raise StatusRejected(job_id, exc) from None
-        with self._savepoint() if changed and status == 'progress' else _NO_SAVEPOINT:
-            try:
-                if status == 'progress':
-                    if changed:  # the first report of a node the playbook has not marked provisioning yet
-                        self._event(job_id, at, 'status', source, status=PROVISIONING)
-                    self._event(job_id, at, 'progress', source, step=body['step'], state=body['state'], delivery_id=delivery_id)
-                else:
-                    self._event(job_id, at, 'status', source, status=wanted, delivery_id=delivery_id)
-            except sqlite3.IntegrityError:
-                raise DuplicateDelivery(delivery_id) from None
-            if wanted == FAILED:
-                self.conn.execute('UPDATE jobs SET status = ?, failed_step = ?, reason = ?, log_tail = ?, last_update = ? WHERE job_id = ?',
-                                  (wanted, body['failed_step'], body.get('reason'), body.get('log_tail'), at, job_id))
-            else:
-                self.conn.execute('UPDATE jobs SET status = ?, last_update = ? WHERE job_id = ?', (wanted, at, job_id))
+        if current == QUEUED:  # the first report of a node the playbook has not marked provisioning yet
+            self._event(job_id, at, 'status', source, status=PROVISIONING)
+        if status == 'progress':
+            self._event(job_id, at, 'progress', source, step=body['step'], state=body['state'], delivery_id=delivery_id)
+        else:
+            self._event(job_id, at, 'status', source, status=wanted, delivery_id=delivery_id)
+        if wanted == FAILED:
+            self.conn.execute('UPDATE jobs SET status = ?, failed_step = ?, reason = ?, log_tail = ?, last_update = ? WHERE job_id = ?',
+                              (wanted, body['failed_step'], body.get('reason'), body.get('log_tail'), at, job_id))
+        elif changed:
+            self.conn.execute('UPDATE jobs SET status = ?, last_update = ? WHERE job_id = ?', (wanted, at, job_id))
+        else:
+            self.conn.execute('UPDATE jobs SET last_update = ? WHERE job_id = ?', (at, job_id))
         return WebhookOutcome(job_id, serial, current, wanted, body.get('failed_step'))
 
     def reissue_token(self, job_id: str, token: str, at: str) -> Job:
-        with self._savepoint():
-            job = self.get_job(job_id)
-            if job is None:
-                raise JobNotFound(job_id)
-            if job.status != QUEUED:
-                raise TokenNotReissuable(job)
-            self.conn.execute('UPDATE jobs SET token = ?, last_update = ? WHERE job_id = ?', (token, at, job_id))
+        job = self.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        if job.status != QUEUED:
+            raise TokenNotReissuable(job)
+        self.conn.execute('UPDATE jobs SET token = ?, last_update = ? WHERE job_id = ?', (token, at, job_id))
         updated = self.get_job(job_id)
         return updated or job
 
 
-class _NoSavepoint:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: object) -> None:
-        return None
-
-
-_NO_SAVEPOINT = _NoSavepoint()
-
-
-class _Savepoint:
-    """Undo one operation's writes when it raises, inside the caller's (batched) transaction."""
+class Savepoint:
+    """One operation inside the caller's (batched) transaction: released when it returns, rolled back alone when it
+    raises, so a refused or failed request leaves no write behind whatever the exception."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -381,5 +393,7 @@ class _Savepoint:
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is not None:
+            if not self.conn.in_transaction:
+                return  # SQLite rolled the whole transaction back itself (SQLITE_FULL, SQLITE_IOERR): the caller sees the error
             self.conn.execute('ROLLBACK TO op')
         self.conn.execute('RELEASE op')

@@ -128,8 +128,8 @@ def prepare(options: Options, content: MediumContent, recipe_raw: dict[str, t.An
 
 
 def _outcome(what: str, status: int) -> str:
-    if status == 409:  # the sender counts it as delivered: the receiver has this report, or the job is no longer open to it
-        return '%s: the receiver did not take it (HTTP 409: already recorded, or the job is complete or not the serial\'s active one)' % what
+    if status == 409:  # the sender returns 409 only for duplicate_delivery: an earlier attempt of this delivery id is stored
+        return '%s already delivered (HTTP 409: the receiver holds this delivery id)' % what
     return '%s delivered (HTTP %d)' % (what, status)
 
 

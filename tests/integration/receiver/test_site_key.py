@@ -53,7 +53,8 @@ def test_the_dispatcher_failure_with_either_site_key_fails_the_active_job(keyed)
         assert answer.status == 200, answer.body
         stored = keyed.get_job(job['job_id'])
         assert (stored['status'], stored['failed_step'], stored['reason']) == ('failed', _webhook.SITE_KEY_STEP, DISPATCHER_FAILED['reason'])
-        assert [(e['source'], e['status']) for e in keyed.events(job['job_id'])] == [('user', 'queued'), ('site', 'failed')]
+        assert [(e['source'], e['status']) for e in keyed.events(job['job_id'])] == [('user', 'queued'), ('site', 'provisioning'),
+                                                                                     ('site', 'failed')]
         # a retry of the same delivery is a duplicate, as for job tokens
         assert keyed.send_site_webhook(job['server_serial'], DISPATCHER_FAILED, key, delivery_id='site-delivery-%s' % key[:3]).status == 409
 

@@ -57,6 +57,16 @@ def test_a_second_run_is_the_same_event(receiver, tmp_path):
     assert [status for status, _source in statuses(receiver, job['job_id'])].count('succeeded') == 1
 
 
+def test_a_job_whose_outcome_is_recorded_refuses_the_report_and_the_script_says_so(receiver, tmp_path):
+    """A 409 that is not ``duplicate_delivery`` (here: the job failed before the host booted) is a refusal, exit 1."""
+    job = provisioning_job(receiver)
+    receiver.set_status(job['job_id'], 'failed', failed_step='redfish-boot', reason='the BMC timed out')
+    before = receiver.snapshot()
+    [run] = run_firstboot(kickstart_for(job), tmp_path)
+    assert run.rc == 1 and 'refused by' in run.stderr and 'HTTP 409' in run.stderr and 'outcome_recorded' in run.stderr, run.stderr
+    assert receiver.snapshot() == before and receiver.get_job(job['job_id'])['status'] == 'failed'
+
+
 def test_a_wrong_token_is_refused_and_changes_nothing(receiver, tmp_path):
     job = provisioning_job(receiver)
     before = receiver.snapshot()

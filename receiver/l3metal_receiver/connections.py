@@ -1,0 +1,390 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Connections: how many, for how long, and what happens at the limits (docs/receiver.md, "Limits").
+
+aiohttp gives an idle timeout (``keepalive_timeout``) and nothing else: no header timeout, no limit on
+connections, and asyncio's accept loop logs a traceback for every ``accept()`` that fails with EMFILE.
+This module adds, without touching the request path:
+
+* ``ListeningSite``: its own accept loop per listening socket.  At ``max_connections`` it first closes
+  the oldest idle keep-alive connection (as nginx reuses its keep-alive connections when it runs out),
+  and when none is idle it stops accepting: new connections wait in the kernel's listen backlog
+  (back-pressure, not refusal) until one closes.  ``accept()`` failing for lack of descriptors
+  (EMFILE, ENFILE, ENOBUFS, ENOMEM) closes idle connections and retries within 0.1 s.  Each condition
+  is logged at most once per second.
+* ``ReceiverProtocol``: aiohttp's ``RequestHandler`` plus a header timeout (from a request's first byte
+  to the end of its headers; also the TLS handshake), the send timeout (``TCP_USER_TIMEOUT``: a client
+  that takes no data for that long is disconnected; one ``setsockopt`` per connection, nothing per
+  write), and the idle/busy bookkeeping the limit needs (a request is busy from its first byte until
+  its response is written; a long poll is busy while it waits).
+* ``raise_open_file_limit``: the soft RLIMIT_NOFILE raised to the hard limit at start, and
+  ``connection_limit`` derived from it when ``--max-connections`` is not given.
+
+Body timeouts are the request handlers' (``api.read_body``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import errno
+import functools
+import logging
+import resource
+import socket
+import ssl
+import typing as t
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from .logs import CLIENT_LOG, RateLimitedLog
+
+LOG = logging.getLogger('l3metal_receiver.connections')
+
+DEFAULT_HEADER_TIMEOUT = 10.0   # a BMC or node sends its headers in one packet; slowloris clients take forever
+DEFAULT_IDLE_TIMEOUT = 75.0     # nginx's keepalive_timeout
+DEFAULT_SEND_TIMEOUT = 60.0     # nginx's send_timeout: a client that reads nothing for a minute is gone
+# Descriptors kept for everything but client connections: the database (2 connections x db, -wal, -shm), the
+# listening sockets, the event loop, the log, standard streams, and headroom for the thread pool's work.
+RESERVED_FILES = 64
+# Each connection may hold two descriptors: its socket and the media file it is sending.
+FILES_PER_CONNECTION = 2
+_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+# An idle connection is closed to make room only once it has been idle this long: a connection accepted a moment ago
+# whose request is still on its way is not taken for an idle one.
+MIN_IDLE_TO_RECLAIM = 1.0
+_RETRY_ACCEPT = 0.1
+_REQUEST_TIMEOUT_RESPONSE = b'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (capped at what the kernel allows); return (before, now)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard
+    if target == resource.RLIM_INFINITY:
+        try:
+            with open('/proc/sys/fs/nr_open', encoding='ascii') as handle:
+                target = int(handle.read().strip())
+        except (OSError, ValueError):
+            target = 1024 * 1024
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:
+            LOG.warning('cannot raise the open-file limit from %d to %d: %s', soft, target, exc)
+            return soft, soft
+        return soft, target
+    return soft, soft
+
+
+def connection_limit(open_files: int, wanted: int | None = None) -> int:
+    """The connection limit for ``open_files`` descriptors: ``wanted`` when they allow it, else what they allow."""
+    allowed = max(1, (open_files - RESERVED_FILES) // FILES_PER_CONNECTION)
+    if wanted is None:
+        return allowed
+    if wanted > allowed:
+        LOG.warning('--max-connections %d needs %d open files, the limit is %d: using %d connections (raise LimitNOFILE= or ulimit -n)',
+                    wanted, wanted * FILES_PER_CONNECTION + RESERVED_FILES, open_files, allowed)
+        return allowed
+    return wanted
+
+
+class ConnectionLimiter:
+    """Counts open connections, knows which are idle, and wakes the accept loops when there is room again."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+        self.reclaimed = 0        # idle connections closed to make room
+        self.waits = 0            # times accepting paused at the limit
+        self.exhausted = 0        # accept() failures for lack of descriptors
+        self._idle: collections.OrderedDict[ReceiverProtocol, float] = collections.OrderedDict()  # -> idle since (loop time)
+        self._room = asyncio.Event()
+        self.full_log = RateLimitedLog(LOG, 1.0)
+        self.exhausted_log = RateLimitedLog(LOG, 1.0)
+
+    @property
+    def full(self) -> bool:
+        return self.open >= self.limit
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    def taken(self) -> None:
+        self.open += 1
+
+    def given_back(self) -> None:
+        self.open -= 1
+        self._room.set()
+
+    def mark_idle(self, protocol: ReceiverProtocol) -> None:
+        self._idle.pop(protocol, None)
+        self._idle[protocol] = asyncio.get_running_loop().time()
+        if self.full:
+            self._room.set()  # an accept loop waiting at the limit may now close this one to make room
+
+    def mark_busy(self, protocol: ReceiverProtocol) -> None:
+        self._idle.pop(protocol, None)
+
+    def reclaim(self, count: int = 1) -> int:
+        """Close up to ``count`` connections idle for at least ``MIN_IDLE_TO_RECLAIM`` s, the longest idle first; return how many."""
+        closed = 0
+        deadline = asyncio.get_running_loop().time() - MIN_IDLE_TO_RECLAIM
+        while closed < count and self._idle:
+            protocol, since = next(iter(self._idle.items()))
+            if since > deadline:
+                break
+            del self._idle[protocol]
+            protocol.force_close()
+            closed += 1
+        self.reclaimed += closed
+        return closed
+
+    async def wait_for_room(self, timeout: float) -> None:
+        self._room.clear()
+        try:
+            await asyncio.wait_for(self._room.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    def stats(self) -> dict[str, int]:
+        return {'open': self.open, 'idle': self.idle, 'limit': self.limit, 'reclaimed': self.reclaimed, 'waits': self.waits,
+                'exhausted': self.exhausted}
+
+
+class ReceiverProtocol(RequestHandler):
+    """aiohttp's protocol with a header timeout, a send timeout and idle/busy tracking for ``ConnectionLimiter``."""
+
+    __slots__ = ('_limiter', '_header_timeout', '_send_timeout', '_header_timer', '_in_request', '_holds_slot', '_client_log')
+
+    def __init__(self, manager: web.Server, *, loop: asyncio.AbstractEventLoop, limiter: ConnectionLimiter, header_timeout: float,
+                 send_timeout: float, client_log: RateLimitedLog, **kwargs: t.Any) -> None:
+        super().__init__(manager, loop=loop, **kwargs)
+        self._limiter = limiter
+        self._header_timeout = header_timeout
+        self._send_timeout = send_timeout
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._in_request = False
+        self._holds_slot = True  # taken by the accept loop for this connection
+        self._client_log = client_log
+
+    def release_slot(self) -> None:
+        if self._holds_slot:
+            self._holds_slot = False
+            self._limiter.given_back()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        sock = transport.get_extra_info('socket')
+        if sock is not None and self._send_timeout > 0 and hasattr(socket, 'TCP_USER_TIMEOUT'):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(self._send_timeout * 1000))
+            except OSError:
+                pass
+        self._limiter.mark_idle(self)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._cancel_header_timer()
+        self._limiter.mark_busy(self)
+        self.release_slot()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if data and not self._in_request and self._header_timer is None:
+            # the first bytes of a request: its headers must be complete within the header timeout
+            self._limiter.mark_busy(self)
+            if self._header_timeout > 0:
+                self._header_timer = self._loop.call_later(self._header_timeout, self._header_expired)
+        super().data_received(data)
+
+    def request_started(self) -> None:
+        """Called by the app's middleware once a request's headers are read."""
+        self._cancel_header_timer()
+        self._in_request = True
+        self._limiter.mark_busy(self)
+
+    def log_access(self, request: web.BaseRequest, response: web.StreamResponse, time: float | None) -> None:
+        """Called by aiohttp once a response is written (every response, error ones included): idle again."""
+        super().log_access(request, response, time)
+        self._in_request = False
+        if self.transport is not None:
+            self._limiter.mark_idle(self)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_expired(self) -> None:
+        self._header_timer = None
+        if self._in_request or self.transport is None:
+            return
+        peer = self.transport.get_extra_info('peername')
+        self._client_log.log(logging.WARNING, 'closed a connection from %s: its request headers took more than %g s (the header timeout)',
+                             peer[0] if isinstance(peer, tuple) else peer, self._header_timeout)
+        try:
+            self.transport.write(_REQUEST_TIMEOUT_RESPONSE)
+        except (OSError, RuntimeError):
+            pass
+        self.force_close()
+
+
+class _Listening(asyncio.AbstractServer):
+    """What aiohttp's runner expects of a site's server: its sockets (``runner.addresses``) and ``close()``."""
+
+    def __init__(self, sockets: list[socket.socket]) -> None:
+        self._sockets = sockets
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return tuple(self._sockets)
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    def is_serving(self) -> bool:
+        return bool(self._sockets)
+
+    async def start_serving(self) -> None:
+        return None
+
+    async def serve_forever(self) -> None:
+        raise NotImplementedError
+
+    async def wait_closed(self) -> None:
+        return None
+
+
+class ListeningSite(web.BaseSite):
+    """A TCP site (``host``, ``port``, optional TLS) whose accept loop enforces the connection limit."""
+
+    __slots__ = ('_host', '_port', '_handler_args', 'limiter', '_header_timeout', '_send_timeout', '_tasks', '_pending',
+                 '_client_log')
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, handler_args: t.Mapping[str, t.Any], limiter: ConnectionLimiter,
+                 header_timeout: float = DEFAULT_HEADER_TIMEOUT, send_timeout: float = DEFAULT_SEND_TIMEOUT,
+                 ssl_context: ssl.SSLContext | None = None, backlog: int = 4096) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._host = host
+        self._port = port
+        self._handler_args = dict(handler_args)  # the same keyword arguments the runner gave aiohttp's own protocol
+        self.limiter = limiter
+        self._header_timeout = header_timeout
+        self._send_timeout = send_timeout
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pending: set[asyncio.Task[None]] = set()
+        self._client_log = CLIENT_LOG
+
+    @property
+    def name(self) -> str:
+        return '%s://%s:%d' % ('https' if self._ssl_context else 'http', self._host, self._port)
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        sockets = await _listening_sockets(loop, self._host, self._port, self._backlog)
+        self._server = _Listening(sockets)
+        self._tasks = [loop.create_task(self._accept_loop(sock)) for sock in sockets]
+
+    async def stop(self) -> None:
+        for task in self._tasks + list(self._pending):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._pending, return_exceptions=True)
+        self._tasks = []
+        await super().stop()
+
+    def _protocol(self, holder: list[ReceiverProtocol]) -> ReceiverProtocol:
+        server = self._runner.server
+        assert server is not None
+        protocol = ReceiverProtocol(server, loop=asyncio.get_running_loop(), limiter=self.limiter, header_timeout=self._header_timeout,
+                                    send_timeout=self._send_timeout, client_log=self._client_log, **self._handler_args)
+        holder.append(protocol)
+        return protocol
+
+    async def _accept_loop(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        limiter = self.limiter
+        while True:
+            if limiter.full:
+                if not limiter.reclaim(1):
+                    limiter.waits += 1
+                    limiter.full_log.log(logging.WARNING, 'connection limit reached: %d connections open, none idle for %g s '
+                                         '(--max-connections %d); new connections wait in the listen backlog',
+                                         limiter.open, MIN_IDLE_TO_RECLAIM, limiter.limit)
+                # until a connection closes (the one just closed, or another) or one becomes idle; at most a second
+                await limiter.wait_for_room(MIN_IDLE_TO_RECLAIM)
+                continue
+            try:
+                conn, _address = await loop.sock_accept(sock)
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                continue
+            except OSError as exc:
+                if exc.errno in _EXHAUSTED:
+                    limiter.exhausted += 1
+                    freed = limiter.reclaim(8)
+                    limiter.exhausted_log.log(logging.ERROR, 'cannot accept connections: %s (%d connections open; closed %d idle ones); '
+                                              'retrying every %g s', exc.strerror, limiter.open, freed, _RETRY_ACCEPT)
+                    await limiter.wait_for_room(_RETRY_ACCEPT)
+                    continue
+                if exc.errno in (errno.EPROTO, errno.EPERM, errno.ENETDOWN, errno.EHOSTUNREACH, errno.ENETUNREACH):
+                    continue
+                limiter.exhausted_log.log(logging.ERROR, 'accept() failed: %s; retrying', exc)
+                await asyncio.sleep(_RETRY_ACCEPT)
+                continue
+            limiter.taken()
+            task = loop.create_task(self._connect(loop, conn))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
+        holder: list[ReceiverProtocol] = []
+        try:
+            conn.setblocking(False)
+            if self._ssl_context is not None:
+                await loop.connect_accepted_socket(functools.partial(self._protocol, holder), conn, ssl=self._ssl_context,
+                                                   ssl_handshake_timeout=self._header_timeout or None)
+            else:
+                await loop.connect_accepted_socket(functools.partial(self._protocol, holder), conn)
+        except BaseException as exc:
+            if holder:
+                holder[0].release_slot()
+            else:
+                self.limiter.given_back()
+            conn.close()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            if isinstance(exc, Exception):
+                self._client_log.log(logging.WARNING, 'connection not set up: %s: %s', type(exc).__name__, exc)
+
+
+async def _listening_sockets(loop: asyncio.AbstractEventLoop, host: str, port: int, backlog: int) -> list[socket.socket]:
+    """Bound, listening, non-blocking sockets for ``host`` (as ``loop.create_server`` makes them: SO_REUSEADDR, IPv6 only on IPv6)."""
+    infos = await loop.getaddrinfo(host or None, port, family=socket.AF_UNSPEC, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys((info[0], info[1], info[2], info[3], info[4]) for info in infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, 'IPPROTO_IPV6'):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise OSError(exc.errno, 'cannot listen on %s port %s: %s' % (address[0], port, (exc.strerror or str(exc)).lower())) from None
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
