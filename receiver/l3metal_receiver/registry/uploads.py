@@ -1,0 +1,152 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Blob upload sessions (Distribution spec "Pushing blobs"): POST opens one, PATCH appends a chunk, PUT with
+``digest`` closes it.
+
+A session is a file ``DIR/.uploads/<id>`` and a running SHA-256 in memory.  The bytes are written and hashed
+in a worker thread (hashlib releases the GIL), so the event loop keeps answering webhooks while a large blob
+arrives; memory stays at one buffer per session whatever the blob size.  On PUT the file is fsynced, its
+digest compared with the one the client claims, and only then renamed into ``blobs/`` (``Layout.commit_blob``);
+a mismatch removes it.  Sessions live in this process: after a restart the start-up sweep removes their files
+and a client gets ``BLOB_UPLOAD_UNKNOWN`` and starts again (the spec allows either resuming or that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import time
+import typing as t
+import uuid
+from pathlib import Path
+
+from .errors import RegistryError, digest_invalid, upload_unknown
+from .layout import Layout, parse_digest
+
+IDLE_SECONDS = 3600.0  # a session nobody touched for an hour is dropped
+
+
+class UploadSession:
+    """One upload in progress: its file, how many bytes it holds, their SHA-256 so far."""
+
+    def __init__(self, directory: Path, repository: str) -> None:
+        self.id = str(uuid.uuid4())
+        self.repository = repository
+        self.path = directory / self.id
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.offset = 0
+        self.sha256 = hashlib.sha256()
+        self.lock = asyncio.Lock()  # one request at a time per session
+        self.touched = time.monotonic()
+
+    def write(self, data: bytes) -> None:
+        """Append ``data`` (called in a worker thread)."""
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+        self.sha256.update(data)
+        self.offset += len(data)
+
+    def digest(self, algorithm: str) -> str:
+        if algorithm == 'sha256':
+            return 'sha256:' + self.sha256.hexdigest()
+        hasher = hashlib.new(algorithm)
+        with open(self.path, 'rb') as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b''):
+                hasher.update(chunk)
+        return '%s:%s' % (algorithm, hasher.hexdigest())
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def discard(self) -> None:
+        self.close()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+class Uploads:
+    """The sessions of one layout."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.sessions: dict[str, UploadSession] = {}
+
+    def start(self, repository: str) -> UploadSession:
+        self._drop_idle()
+        session = UploadSession(self.layout.uploads, repository)
+        self.sessions[session.id] = session
+        return session
+
+    def get(self, repository: str, upload_id: str) -> UploadSession:
+        session = self.sessions.get(upload_id)
+        if session is None or session.repository != repository:
+            raise upload_unknown(upload_id)
+        session.touched = time.monotonic()
+        return session
+
+    def cancel(self, session: UploadSession) -> None:
+        self.sessions.pop(session.id, None)
+        session.discard()
+
+    def _drop_idle(self) -> None:
+        now = time.monotonic()
+        for session in [s for s in self.sessions.values() if now - s.touched > IDLE_SECONDS and not s.lock.locked()]:
+            self.cancel(session)
+
+    async def append(self, session: UploadSession, chunks: t.AsyncIterator[bytes], buffer_size: int = 1 << 20) -> int:
+        """Append a request body to the session: buffered, written and hashed off the event loop; bytes added."""
+        loop = asyncio.get_running_loop()
+        added = 0
+        buffer = bytearray()
+        async for chunk in chunks:
+            buffer += chunk
+            if len(buffer) >= buffer_size:
+                data, buffer = bytes(buffer), bytearray()
+                await loop.run_in_executor(None, session.write, data)
+                added += len(data)
+        if buffer:
+            await loop.run_in_executor(None, session.write, bytes(buffer))
+            added += len(buffer)
+        session.touched = time.monotonic()
+        return added
+
+    async def finish(self, session: UploadSession, digest: str) -> None:
+        """Check the session's bytes against ``digest``, then make them the blob; the session ends either way."""
+        algorithm, _hex = parse_digest(digest)
+        self.sessions.pop(session.id, None)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, os.fsync, session.fd)
+            actual = await loop.run_in_executor(None, session.digest, algorithm)
+            session.close()
+            if actual != digest:
+                raise digest_invalid('upload %s: the %d bytes received hash to %s, not %s; nothing was stored'
+                                     % (session.id, session.offset, actual, digest))
+            await loop.run_in_executor(None, self.layout.commit_blob, session.path, digest)
+        except BaseException:
+            session.discard()
+            raise
+
+    def close_all(self) -> None:
+        for session in list(self.sessions.values()):
+            self.cancel(session)
+
+
+def parse_content_range(value: str) -> tuple[int, int]:
+    """(first, last) of a PATCH ``Content-Range`` (the spec's ``<start>-<end>``; ``bytes <start>-<end>/<size>`` accepted too)."""
+    text = value.strip()
+    if text.lower().startswith('bytes'):
+        text = text[5:].lstrip(' =')
+    text = text.partition('/')[0]
+    first, sep, last = text.partition('-')
+    if not sep or not first.isdigit() or not last.isdigit() or int(last) < int(first):
+        raise RegistryError(416, 'BLOB_UPLOAD_INVALID', 'Content-Range %r: expected <first byte>-<last byte>' % value)
+    return int(first), int(last)
