@@ -17,6 +17,7 @@ the digest, and a conversion would change it).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -42,6 +43,7 @@ _ROUTES = [
     ('upload_start', re.compile(r'(?P<name>%s)/blobs/uploads/?' % NAME_PATTERN)),
     ('upload', re.compile(r'(?P<name>%s)/blobs/uploads/(?P<upload>[0-9a-f-]{36})' % NAME_PATTERN)),
     ('blob', re.compile(r'(?P<name>%s)/blobs/(?P<digest>%s)' % (NAME_PATTERN, DIGEST_PATTERN))),
+    ('referrers', re.compile(r'(?P<name>%s)/referrers/(?P<digest>%s)' % (NAME_PATTERN, DIGEST_PATTERN))),
 ]
 MAX_PAGE = 10000
 
@@ -155,12 +157,18 @@ class Registry:
             digest = digest_of(raw)
         doc = json.loads(raw)
         self._check_references(doc, media_type)
-        self.layout.store_bytes(raw, digest)
-        if ':' not in reference:
-            artifact_type = doc.get('artifactType')
-            self.layout.set_tag(name, reference, media_type, digest, len(raw), artifact_type if isinstance(artifact_type, str) else None)
-        headers = {hdrs.LOCATION: '/v2/%s/manifests/%s' % (name, digest), 'Docker-Content-Digest': digest}
         subject = doc.get('subject')
+        artifact_type = doc.get('artifactType')
+
+        def store() -> None:
+            # fsyncs of the manifest, index.json and their directories: in a worker thread, not on the event loop
+            self.layout.store_bytes(raw, digest)
+            if ':' not in reference:
+                self.layout.set_tag(name, reference, media_type, digest, len(raw), artifact_type if isinstance(artifact_type, str) else None)
+            elif isinstance(subject, dict):
+                self.layout.add_untagged(media_type, digest, len(raw))
+        await asyncio.get_running_loop().run_in_executor(None, store)
+        headers = {hdrs.LOCATION: '/v2/%s/manifests/%s' % (name, digest), 'Docker-Content-Digest': digest}
         if isinstance(subject, dict) and isinstance(subject.get('digest'), str):
             headers['OCI-Subject'] = subject['digest']
         return web.Response(status=201, headers=headers)
@@ -194,12 +202,19 @@ class Registry:
             raise unsupported('deletion is disabled on this registry (receiver option --oci-allow-delete)')
         if ':' in reference:
             parse_digest(reference)
-            removed = self.layout.delete_digest(name, reference)
+            removed = await asyncio.get_running_loop().run_in_executor(None, self.layout.delete_digest, name, reference)
         else:
-            removed = self.layout.delete_tag(name, reference)
+            removed = await asyncio.get_running_loop().run_in_executor(None, self.layout.delete_tag, name, reference)
         if not removed:
             raise manifest_unknown(name, reference)
         return web.Response(status=202)
+
+    async def _referrers_get(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:
+        parse_digest(digest)
+        artifact_type = request.query.get('artifactType')
+        index = {'schemaVersion': 2, 'mediaType': INDEX_MEDIA_TYPES[0], 'manifests': self.layout.referrers(digest, artifact_type)}
+        headers = {'OCI-Filters-Applied': 'artifactType'} if artifact_type else {}
+        return web.Response(body=json.dumps(index).encode('utf-8'), content_type=INDEX_MEDIA_TYPES[0], headers=headers)
 
     # -- blobs -------------------------------------------------------------------------------------------
     async def _blob_get(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:

@@ -149,6 +149,8 @@ class Layout:
         self._signature: tuple[int, int, int] | None = None
         self._index: dict[str, t.Any] = {}
         self._tags: dict[tuple[str, str], dict[str, t.Any]] = {}
+        self._referrers: dict[str, list[dict[str, t.Any]]] = {}  # subject digest -> descriptors of the manifests naming it
+        self._subject_of: dict[str, dict[str, t.Any] | None] = {}  # manifest digest -> its referrer descriptor (content is immutable)
 
     # -- start -----------------------------------------------------------------------------------------
     def open(self) -> int:
@@ -211,7 +213,57 @@ class Layout:
                 mapped = split_ref_name(name, self.default_repository) if isinstance(name, str) else None
                 if mapped and isinstance(entry.get('digest'), str):
                     tags[mapped] = entry  # a later entry with the same name wins, as in skopeo
-            self._index, self._tags, self._signature = index, tags, signature
+            referrers: dict[str, list[dict[str, t.Any]]] = {}
+            for entry in index['manifests']:
+                found = self._referrer(entry) if isinstance(entry, dict) else None
+                if found is not None:
+                    subject, descriptor = found
+                    if all(d['digest'] != descriptor['digest'] for d in referrers.get(subject, [])):
+                        referrers.setdefault(subject, []).append(descriptor)
+            self._index, self._tags, self._referrers, self._signature = index, tags, referrers, signature
+
+    def _referrer(self, entry: dict[str, t.Any]) -> tuple[str, dict[str, t.Any]] | None:
+        """(subject digest, descriptor for the referrers list) of the manifest an index entry names, when it has a ``subject``."""
+        digest = entry.get('digest')
+        if not isinstance(digest, str) or entry.get('mediaType') not in MANIFEST_MEDIA_TYPES:
+            return None
+        if digest not in self._subject_of:
+            descriptor: dict[str, t.Any] | None = None
+            try:
+                found = self.read_manifest(digest)
+            except RegistryError:
+                found = None
+            if found is not None:
+                doc = json.loads(found[0])
+                subject = doc.get('subject')
+                if isinstance(subject, dict) and isinstance(subject.get('digest'), str):
+                    descriptor = {'mediaType': found[1], 'digest': digest, 'size': len(found[0]), 'subject': subject['digest']}
+                    artifact_type = doc.get('artifactType') or (doc.get('config') or {}).get('mediaType')
+                    if isinstance(artifact_type, str):
+                        descriptor['artifactType'] = artifact_type
+                    if isinstance(doc.get('annotations'), dict):
+                        descriptor['annotations'] = doc['annotations']
+            self._subject_of[digest] = descriptor
+        cached = self._subject_of[digest]
+        if cached is None:
+            return None
+        descriptor = {k: v for k, v in cached.items() if k != 'subject'}
+        return cached['subject'], descriptor
+
+    def referrers(self, digest: str, artifact_type: str | None = None) -> list[dict[str, t.Any]]:
+        """Descriptors of the stored manifests whose ``subject`` is ``digest`` (OCI 1.1 referrers), optionally of one artifact type."""
+        self._fresh()
+        found = self._referrers.get(digest, [])
+        return [dict(d) for d in found if artifact_type is None or d.get('artifactType') == artifact_type]
+
+    def add_untagged(self, media_type: str, digest: str, size: int) -> None:
+        """An index entry without a ref name for a manifest pushed by digest that names a ``subject``, so the layout
+        keeps it reachable (image-spec: index.json lists the layout's roots) and the referrers list finds it."""
+        with self._lock:
+            self._fresh()
+            if any(isinstance(e, dict) and e.get('digest') == digest and not self._names(e) for e in self._index['manifests']):
+                return
+            self._write_index(lambda e: True, {'mediaType': media_type, 'digest': digest, 'size': size})
 
     def _fresh(self) -> None:
         try:
@@ -265,8 +317,11 @@ class Layout:
     def delete_digest(self, repository: str, digest: str) -> bool:
         """Remove every tag of ``repository`` that points at ``digest`` (the blob stays: other names may use it)."""
         def keep(entry: dict[str, t.Any]) -> bool:
+            if entry.get('digest') != digest:
+                return True
             names = self._names(entry)
-            return not (names is not None and names[0] == repository and entry.get('digest') == digest)
+            has_name = REF_NAME in (entry.get('annotations') or {})
+            return not ((names is not None and names[0] == repository) or not has_name)  # untagged entries: referrers
         return self._write_index(keep) > 0
 
     # -- blobs -----------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ class UploadSession:
         self.lock = asyncio.Lock()  # one request at a time per session
         self.touched = time.monotonic()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         """Append ``data`` (called in a worker thread)."""
         view = memoryview(data)
         while view:
@@ -101,19 +101,22 @@ class Uploads:
         for session in [s for s in self.sessions.values() if now - s.touched > IDLE_SECONDS and not s.lock.locked()]:
             self.cancel(session)
 
-    async def append(self, session: UploadSession, chunks: t.AsyncIterator[bytes], buffer_size: int = 1 << 20) -> int:
-        """Append a request body to the session: buffered, written and hashed off the event loop; bytes added."""
+    async def append(self, session: UploadSession, chunks: t.AsyncIterator[bytes], buffer_size: int = 512 * 1024) -> int:
+        """Append a request body to the session: buffered, written and hashed off the event loop; bytes added.
+
+        One buffer per session, handed to the worker as it is (no copy); while the worker writes, aiohttp's
+        reader stops reading the socket once its own small buffer is full, so the client is slowed, not memory."""
         loop = asyncio.get_running_loop()
         added = 0
         buffer = bytearray()
         async for chunk in chunks:
             buffer += chunk
             if len(buffer) >= buffer_size:
-                data, buffer = bytes(buffer), bytearray()
-                await loop.run_in_executor(None, session.write, data)
-                added += len(data)
+                await loop.run_in_executor(None, session.write, buffer)
+                added += len(buffer)
+                buffer = bytearray()
         if buffer:
-            await loop.run_in_executor(None, session.write, bytes(buffer))
+            await loop.run_in_executor(None, session.write, buffer)
             added += len(buffer)
         session.touched = time.monotonic()
         return added

@@ -259,3 +259,30 @@ def test_bad_names_and_unknown_endpoints_are_spec_errors(oci_receiver):
     answer = requests.get(url(oci_receiver, '/v2/r/x/manifests/sha256:short'), timeout=10)
     assert answer.status_code == 400 and error_code(answer) == 'DIGEST_INVALID'
     assert requests.get(url(oci_receiver, '/v2/r/x/nothing'), timeout=10).status_code in (400, 404)
+
+
+def test_referrers_list_the_manifests_that_name_a_subject(oci_receiver):
+    raw = image_manifest(oci_receiver, 'ref/x', b'the image')
+    put_manifest(oci_receiver, 'ref/x', 'v1', raw)
+    empty = requests.get(url(oci_receiver, '/v2/ref/x/referrers/' + sha(raw)), timeout=10)
+    assert empty.status_code == 200 and empty.json()['manifests'] == []
+    config = push_blob(oci_receiver, 'ref/x', b'{}')
+    signature = json.dumps({'schemaVersion': 2, 'mediaType': 'application/vnd.oci.image.manifest.v1+json',
+                            'artifactType': 'application/vnd.example.signature', 'annotations': {'who': 'ci'},
+                            'config': {'mediaType': 'application/vnd.oci.empty.v1+json', 'digest': config, 'size': 2}, 'layers': [],
+                            'subject': {'mediaType': 'application/vnd.oci.image.manifest.v1+json', 'digest': sha(raw), 'size': len(raw)}}).encode()
+    created = put_manifest(oci_receiver, 'ref/x', sha(signature), signature)
+    assert created.status_code == 201 and created.headers['OCI-Subject'] == sha(raw)
+    listed = requests.get(url(oci_receiver, '/v2/ref/x/referrers/' + sha(raw)), timeout=10)
+    assert listed.headers['Content-Type'] == 'application/vnd.oci.image.index.v1+json'
+    assert listed.json()['manifests'] == [{'mediaType': 'application/vnd.oci.image.manifest.v1+json', 'digest': sha(signature),
+                                           'size': len(signature), 'artifactType': 'application/vnd.example.signature',
+                                           'annotations': {'who': 'ci'}}]
+    filtered = requests.get(url(oci_receiver, '/v2/ref/x/referrers/' + sha(raw)), params={'artifactType': 'application/other'}, timeout=10)
+    assert filtered.json()['manifests'] == [] and filtered.headers['OCI-Filters-Applied'] == 'artifactType'
+    # the untagged referrer is an index.json entry without a ref name: a root of the layout
+    entries = json.loads((oci_receiver.oci_layout / 'index.json').read_text())['manifests']
+    assert [e for e in entries if e['digest'] == sha(signature)] == [
+        {'mediaType': 'application/vnd.oci.image.manifest.v1+json', 'digest': sha(signature), 'size': len(signature)}]
+    assert requests.delete(url(oci_receiver, '/v2/ref/x/manifests/' + sha(signature)), auth=AUTH, timeout=10).status_code == 202
+    assert requests.get(url(oci_receiver, '/v2/ref/x/referrers/' + sha(raw)), timeout=10).json()['manifests'] == []
