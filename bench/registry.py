@@ -234,12 +234,14 @@ def main() -> int:
                 record('%d manifest GETs (requests/s)' % args.manifests, side, manifest_gets(side, 'bench/small', 'v1', args.manifests))
         rss_big = peak_rss_mib(ours.pid)
 
+        print('load average at the end: %.1f %.1f %.1f (other work on the same cores makes single runs noisy)' % os.getloadavg())
         print('embedded registry (ours) vs distribution %s (peer), %d round(s), same disk (%s)' % (
             (subprocess.run(['docker-registry', '--version'], capture_output=True, text=True, check=False).stdout.split() or ['?'])[-1],
             args.rounds, work))
         for test, by_side in results.items():
             mine, theirs = statistics.median(by_side['ours']), statistics.median(by_side['peer'])
-            print('  %-40s ours %8.1f  peer %8.1f  ratio = ours / peer = %.2f' % (test, mine, theirs, mine / theirs))
+            print('  %-40s ours %8.1f  peer %8.1f  ratio = ours / peer = %.2f   (rounds: ours %s, peer %s)'
+                  % (test, mine, theirs, mine / theirs, ' '.join('%.0f' % v for v in by_side['ours']), ' '.join('%.0f' % v for v in by_side['peer'])))
         print('  ours resident memory: after small blobs %.0f MiB (peak %.0f), after the %d MiB blobs %.0f MiB (peak %.0f)'
               % (rss_small[0], rss_small[1], args.size_mib, rss_big[0], rss_big[1]))
         print('  /healthz latency idle: %s' % idle.summary())
