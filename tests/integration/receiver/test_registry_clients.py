@@ -130,3 +130,23 @@ def test_oras_py_pushes_and_pulls(oci_receiver, tmp_path, monkeypatch):
     assert [Path(p).read_bytes() for p in pulled] == [Path('payload.bin').read_bytes()]
     client.delete_tag('%s/test/artifact' % oci_receiver.host, 'v1')
     assert oci_receiver.oci_layout.joinpath('index.json').read_text().count('test/artifact') == 0
+
+
+def test_tls_as_the_rest_of_the_service(oci_receiver_factory, tls_files, tiny_layout, tmp_path):
+    """--tls-cert/--tls-key cover /v2/ too: skopeo with the CA in a cert dir, our client with ca_path; no CA: refused."""
+    server = oci_receiver_factory(tls=tls_files)
+    certs = tmp_path / 'certs'
+    certs.mkdir()
+    (certs / 'ca.crt').write_bytes(Path(tls_files[2]).read_bytes())
+    target = 'docker://%s/%s' % (server.host, TINY_REF)
+    env = {'HOME': str(tmp_path), 'PATH': '/usr/bin:/bin'}
+    copy = subprocess.run(['skopeo', '--insecure-policy', 'copy', '--dest-cert-dir', str(certs), '--dest-creds', CREDS,
+                           'oci:%s:%s' % (tiny_layout, TINY_REF), target], capture_output=True, text=True, env=env, check=False)
+    assert copy.returncode == 0, copy.stderr
+    untrusted = subprocess.run(['skopeo', 'inspect', target], capture_output=True, text=True, env=env, check=False)
+    assert untrusted.returncode != 0 and 'certificate' in untrusted.stderr
+    (tmp_path / 'a.txt').write_text('over TLS\n')
+    ref = '%s/files/a:1' % server.host
+    push_artifact(ref, [PushFile(str(tmp_path / 'a.txt'))], ca_path=tls_files[2], username=PUSH_USER, password=PUSH_PASSWORD)
+    pull_to_directory(ref, str(tmp_path / 'out'), ca_path=tls_files[2])
+    assert (tmp_path / 'out' / 'a.txt').read_text() == 'over TLS\n'
