@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 
 import bcrypt
@@ -172,3 +173,20 @@ def test_v2_exists_only_with_the_layout_in_process(tmp_path):
             assert answer.status == 404 and (await answer.json())['errors'][0]['code'] == 'MANIFEST_UNKNOWN'
         assert (tmp_path / 'l' / 'index.json').exists()
     asyncio.run(main())
+
+
+def test_a_broken_index_stops_the_start_with_a_message(tmp_path, capsys):
+    from l3metal_receiver.server import main
+    layout = tmp_path / 'l'
+    Layout(layout).open()
+    (layout / 'index.json').write_text('{"schemaVersion": 2, "manifests": ')
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        code = main(['--port', '0', '--data-dir', str(tmp_path / 'd'), '--media-dir', str(tmp_path / 'm'), '--oci-layout', str(layout)])
+    finally:
+        root.handlers[:] = handlers  # main() sets up the process's logging
+        root.setLevel(level)
+    assert code == 1
+    assert 'index.json is not JSON' in capsys.readouterr().err
+    assert (layout / 'index.json').read_text() == '{"schemaVersion": 2, "manifests": '  # nothing stored is lost
