@@ -245,7 +245,7 @@ class Registry:
                 try:
                     await self.uploads.append(session, request.content.iter_any())
                 except BaseException:
-                    self.uploads.cancel(session)
+                    self.uploads.cancel(session)  # a monolithic upload has no session the client knows of
                     raise
                 await self.uploads.finish(session, digest)
             return _blob_created(name, digest)
@@ -276,12 +276,12 @@ class Registry:
             try:
                 await self.uploads.append(session, request.content.iter_any())
             except BaseException:
-                self.uploads.cancel(session)  # a part of a chunk: the session cannot be trusted any more
-                raise
+                if session.broken:
+                    self.uploads.cancel(session)
+                raise  # otherwise the session keeps what arrived: resumable from its Range
             if content_range is not None and session.offset != last + 1:
-                self.uploads.cancel(session)
-                raise RegistryError(400, 'BLOB_UPLOAD_INVALID', 'upload %s: the chunk had %d bytes, its Content-Range %d; the upload is discarded'
-                                    % (upload, session.offset - start, last - first + 1))
+                raise RegistryError(400, 'BLOB_UPLOAD_INVALID', 'upload %s: the chunk had %d bytes, its Content-Range %d; resume from byte %d'
+                                    % (upload, session.offset - start, last - first + 1, session.offset), headers=_range(session.offset))
             return _upload_accepted(name, upload, session.offset, status=202)
 
     async def _upload_put(self, request: web.Request, name: str, upload: str) -> web.StreamResponse:
@@ -300,8 +300,9 @@ class Registry:
             try:
                 await self.uploads.append(session, request.content.iter_any())
             except BaseException:
-                self.uploads.cancel(session)
-                raise
+                if session.broken:
+                    self.uploads.cancel(session)
+                raise  # resumable, as for PATCH
             await self.uploads.finish(session, digest)
         return _blob_created(name, digest)
 

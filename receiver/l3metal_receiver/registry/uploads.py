@@ -40,6 +40,7 @@ class UploadSession:
         self.offset = 0
         self.sha256 = hashlib.sha256()
         self.lock = asyncio.Lock()  # one request at a time per session
+        self.broken = False  # a write failed: the file and the hash may disagree, the session must go
         self.touched = time.monotonic()
 
     def write(self, data: bytes | bytearray) -> None:
@@ -105,19 +106,39 @@ class Uploads:
         """Append a request body to the session: buffered, written and hashed off the event loop; bytes added.
 
         One buffer per session, handed to the worker as it is (no copy); while the worker writes, aiohttp's
-        reader stops reading the socket once its own small buffer is full, so the client is slowed, not memory."""
+        reader stops reading the socket once its own small buffer is full, so the client is slowed, not memory.
+        A body that breaks off (the client went away) still leaves the session consistent: what arrived is a
+        valid prefix, written before the error goes on, so the client can ask where it stands and resume.  A
+        failed write (disk full) marks the session broken: its file and hash may disagree."""
         loop = asyncio.get_running_loop()
         added = 0
         buffer = bytearray()
-        async for chunk in chunks:
-            buffer += chunk
-            if len(buffer) >= buffer_size:
+
+        async def flush() -> None:
+            nonlocal added, buffer
+            try:
                 await loop.run_in_executor(None, session.write, buffer)
-                added += len(buffer)
-                buffer = bytearray()
-        if buffer:
-            await loop.run_in_executor(None, session.write, buffer)
+            except BaseException:
+                session.broken = True
+                raise
             added += len(buffer)
+            buffer = bytearray()
+
+        try:
+            async for chunk in chunks:
+                buffer += chunk
+                if len(buffer) >= buffer_size:
+                    await flush()
+        except Exception as exc:
+            if session.broken:
+                raise
+            if buffer:
+                await flush()
+            raise RegistryError(400, 'BLOB_UPLOAD_INVALID', 'upload %s: the body broke off (%s) after %d bytes in all; ask where it stands '
+                                '(GET the upload) and resume' % (session.id, type(exc).__name__, session.offset),
+                                headers={'Range': '0-%d' % max(session.offset - 1, 0)}) from None
+        if buffer:
+            await flush()
         session.touched = time.monotonic()
         return added
 

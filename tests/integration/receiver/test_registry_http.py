@@ -7,16 +7,19 @@ paths, what a crash leaves, tampering, auth variants.  A receiver process with `
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 
 import requests
 
 from fixtures.registry_receiver import PUSH_PASSWORD, PUSH_USER
+from l3metal_lab.waiting import wait_for
 
 AUTH = (PUSH_USER, PUSH_PASSWORD)
 
@@ -286,3 +289,24 @@ def test_referrers_list_the_manifests_that_name_a_subject(oci_receiver):
         {'mediaType': 'application/vnd.oci.image.manifest.v1+json', 'digest': sha(signature), 'size': len(signature)}]
     assert requests.delete(url(oci_receiver, '/v2/ref/x/manifests/' + sha(signature)), auth=AUTH, timeout=10).status_code == 202
     assert requests.get(url(oci_receiver, '/v2/ref/x/referrers/' + sha(raw)), timeout=10).json()['manifests'] == []
+
+
+def test_a_chunk_that_breaks_off_leaves_a_resumable_session(oci_receiver):
+    data = os.urandom(200_000)
+    start = requests.post(url(oci_receiver, '/v2/r/resume/blobs/uploads/'), auth=AUTH, timeout=10)
+    path = start.headers['Location']
+    credentials = base64.b64encode(('%s:%s' % AUTH).encode()).decode()
+    with socket.create_connection(('127.0.0.1', oci_receiver.port), timeout=10) as sock:
+        sock.sendall(('PATCH %s HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\nContent-Type: application/octet-stream\r\n'
+                      'Content-Length: 100000\r\nContent-Range: 0-99999\r\n\r\n' % (path, credentials)).encode() + data[:60_000])
+    # the client is gone after 60,000 bytes: the session holds exactly those, and says so
+    def stands() -> str | None:
+        return requests.get(absolute(oci_receiver, path), auth=AUTH, timeout=10).headers.get('Range')
+    wait_for(lambda: stands() == '0-59999', what='the session to hold the 60,000 bytes that arrived')
+    status = requests.get(absolute(oci_receiver, path), auth=AUTH, timeout=10)
+    assert status.status_code == 204 and status.headers['Range'] == '0-59999'
+    rest = requests.patch(absolute(oci_receiver, path), data=data[60_000:], headers={'Content-Range': '60000-199999'}, auth=AUTH, timeout=10)
+    assert rest.status_code == 202
+    done = requests.put(absolute(oci_receiver, rest.headers['Location']), params={'digest': sha(data)}, auth=AUTH, timeout=10)
+    assert done.status_code == 201
+    assert requests.get(url(oci_receiver, '/v2/r/resume/blobs/' + sha(data)), timeout=10).content == data
