@@ -300,8 +300,10 @@ def test_a_chunk_that_breaks_off_leaves_a_resumable_session(oci_receiver):
         sock.sendall(('PATCH %s HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\nContent-Type: application/octet-stream\r\n'
                       'Content-Length: 100000\r\nContent-Range: 0-99999\r\n\r\n' % (path, credentials)).encode() + data[:60_000])
     # the client is gone after 60,000 bytes: the session holds exactly those, and says so
+
     def stands() -> str | None:
         return requests.get(absolute(oci_receiver, path), auth=AUTH, timeout=10).headers.get('Range')
+
     wait_for(lambda: stands() == '0-59999', what='the session to hold the 60,000 bytes that arrived')
     status = requests.get(absolute(oci_receiver, path), auth=AUTH, timeout=10)
     assert status.status_code == 204 and status.headers['Range'] == '0-59999'
