@@ -71,6 +71,12 @@ class Settings:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     send_timeout: float = DEFAULT_SEND_TIMEOUT
     max_connections: int | None = None  # None: as many as the open-file limit allows (connections.connection_limit)
+    # The embedded OCI registry (registry/, docs/registry.md): /v2/ only when oci_layout is set.
+    oci_layout: Path | None = None
+    oci_htpasswd: Path | None = None
+    oci_pull_auth: bool = False
+    oci_allow_delete: bool = False
+    oci_default_repository: str | None = None
 
 
 class StartupError(Exception):
@@ -97,12 +103,6 @@ def _positive_int(text: str) -> int:
     if not text.isascii() or not text.isdigit() or len(text) > 9 or int(text) < 1:
         raise argparse.ArgumentTypeError('%r: give a whole number from 1' % text)
     return int(text)
-    # The embedded OCI registry (registry/, docs/registry.md): /v2/ only when oci_layout is set.
-    oci_layout: Path | None = None
-    oci_htpasswd: Path | None = None
-    oci_pull_auth: bool = False
-    oci_allow_delete: bool = False
-    oci_default_repository: str | None = None
 
 
 def parse_args(argv: t.Sequence[str] | None = None) -> Settings:

@@ -65,8 +65,9 @@ async def _registry_context(app: web.Application) -> t.AsyncIterator[None]:
     try:
         removed = registry.layout.open()
     except (OSError, ValueError) as exc:
-        # RuntimeError: the receiver's main() reports it as "cannot start: ..." and exits 1, no traceback
-        raise RuntimeError('--oci-layout %s: %s' % (registry.layout.root, exc)) from None
+        from ..server import StartupError  # pylint: disable=import-outside-toplevel  # main() prints it as one line, exit 1
+        raise StartupError(registry.layout.root, 'the --oci-layout directory: %s' % (exc.strerror if isinstance(exc, OSError) and exc.strerror
+                                                                                      else exc)) from None
     LOG.info('OCI registry on /v2/ from %s (%d tag(s); %d interrupted upload(s) removed; push %s; pull %s; delete %s)',
              registry.layout.root, sum(len(registry.layout.tags(r)) for r in registry.layout.repositories()), removed,
              'needs credentials' if registry.auth.has_credentials else 'disabled (no credentials configured)',

@@ -26,7 +26,7 @@ import urllib.parse
 
 from aiohttp import hdrs, web
 
-from ..media import MediaResponse
+from ..media import MediaResponse, open_regular_file
 from .auth import AUTH_ACTIONS, Authenticator
 from .errors import API_VERSION, API_VERSION_HEADER, RegistryError, blob_unknown, digest_invalid, manifest_unknown, name_unknown, unsupported
 from .layout import (DIGEST_PATTERN, INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MAX_MANIFEST, NAME_PATTERN, TAG_PATTERN, Layout, digest_of,
@@ -218,10 +218,11 @@ class Registry:
 
     # -- blobs -------------------------------------------------------------------------------------------
     async def _blob_get(self, request: web.Request, name: str, digest: str) -> web.StreamResponse:
-        st = self.layout.blob_stat(digest)
-        if st is None:
+        # The media path's own opener: a regular file beneath blobs/, opened once (no symlink out of the layout).
+        opened = open_regular_file(str(self.layout.blob_path(digest)), self.layout.blobs_root())
+        if opened is None:
             raise blob_unknown(digest)
-        response = MediaResponse(self.layout.blob_path(digest), st)
+        response = MediaResponse(*opened)
         response.headers['Docker-Content-Digest'] = digest
         return response
 

@@ -329,6 +329,10 @@ class Layout:
         algorithm, encoded = parse_digest(digest)
         return self.root / 'blobs' / algorithm / encoded
 
+    def blobs_root(self) -> str:
+        """The resolved ``blobs/`` directory (what a served blob must lie beneath)."""
+        return os.path.realpath(self.root / 'blobs')
+
     def blob_stat(self, digest: str) -> os.stat_result | None:
         try:
             return self.blob_path(digest).stat()
