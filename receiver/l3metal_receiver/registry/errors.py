@@ -37,8 +37,11 @@ class RegistryError(Exception):
             entry['detail'] = self.detail
         headers = {API_VERSION_HEADER: API_VERSION}
         headers.update(self.headers)
-        return web.Response(status=self.status, body=json.dumps({'errors': [entry]}).encode('utf-8'), content_type='application/json',
-                            headers=headers)
+        response = web.Response(status=self.status, body=json.dumps({'errors': [entry]}).encode('utf-8'), content_type='application/json',
+                                headers=headers)
+        if self.status == 408:
+            response.force_close()  # the rest of a stalled body must not be read as the next request
+        return response
 
 
 def blob_unknown(digest: str) -> RegistryError:

@@ -26,6 +26,7 @@ import urllib.parse
 
 from aiohttp import hdrs, web
 
+from ..api import BODY_TIMEOUT_KEY
 from ..media import MediaResponse, open_regular_file
 from .auth import AUTH_ACTIONS, Authenticator
 from .errors import API_VERSION, API_VERSION_HEADER, RegistryError, blob_unknown, digest_invalid, manifest_unknown, name_unknown, unsupported
@@ -244,7 +245,7 @@ class Registry:
             parse_digest(digest)
             async with session.lock:
                 try:
-                    await self.uploads.append(session, request.content.iter_any())
+                    await self.uploads.append(session, request.content.iter_any(), body_timeout=_body_timeout(request))
                 except BaseException:
                     self.uploads.cancel(session)  # a monolithic upload has no session the client knows of
                     raise
@@ -275,7 +276,7 @@ class Registry:
                                         % (upload, content_range, last - first + 1, length))
             start = session.offset
             try:
-                await self.uploads.append(session, request.content.iter_any())
+                await self.uploads.append(session, request.content.iter_any(), body_timeout=_body_timeout(request))
             except BaseException:
                 if session.broken:
                     self.uploads.cancel(session)
@@ -299,7 +300,7 @@ class Registry:
                     raise RegistryError(416, 'BLOB_UPLOAD_INVALID', 'upload %s: last chunk starts at byte %d, expected %d'
                                         % (upload, first, session.offset), headers=_range(session.offset))
             try:
-                await self.uploads.append(session, request.content.iter_any())
+                await self.uploads.append(session, request.content.iter_any(), body_timeout=_body_timeout(request))
             except BaseException:
                 if session.broken:
                     self.uploads.cancel(session)
@@ -310,6 +311,11 @@ class Registry:
     async def _upload_delete(self, request: web.Request, name: str, upload: str) -> web.StreamResponse:
         self.uploads.cancel(self.uploads.get(name, upload))
         return web.Response(status=204)
+
+
+def _body_timeout(request: web.Request) -> float:
+    """The receiver's --body-timeout (api.BODY_TIMEOUT_KEY): the longest pause while an upload's body arrives."""
+    return float(request.app.get(BODY_TIMEOUT_KEY, 0.0))
 
 
 def _route(tail: str) -> tuple[str, re.Match[str]] | None:

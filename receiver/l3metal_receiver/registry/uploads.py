@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import sys
 import time
 import typing as t
 import uuid
@@ -102,17 +103,20 @@ class Uploads:
         for session in [s for s in self.sessions.values() if now - s.touched > IDLE_SECONDS and not s.lock.locked()]:
             self.cancel(session)
 
-    async def append(self, session: UploadSession, chunks: t.AsyncIterator[bytes], buffer_size: int = 512 * 1024) -> int:
+    async def append(self, session: UploadSession, chunks: t.AsyncIterator[bytes], buffer_size: int = 512 * 1024,
+                     body_timeout: float = 0.0) -> int:
         """Append a request body to the session: buffered, written and hashed off the event loop; bytes added.
 
         One buffer per session, handed to the worker as it is (no copy); while the worker writes, aiohttp's
         reader stops reading the socket once its own small buffer is full, so the client is slowed, not memory.
-        A body that breaks off (the client went away) still leaves the session consistent: what arrived is a
-        valid prefix, written before the error goes on, so the client can ask where it stands and resume.  A
-        failed write (disk full) marks the session broken: its file and hash may disagree."""
+        A body that breaks off (the client went away) or pauses longer than ``body_timeout`` (the receiver's
+        ``--body-timeout``; 0: none) still leaves the session consistent: what arrived is a valid prefix,
+        written before the error goes on, so the client can ask where it stands and resume.  A failed write
+        (disk full) marks the session broken: its file and hash may disagree."""
         loop = asyncio.get_running_loop()
         added = 0
         buffer = bytearray()
+        stall = _ReadStall(body_timeout)
 
         async def flush() -> None:
             nonlocal added, buffer
@@ -125,15 +129,26 @@ class Uploads:
             buffer = bytearray()
 
         try:
+            stall.arm()
             async for chunk in chunks:
+                stall.disarm()  # only reads are timed: a write in the worker is never cancelled halfway
                 buffer += chunk
                 if len(buffer) >= buffer_size:
                     await flush()
-        except Exception as exc:
+                stall.arm()
+            stall.disarm()
+        except (Exception, asyncio.CancelledError) as exc:
+            stall.disarm()
+            if isinstance(exc, asyncio.CancelledError) and not stall.took_back():
+                raise  # a cancellation that is not ours
             if session.broken:
                 raise
             if buffer:
                 await flush()
+            if stall.expired:
+                raise RegistryError(408, 'BLOB_UPLOAD_INVALID', 'upload %s: the body paused for more than %g s (the body timeout) after '
+                                    '%d bytes in all; resume from there' % (session.id, body_timeout, session.offset),
+                                    headers={'Range': '0-%d' % max(session.offset - 1, 0)}) from None
             raise RegistryError(400, 'BLOB_UPLOAD_INVALID', 'upload %s: the body broke off (%s) after %d bytes in all; ask where it stands '
                                 '(GET the upload) and resume' % (session.id, type(exc).__name__, session.offset),
                                 headers={'Range': '0-%d' % max(session.offset - 1, 0)}) from None
@@ -162,6 +177,40 @@ class Uploads:
     def close_all(self) -> None:
         for session in list(self.sessions.values()):
             self.cancel(session)
+
+
+class _ReadStall:
+    """Cancel the reading task when no body data came for ``timeout`` seconds (the receiver's body timeout, as
+    ``api.read_body`` applies it to job bodies): one timer re-armed per chunk, no task per read."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.expired = False
+        self._task = asyncio.current_task()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def arm(self) -> None:
+        self.disarm()
+        if self.timeout > 0:
+            self._handle = asyncio.get_running_loop().call_later(self.timeout, self._expire)
+
+    def disarm(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _expire(self) -> None:
+        self.expired = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def took_back(self) -> bool:
+        """After a CancelledError: True when it was this timer's (the cancellation is then undone)."""
+        if not self.expired:
+            return False
+        if sys.version_info >= (3, 11) and self._task is not None:
+            self._task.uncancel()
+        return True
 
 
 def parse_content_range(value: str) -> tuple[int, int]:

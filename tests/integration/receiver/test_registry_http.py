@@ -312,3 +312,28 @@ def test_a_chunk_that_breaks_off_leaves_a_resumable_session(oci_receiver):
     done = requests.put(absolute(oci_receiver, rest.headers['Location']), params={'digest': sha(data)}, auth=AUTH, timeout=10)
     assert done.status_code == 201
     assert requests.get(url(oci_receiver, '/v2/r/resume/blobs/' + sha(data)), timeout=10).content == data
+
+
+def test_a_stalled_chunk_is_408_after_the_body_timeout_and_resumable(oci_receiver_factory):
+    server = oci_receiver_factory(extra=['--body-timeout', '1'])
+    data = os.urandom(100_000)
+    start = requests.post(url(server, '/v2/r/stall/blobs/uploads/'), auth=AUTH, timeout=10)
+    path = start.headers['Location']
+    credentials = base64.b64encode(('%s:%s' % AUTH).encode()).decode()
+    with socket.create_connection(('127.0.0.1', server.port), timeout=20) as sock:
+        sock.sendall(('PATCH %s HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\nContent-Type: application/octet-stream\r\n'
+                      'Content-Length: 100000\r\nContent-Range: 0-99999\r\n\r\n' % (path, credentials)).encode() + data[:30_000])
+        answer = b''
+        while b'\r\n\r\n' not in answer:  # the receiver answers on its own once the body has paused for 1 s
+            piece = sock.recv(65536)
+            if not piece:
+                break
+            answer += piece
+    head = answer.split(b'\r\n\r\n')[0].decode()
+    assert head.startswith('HTTP/1.1 408') and 'Range: 0-29999' in head, head
+    status = requests.get(absolute(server, path), auth=AUTH, timeout=10)
+    assert status.status_code == 204 and status.headers['Range'] == '0-29999'
+    done = requests.put(absolute(server, path), params={'digest': sha(data)}, data=data[30_000:], headers={'Content-Range': '30000-99999'},
+                        auth=AUTH, timeout=10)
+    assert done.status_code == 201
+    assert requests.get(url(server, '/v2/r/stall/blobs/' + sha(data)), timeout=10).content == data
