@@ -66,8 +66,8 @@ async def _registry_context(app: web.Application) -> t.AsyncIterator[None]:
         removed = registry.layout.open()
     except (OSError, ValueError) as exc:
         from ..server import StartupError  # pylint: disable=import-outside-toplevel  # main() prints it as one line, exit 1
-        raise StartupError(registry.layout.root, 'the --oci-layout directory: %s' % (exc.strerror if isinstance(exc, OSError) and exc.strerror
-                                                                                      else exc)) from None
+        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise StartupError(registry.layout.root, 'the --oci-layout directory: %s' % cause) from None
     LOG.info('OCI registry on /v2/ from %s (%d tag(s); %d interrupted upload(s) removed; push %s; pull %s; delete %s)',
              registry.layout.root, sum(len(registry.layout.tags(r)) for r in registry.layout.repositories()), removed,
              'needs credentials' if registry.auth.has_credentials else 'disabled (no credentials configured)',
