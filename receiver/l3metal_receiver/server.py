@@ -71,6 +71,12 @@ class Settings:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     send_timeout: float = DEFAULT_SEND_TIMEOUT
     max_connections: int | None = None  # None: as many as the open-file limit allows (connections.connection_limit)
+    # The embedded OCI registry (registry/, docs/registry.md): /v2/ only when oci_layout is set.
+    oci_layout: Path | None = None
+    oci_htpasswd: Path | None = None
+    oci_pull_auth: bool = False
+    oci_allow_delete: bool = False
+    oci_default_repository: str | None = None
 
 
 class StartupError(Exception):
@@ -135,6 +141,7 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
                         help='open connections at most; at the limit idle keep-alive connections are closed first, then new ones wait in '
                              'the listen backlog (default: as many as the open-file limit allows, (limit - 64) / 2)')
     parser.add_argument('--version', action='version', version='%(prog)s ' + __version__)
+    _add_registry_args(parser)
     args = parser.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error('--tls-cert and --tls-key go together')
@@ -165,7 +172,52 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
                     access_log=args.access_log,
                     log_file=args.log_file, log_level=args.log_level, pid_file=args.pid_file, backlog=args.backlog,
                     header_timeout=args.header_timeout, body_timeout=args.body_timeout, idle_timeout=args.idle_timeout,
-                    send_timeout=args.send_timeout, max_connections=args.max_connections)
+                    send_timeout=args.send_timeout, max_connections=args.max_connections,
+                    **_registry_settings(parser, args))
+
+
+# ------------------------------------------------------------------ the embedded OCI registry (registry/)
+
+def _add_registry_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group('embedded OCI registry', 'serve the OCI Distribution API under /v2/ (docs/registry.md)')
+    group.add_argument('--oci-layout', type=Path, help='OCI image layout directory to serve and store under /v2/ (created if missing); '
+                                                       'without it /v2/ is 404')
+    group.add_argument('--oci-htpasswd', type=Path, help='htpasswd file (bcrypt entries, htpasswd -B) of the users who may push; '
+                                                         'the API token is accepted as a password too')
+    group.add_argument('--oci-pull-auth', action='store_true', help='pulls need credentials too (default: pull is open)')
+    group.add_argument('--oci-allow-delete', action='store_true', help='allow DELETE of manifests and tags')
+    group.add_argument('--oci-default-repository', help='repository of layout entries whose ref name is a bare tag '
+                                                        '(skopeo copy ... oci:DIR:TAG); default: such entries are not served')
+
+
+def _registry_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, t.Any]:
+    if not args.oci_layout:
+        for option in ('oci_htpasswd', 'oci_pull_auth', 'oci_allow_delete', 'oci_default_repository'):
+            if getattr(args, option):
+                parser.error('--%s needs --oci-layout' % option.replace('_', '-'))
+        return {}
+    from .registry.layout import NAME  # pylint: disable=import-outside-toplevel
+    if args.oci_default_repository and not NAME.fullmatch(args.oci_default_repository):
+        parser.error('--oci-default-repository %r: not a repository name (lowercase, e.g. library or tools/sgdisk)' % args.oci_default_repository)
+    if args.oci_htpasswd is not None:
+        from .registry.auth import Htpasswd  # pylint: disable=import-outside-toplevel
+        try:
+            Htpasswd(args.oci_htpasswd)
+        except OSError as exc:
+            parser.error('--oci-htpasswd: cannot read %s: %s' % (args.oci_htpasswd, exc.strerror))
+        except ValueError as exc:
+            parser.error('--oci-htpasswd: %s' % exc)
+    return {'oci_layout': args.oci_layout.absolute(), 'oci_htpasswd': args.oci_htpasswd.absolute() if args.oci_htpasswd else None,
+            'oci_pull_auth': args.oci_pull_auth, 'oci_allow_delete': args.oci_allow_delete,
+            'oci_default_repository': args.oci_default_repository}
+
+
+def _install_registry(app: web.Application, settings: Settings) -> None:
+    from .registry import RegistryConfig, install  # pylint: disable=import-outside-toplevel
+    assert settings.oci_layout is not None
+    install(app, RegistryConfig(layout_dir=settings.oci_layout, htpasswd=settings.oci_htpasswd, api_token=settings.api_token,
+                                pull_auth=settings.oci_pull_auth, allow_delete=settings.oci_allow_delete,
+                                default_repository=settings.oci_default_repository))
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -277,6 +329,8 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS_KEY] = settings
     app.cleanup_ctx.append(_service_context)
     app.on_shutdown.append(_release_long_polls)
+    if settings.oci_layout is not None:
+        _install_registry(app, settings)
     return app
 
 
