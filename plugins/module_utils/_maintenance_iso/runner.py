@@ -37,15 +37,17 @@ def search_path() -> list[str]:
     return paths + [p for p in SEARCH_PATH if p not in paths]
 
 
-def find_program(name: str) -> str | None:
-    return shutil.which(name, path=os.pathsep.join(search_path()))
+def find_program(name: str, paths: t.Sequence[str] | None = None) -> str | None:
+    return shutil.which(name, path=os.pathsep.join(search_path() if paths is None else paths))
 
 
-def require_programs(names: t.Iterable[str]) -> None:
-    """Raise one ``MissingToolError`` naming every missing program and its Debian package."""
-    missing = [(name,) + PROGRAMS[name] for name in dict.fromkeys(names) if find_program(name) is None]
+def require_programs(names: t.Iterable[str], paths: t.Sequence[str] | None = None) -> None:
+    """Raise one ``MissingToolError`` naming every missing program and its Debian package (looked up in ``paths``,
+    default: PATH plus the sbin directories, as Ansible's get_bin_path does)."""
+    search = search_path() if paths is None else list(paths)
+    missing = [(name,) + PROGRAMS[name] for name in dict.fromkeys(names) if find_program(name, search) is None]
     if missing:
-        raise MissingToolError(missing, search_path())
+        raise MissingToolError(missing, search)
 
 
 def require_grub_platforms() -> None:
