@@ -30,8 +30,8 @@ STAGES = ('base', 'toolbase', 'tools', 'image', 'initramfs', 'squashfs', 'iso')
 TOOLS_REGISTRY = 'registry.example.com/l3metal/tools'
 
 
-def run(*argv: str, **kwargs: t.Any) -> str:
-    return subprocess.run(list(argv), check=True, capture_output=True, text=True, **kwargs).stdout
+def run(*argv: str, stderr: int = subprocess.PIPE) -> str:
+    return subprocess.run(list(argv), check=True, stdout=subprocess.PIPE, stderr=stderr, text=True).stdout
 
 
 @pytest.fixture(scope='module')
@@ -85,7 +85,7 @@ def test_check_mode_reports_no_change_for_the_built_iso(lab_iso, receiver_port):
 def test_the_iso_boots_from_bios_and_uefi_with_the_label_and_command_line(lab_iso):
     torito = run('xorriso', '-indev', str(lab_iso.path), '-report_el_torito', 'plain', stderr=subprocess.STDOUT)
     entries = [line for line in torito.splitlines() if line.startswith('El Torito boot img :')]
-    platforms = [line.split()[5] for line in entries]
+    platforms = [line.split()[6] for line in entries]
     assert platforms == ['BIOS', 'UEFI'], torito
     assert '/boot/grub/i386-pc/eltorito.img' in torito and '/efi.img' in torito
     with open(lab_iso.path, 'rb') as raw:
@@ -152,9 +152,12 @@ def test_the_image_store_holds_the_image_of_every_step(lab_iso, squashfs, listin
     store_sqfs.write_bytes(cat(squashfs, '/usr/lib/l3metal/tool-images.sqfs'))
     store = tmp_path / 'store'
     run('unsquashfs', '-q', '-n', '-d', str(store), str(store_sqfs))
-    out = run('podman', '--root', str(store), '--runroot', '/run/l3m-e2e-store-%d' % os.getpid(), '--storage-driver', 'overlay',
-              'images', '--format', 'json')
-    names = {name for image in json.loads(out) for name in image.get('Names') or []}
+    # read as the guest reads it: a read-only additional image store of an otherwise empty podman
+    out = run('podman', '--root', str(tmp_path / 'root'), '--runroot', '/run/l3m-e2e-store-%d' % os.getpid(), '--storage-driver', 'overlay',
+              '--storage-opt', 'additionalimagestore=%s' % store, 'images', '--format', 'json')
+    images = json.loads(out)
+    assert images and all(image.get('ReadOnly') for image in images), images
+    names = {name for image in images for name in image.get('Names') or []}
     wanted = set()
     for name in (line.rsplit('/', 1)[1] for line in listing if line.startswith('/usr/share/containers/systemd/') and line.endswith('.container')):
         image = next(line for line in cat(squashfs, '/usr/share/containers/systemd/' + name).decode().splitlines() if line.startswith('Image='))
@@ -162,6 +165,7 @@ def test_the_image_store_holds_the_image_of_every_step(lab_iso, squashfs, listin
     assert wanted and wanted <= names, (sorted(wanted), sorted(names))
     assert sorted(lab_iso.result['tool_images']) == sorted(wanted)
     shutil.rmtree(store)
+    shutil.rmtree('/run/l3m-e2e-store-%d' % os.getpid(), ignore_errors=True)
 
 
 def test_a_touched_dispatcher_file_rebuilds_nothing_an_edited_one_only_what_depends_on_it(lab_iso, receiver_port, tmp_path):
