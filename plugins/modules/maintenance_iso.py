@@ -11,7 +11,7 @@ module: maintenance_iso
 short_description: Build the live maintenance ISO (hybrid BIOS + UEFI) from the collection's maintenance OS sources
 version_added: 0.2.0
 description:
-  - Builds the ISO that servers boot from virtual CD 1: a live system (dracut C(dmsquash-live), copied to RAM with
+  - Builds the ISO that servers boot from virtual CD 1, a live system (dracut C(dmsquash-live), copied to RAM with
     C(rd.live.ram=1 rd.live.overlay.overlayfs=1)) running the maintenance OS of C(maintenance_os/) - the dispatcher, the
     systemd targets and the Quadlet steps - with every step's tool image inside it, in a read-only image store, so
     nothing is pulled at boot.
@@ -27,7 +27,7 @@ description:
   - Every stage is keyed on the digest of its inputs (sources, packages, options; not timestamps, not the host's tool
     versions). The ISO is named C(<name>-<16 hex digits of the inputs digest>.iso) in O(dest), with a C(.sha256) file
     (C(sha256sum -c) format) beside it. When that ISO exists, nothing is built and the task reports no change. An edited
-    input rebuilds only the stages that depend on it (for example a dispatcher file: the image layers, the squashfs and
+    input rebuilds only the stages that depend on it (for example a dispatcher file - the image layers, the squashfs and
     the ISO; the Debian base, the tool images and the initramfs are reused). The ISO is written to a temporary file and
     renamed, so a reader never sees a half-written ISO.
   - Runs as root (C(become=true)) on the build host, which needs mmdebstrap, podman, skopeo, squashfs-tools, grub-common,
@@ -146,8 +146,8 @@ options:
     default: registry.example.com/l3metal/tools
   tool_build_args:
     description:
-      - Extra build arguments per tool image, for example C({firmware-flasher: {FLASH_COMMAND: "..."}}). C(BASE) and C(INSTALL)
-        are the module's own.
+      - "Extra build arguments per tool image, for example C({firmware-flasher: {FLASH_COMMAND: ...}}). C(BASE) and C(INSTALL)
+        are the module's own."
     type: dict
     default: {}
   containers_conf:
@@ -289,7 +289,7 @@ tool_images:
 omitted:
   description:
     - What is left out because a tool image cannot be built (its Containerfile copies a file that is not there, for example
-      Supermicro's SUM) - C(tools) (tool and why), C(steps) (Quadlet files) and C(targets) (the targets that need them: a recipe
+      Supermicro's SUM) - C(tools) (tool and why), C(steps) (Quadlet files) and C(targets) (the targets that need them - a recipe
       naming one fails the dispatcher's pre-flight check).
   returned: always
   type: dict

@@ -220,18 +220,21 @@ class MaintenanceIsoBuild:
     def _run_chain(self, names: t.Sequence[str]) -> None:
         for name in names:
             started = time.monotonic()
-            assert self.runner is not None
+            if self.runner is None:  # narrows the type for mypy; cannot happen once the build has started
+                raise AssertionError('internal: self.runner is not None')
             self.runner.note(name, 'stage %s, key %s' % (name, self.stages[name].digest.hexdigest()))
             getattr(self, '_build_' + name)()
             self.stages[name].seconds = round(time.monotonic() - started, 1)
             self.stages[name].status = 'built'
 
     def _tag(self, stage: str) -> str:
-        assert self.podman is not None
+        if self.podman is None:  # narrows the type for mypy; cannot happen once the build has started
+            raise AssertionError('internal: self.podman is not None')
         return self.podman.tag(stage, self.stages[stage].key)
 
     def _build_base(self) -> None:
-        assert self.runner is not None and self.podman is not None
+        if self.runner is None or self.podman is None:  # narrows the type for mypy; cannot happen once the build has started
+            raise AssertionError('internal: self.runner is not None and self.podman is not None')
         work = self.cache.work_dir('base')
         tar = os.path.join(work, 'rootfs.tar')
         deb_cache = self.cache.path('debs', 'base')
@@ -242,7 +245,8 @@ class MaintenanceIsoBuild:
         shutil.rmtree(work, ignore_errors=True)
 
     def _build_toolbase(self) -> None:
-        assert self.runner is not None and self.podman is not None
+        if self.runner is None or self.podman is None:  # narrows the type for mypy; cannot happen once the build has started
+            raise AssertionError('internal: self.runner is not None and self.podman is not None')
         work = self.cache.work_dir('toolbase')
         tar = os.path.join(work, 'rootfs.tar')
         deb_cache = self.cache.path('debs', 'tools')
@@ -252,7 +256,8 @@ class MaintenanceIsoBuild:
         shutil.rmtree(work, ignore_errors=True)
 
     def _build_tools(self) -> None:
-        assert self.runner is not None and self.podman is not None
+        if self.runner is None or self.podman is None:  # narrows the type for mypy; cannot happen once the build has started
+            raise AssertionError('internal: self.runner is not None and self.podman is not None')
         stage = self.stages['tools']
         with self.cache.building('tools', stage.key) as out:
             tool_images.build_tool_images(self.runner, self.podman, self.sources, self.tool_plan, self.spec.tools_registry,
@@ -268,18 +273,21 @@ class MaintenanceIsoBuild:
         return image.write_site_dir(self.site_files, self.cache.path('site', self.stages['image'].key))
 
     def _build_image(self) -> None:
-        assert self.podman is not None
+        if self.podman is None:  # narrows the type for mypy; cannot happen once the build has started
+            raise AssertionError('internal: self.podman is not None')
         base_image = self._tag('base') if self.spec.base == 'debian' else str(self.spec.bootc_image)
         image.build_maintenance_image(self.podman, self.spec, self.sources, base_image, self._site_dir(), self.tool_plan.omit_files,
                                       self.stages['image'].key, self.cache.path('apt', 'image'))
 
     def _build_initramfs(self) -> None:
-        assert self.podman is not None
+        if self.podman is None:  # narrows the type for mypy; cannot happen once the build has started
+            raise AssertionError('internal: self.podman is not None')
         with self.cache.building('initramfs', self.stages['initramfs'].key) as out:
             self.kernel_version = live_iso.make_initramfs(self.podman, self._tag('image'), out)
 
     def _build_squashfs(self) -> None:
-        assert self.runner is not None and self.podman is not None
+        if self.runner is None or self.podman is None:  # narrows the type for mypy; cannot happen once the build has started
+            raise AssertionError('internal: self.runner is not None and self.podman is not None')
         store = os.path.join(self.cache.stage_dir('tools', self.stages['tools'].key), tool_images.STORE_FILE)
         excluded = bootc.excluded_paths(self.spec.base)
         with self.cache.building('squashfs', self.stages['squashfs'].key) as out:
@@ -294,7 +302,8 @@ class MaintenanceIsoBuild:
                 shutil.rmtree(work, ignore_errors=True)
 
     def _build_iso(self) -> None:
-        assert self.runner is not None
+        if self.runner is None:  # narrows the type for mypy; cannot happen once the build has started
+            raise AssertionError('internal: self.runner is not None')
         work = self.cache.work_dir('iso')
         initramfs = self.cache.stage_dir('initramfs', self.stages['initramfs'].key)
         tree = live_iso.iso_tree(work, os.path.join(self.cache.stage_dir('squashfs', self.stages['squashfs'].key), live_iso.SQUASHFS_FILE),
@@ -313,7 +322,8 @@ class MaintenanceIsoBuild:
 
     def _prune(self) -> None:
         """Bounded cache: the newest stage results and images (at least this build's), the newest ISOs in dest."""
-        assert self.podman is not None
+        if self.podman is None:  # narrows the type for mypy; cannot happen once the build has started
+            raise AssertionError('internal: self.podman is not None')
         try:
             for name in ('tools', 'initramfs', 'squashfs'):
                 self.cache.prune(name, KEEP_STAGES)

@@ -21,7 +21,7 @@ import typing as t
 IGNORED_NAMES = frozenset({'__pycache__', '.pytest_cache', '.mypy_cache', '.ruff_cache'})
 IGNORED_SUFFIXES = ('.pyc', '.pyo', '.egg-info')
 
-Value = None | bool | int | float | str | t.Sequence[t.Any] | t.Mapping[str, t.Any]
+Value = t.Union[bool, int, float, str, t.Sequence[t.Any], t.Mapping[str, t.Any], None]  # noqa: UP007  # pylint checks module_utils for older Pythons
 
 
 def ignored(name: str) -> bool:

@@ -106,7 +106,8 @@ class Runner:
                     log.write(line + '\n')
                     tail.append(line)
             else:
-                assert proc.stdout is not None
+                if proc.stdout is None:  # narrows the type for mypy: Popen was given stdout=PIPE
+                    raise AssertionError('internal: proc.stdout is not None')
                 for line in proc.stdout:
                     log.write(line)
                     tail.append(line.rstrip('\n'))

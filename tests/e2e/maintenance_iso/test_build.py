@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import typing as t
 from pathlib import Path
 
 import pytest

@@ -33,9 +33,10 @@ def offsets(disk):
     return {part.number: part for part in diskcheck.gpt_partitions(disk)[0]}
 
 
-def make_linux_disk(path: Path, layout=node_images.LINUX_LAYOUT) -> Path:
+def make_linux_disk(path: Path, layout: list | None = None) -> Path:
     """A disk as workflow A leaves it, minus GRUB's boot code: GPT, file systems, root files with fstab by UUID, cidata.
     Each file system is made in an image file of its partition's size and copied in at the partition's offset."""
+    layout = layout or node_images.LINUX_LAYOUT
     with open(path, 'wb') as handle:
         handle.truncate(400 * MIB)
     argv = ['sgdisk']
