@@ -375,8 +375,8 @@ def main() -> int:
                 print('ratio = %s = %.2f (medians; per round %s; CPU time %.2f)'
                       % (label, median, ', '.join('%.2f' % value for value in per_round), cpu))
 
-        print('  by position in the round (whatever the side): %s' % ', '.join('%d. median %.2f s' % (position + 1, statistics.median(values))
-                                                                          for position, values in sorted(by_position.items())))
+        positions = ', '.join('%d. median %.2f s' % (position + 1, statistics.median(values)) for position, values in sorted(by_position.items()))
+        print('  by position in the round (whatever the side): %s' % positions)
         ratio('ours', 'tarfile', 'ours / tarfile decompressing itself (r|*)')
         ratio('ours', 'baseline', 'ours / baseline (oras-py download + tar xzf)')
         if 'small' in refs and 'ours' in results:

@@ -441,7 +441,7 @@ class _StrictTarInfo(tarfile.TarInfo):
     end of the stream ends an archive, and a stream without any header is an empty archive."""
 
     @classmethod
-    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> _StrictTarInfo:
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> _StrictTarInfo:  # pylint: disable=arguments-renamed  # 'tarfile' is the module
         try:
             return super().fromtarfile(tarfile_)
         except tarfile.HeaderError as exc:
