@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -175,7 +176,9 @@ def test_a_touched_dispatcher_file_rebuilds_nothing_an_edited_one_only_what_depe
     os.utime(dispatch, (1, 1))
     touched = node_images.maintenance_iso(receiver_port, src=str(src))
     assert touched.changed is False and touched.path == lab_iso.path
-    dispatch.write_text(dispatch.read_text() + '\n# l3metal e2e: an edited dispatcher file\n')
+    # a new edit each run: the same edit twice would find its image stage from the last run in the cache (rightly)
+    marker = '# l3metal e2e: an edited dispatcher file %s\n' % uuid.uuid4().hex
+    dispatch.write_text(dispatch.read_text() + '\n' + marker)
     edited = node_images.maintenance_iso(receiver_port, src=str(src), dest=str(tmp_path / 'out'))
     stages = edited.result['stages']
     assert edited.changed is True and edited.path != lab_iso.path
@@ -184,7 +187,7 @@ def test_a_touched_dispatcher_file_rebuilds_nothing_an_edited_one_only_what_depe
     assert stages['toolbase']['status'] == 'not needed'
     inner = tmp_path / 'edited.img'
     run('xorriso', '-osirrox', 'on', '-indev', str(edited.path), '-extract', '/LiveOS/squashfs.img', str(inner))
-    assert cat(inner, '/usr/lib/l3metal/python/provisioner/dispatch.py').endswith(b'# l3metal e2e: an edited dispatcher file\n')
+    assert cat(inner, '/usr/lib/l3metal/python/provisioner/dispatch.py').endswith(marker.encode())
     print('edited dispatcher: rebuilt in %s' % json.dumps(edited.result['durations']))
 
 
