@@ -115,6 +115,206 @@ def slot_alias(slot: str) -> str:
     return ALIAS_PREFIX + slot.lower()
 
 
+# -- pure parts: domain XML and Redfish documents in, decisions out (tests/unit/lab) -------------------------
+
+def alias_of(element: Element) -> str:
+    alias = element.find('alias')
+    return '' if alias is None else alias.get('name', '')
+
+
+def find_slot_disk(tree: Element, slot: str, slots: t.Mapping[str, str]) -> Element | None:
+    """The <disk> of ``slot`` (``slots``: slot id -> cdrom|usb): by its alias, else (domains defined elsewhere) the n-th
+    unaliased cdrom for the n-th CD slot."""
+    alias = slot_alias(slot)
+    disks = tree.findall('devices/disk')
+    for disk in disks:
+        if disk.find("alias[@name='%s']" % alias) is not None:
+            return disk
+    if slots.get(slot) != 'cdrom':
+        return None
+    cd_slots = [s for s, kind in slots.items() if kind == 'cdrom']
+    plain = [d for d in disks if d.get('device') == 'cdrom' and not alias_of(d).startswith(ALIAS_PREFIX)]
+    index = cd_slots.index(slot)
+    return plain[index] if index < len(plain) else None
+
+
+def disk_source(disk: Element | None) -> str | None:
+    source = None if disk is None else disk.find('source')
+    return None if source is None else source.get('file')
+
+
+def device_key(element: Element) -> str:
+    """A bootable device as a key: ``dev:<target dev>`` for a disk, ``mac:<address>`` for a NIC."""
+    if element.tag == 'interface':
+        mac = element.find('mac')
+        return 'mac:%s' % (mac.get('address') if mac is not None else '')
+    target = element.find('target')
+    return 'dev:%s' % (target.get('dev') if target is not None else '')
+
+
+def boot_keys(tree: Element, slots: t.Mapping[str, str], target: str) -> list[str]:
+    """The boot order for override ``target`` (Redfish name; ``None``/``Hdd``: the default order), as device keys.
+
+    The target's devices first (CD slots in slot order), then the default order: system disk, CD slots, USB slot, as
+    a server's BIOS order falls through.  CD drives without a medium get no place: SeaBIOS spends ~30 s on an empty
+    one ("Could not read from CDROM (code 0003)")."""
+    disks = tree.findall('devices/disk')
+    system_disks = [d for d in disks if d.get('device') == 'disk' and not alias_of(d).startswith(ALIAS_PREFIX)]
+    cds = [d for d in (find_slot_disk(tree, s, slots) for s, kind in slots.items() if kind == 'cdrom') if disk_source(d)]
+    usbs = [find_slot_disk(tree, s, slots) for s, kind in slots.items() if kind == 'usb']
+    nics = tree.findall('devices/interface')
+
+    def keys(elements: t.Iterable[Element | None]) -> list[str]:
+        return [device_key(e) for e in elements if e is not None]
+
+    default = keys(system_disks) + keys(cds) + keys(usbs)
+    first = {'Cd': keys(cds), 'Usb': keys(usbs), 'Pxe': keys(nics)}.get(target, [])
+    return first + [k for k in default if k not in first]
+
+
+def with_boot_order(tree: Element, order: t.Sequence[str]) -> Element:
+    """A copy of a persistent definition whose ``<boot order>`` elements say ``order`` (and no ``<os><boot dev>``)."""
+    tree = copy.deepcopy(tree)
+    for os_element in tree.findall('os'):
+        for boot in os_element.findall('boot'):
+            os_element.remove(boot)
+    for element in tree.findall('devices/disk') + tree.findall('devices/interface'):
+        for boot in element.findall('boot'):
+            element.remove(boot)
+        key = device_key(element)
+        if key in order:
+            ET.SubElement(element, 'boot', order=str(list(order).index(key) + 1))
+    return tree
+
+
+def allowed_targets(tree: Element, slots: t.Mapping[str, str]) -> list[str]:
+    """BootSourceOverrideTarget@Redfish.AllowableValues: what this machine can really boot from."""
+    allowed = ['None']
+    if any(iface.find("rom[@enabled='no']") is None for iface in tree.findall('devices/interface')):
+        allowed.append('Pxe')
+    if 'cdrom' in slots.values():
+        allowed.append('Cd')
+    if 'usb' in slots.values():
+        allowed.append('Usb')
+    allowed.append('Hdd')
+    return allowed
+
+
+def parse_override(raw: str | None) -> tuple[str, str]:
+    """(target, enabled) from the domain's ``<l3m:boot>`` metadata (None: none stored); ``('None', 'Disabled')`` when off."""
+    if raw is None:
+        return 'None', 'Disabled'
+    node = ET.fromstring(raw)
+    target, enabled = node.get('target') or 'None', node.get('enabled') or 'Disabled'
+    return ('None', 'Disabled') if enabled == 'Disabled' or target == 'None' else (target, enabled)
+
+
+def override_xml(target: str, enabled: str) -> str:
+    return ET.tostring(Element('boot', target=target, enabled=enabled)).decode()
+
+
+def merge_override(current: tuple[str, str], target: str | None, enabled: str | None, allowed: t.Sequence[str]) -> tuple[str, str]:
+    """The override after a PATCH of ``target``/``enabled`` (None: not sent) over ``current``, as a BMC keeps it.
+
+    ``None``/``Disabled`` clears it; a target alone is ``Once`` unless an override is already enabled (it keeps its
+    frequency); ``Enabled`` alone applies to the current target.  Values outside the allowed ones are 400s."""
+    if enabled is not None and enabled not in ENABLED_VALUES:
+        raise error.BadRequest('BootSourceOverrideEnabled %r is not one of %s' % (enabled, ', '.join(ENABLED_VALUES)))
+    if target is not None and target not in allowed:
+        raise error.BadRequest('BootSourceOverrideTarget %r is not one of %s' % (target, ', '.join(allowed)))
+    current_target, current_enabled = current
+    if target == 'None' or enabled == 'Disabled':
+        return 'None', 'Disabled'
+    if target is None:
+        if current_target == 'None':
+            raise error.BadRequest('BootSourceOverrideTarget is required to enable a boot override (none is set)')
+        target = current_target
+    if enabled is None:
+        enabled = current_enabled if current_enabled != 'Disabled' else 'Once'
+    return target, enabled
+
+
+def parse_boot_patch(body: t.Mapping[str, t.Any]) -> tuple[str | None, str | None, str | None]:
+    """(target, enabled, mode) of a ``PATCH /Systems/<id>`` body that holds ``Boot``; 400 for what the lab BMC does not take."""
+    extra = sorted(set(body) - {'Boot', '@odata.etag'})
+    if extra:
+        raise error.BadRequest('the lab BMC takes Boot alone in a PATCH; also sent: %s' % ', '.join(extra))
+    boot = body['Boot']
+    if not isinstance(boot, dict):
+        raise error.BadRequest('Boot must be an object')
+    unsupported = sorted(set(boot) - BOOT_KEYS)
+    if unsupported:
+        raise error.BadRequest('Boot properties not supported by the lab BMC: %s (supported: %s)' % (', '.join(unsupported), ', '.join(sorted(BOOT_KEYS))))
+    target, enabled, mode = (boot.get(k) for k in ('BootSourceOverrideTarget', 'BootSourceOverrideEnabled', 'BootSourceOverrideMode'))
+    for name, value in (('BootSourceOverrideTarget', target), ('BootSourceOverrideEnabled', enabled), ('BootSourceOverrideMode', mode)):
+        if value is not None and not isinstance(value, str):
+            raise error.BadRequest('%s must be a string, not %r' % (name, value))
+    if mode is not None and mode not in ('UEFI', 'Legacy'):
+        raise error.BadRequest('BootSourceOverrideMode %r is not one of UEFI, Legacy' % (mode,))
+    return target, enabled, mode
+
+
+def rewrite_system(data: dict[str, t.Any], override: tuple[str, str], allowed: t.Sequence[str], mode: str, serial: str | None) -> dict[str, t.Any]:
+    """The ComputerSystem document as this BMC reports it: the stored override, the real allowed targets and reset types,
+    Model (not the stock emulator: see the collection's quirks table) and the SMBIOS serial as SerialNumber."""
+    data = copy.deepcopy(data)
+    data['Model'] = MODEL
+    if serial:
+        data['SerialNumber'] = serial
+    boot = data.setdefault('Boot', {})
+    for key in ('UefiTargetBootSourceOverride', 'HttpBootUri'):
+        boot.pop(key, None)
+    boot.update({'BootSourceOverrideEnabled': override[1], 'BootSourceOverrideTarget': override[0],
+                 'BootSourceOverrideTarget@Redfish.AllowableValues': list(allowed), 'BootSourceOverrideMode': mode})
+    reset = data.get('Actions', {}).get('#ComputerSystem.Reset')
+    if isinstance(reset, dict):
+        reset['ResetType@Redfish.AllowableValues'] = list(RESET_TYPES)
+    return data
+
+
+def power_actions(reset_type: str, active: bool) -> list[str]:
+    """What a Reset does to a domain that is running (``active``) or not, as libvirt calls: create, destroy, shutdown
+    (ACPI power button), reboot (ACPI), nmi.  Nothing for a reset to the state it is in; 400 for an unknown type."""
+    if reset_type not in RESET_TYPES:
+        raise error.BadRequest('ResetType %r is not one of %s' % (reset_type, ', '.join(RESET_TYPES)))
+    running = {'On': [], 'ForceOn': [], 'ForceOff': ['destroy'], 'GracefulShutdown': ['shutdown'], 'GracefulRestart': ['reboot'],
+               'ForceRestart': ['destroy', 'create'], 'PowerCycle': ['destroy', 'create'], 'Nmi': ['nmi'], 'PushPowerButton': ['shutdown']}
+    stopped = {'On': ['create'], 'ForceOn': ['create'], 'PowerCycle': ['create'], 'PushPowerButton': ['create']}
+    return list(running[reset_type] if active else stopped.get(reset_type, []))
+
+
+def strip_runtime(disk: Element) -> Element:
+    """A live <disk> without what libvirt adds at run time and refuses in an update (source index, backing store)."""
+    disk = copy.deepcopy(disk)
+    for child in disk.findall('backingStore'):
+        disk.remove(child)
+    source = disk.find('source')
+    if source is not None:
+        source.attrib.pop('index', None)
+    return disk
+
+
+def with_source(disk: Element, image: str | None) -> Element:
+    """A copy of a <disk> holding medium ``image`` (a file), or no medium (None)."""
+    disk = copy.deepcopy(disk)
+    for child in disk.findall('source') + disk.findall('backingStore'):
+        disk.remove(child)
+    if image:
+        driver = disk.find('driver')
+        position = list(disk).index(driver) + 1 if driver is not None else 0
+        disk.insert(position, Element('source', file=image))
+    return disk
+
+
+def free_dev(used: t.Iterable[str | None], prefix: str, letters: str = string.ascii_lowercase) -> str:
+    """The first target dev ``<prefix><letter>`` (letters in the order given) not in ``used``."""
+    taken = set(used)
+    for letter in letters:
+        if prefix + letter not in taken:
+            return prefix + letter
+    raise error.FishyError('no free %sX device name left' % prefix)
+
+
 class LabLibvirtDriver(libvirtdriver.LibvirtDriver):
     """The stock libvirt systems driver with real media slots, Once boot overrides and complete reset types."""
 
@@ -152,23 +352,7 @@ class LabLibvirtDriver(libvirtdriver.LibvirtDriver):
             conn.defineXML(ET.tostring(tree).decode())
 
     def _slot_disk(self, tree: Element, slot: str) -> Element | None:
-        """The <disk> element of ``slot``: by its alias, else (domains defined elsewhere) the n-th unaliased cdrom."""
-        alias = slot_alias(slot)
-        disks = tree.findall('devices/disk')
-        for disk in disks:
-            if disk.find("alias[@name='%s']" % alias) is not None:
-                return disk
-        if self._slots.get(slot) != 'cdrom':
-            return None
-        cd_slots = [s for s, kind in self._slots.items() if kind == 'cdrom']
-        plain = [d for d in disks if d.get('device') == 'cdrom' and not _alias_of(d).startswith(ALIAS_PREFIX)]
-        index = cd_slots.index(slot)
-        return plain[index] if index < len(plain) else None
-
-    @staticmethod
-    def _disk_source(disk: Element | None) -> str | None:
-        source = None if disk is None else disk.find('source')
-        return None if source is None else source.get('file')
+        return find_slot_disk(tree, slot, self._slots)
 
     # -- virtual media --------------------------------------------------------------------------------
 
@@ -183,7 +367,7 @@ class LabLibvirtDriver(libvirtdriver.LibvirtDriver):
         kind = self._kind(device)
         with self._lock:
             domain = self._get_domain(identity)
-            previous = self._disk_source(self._slot_disk(self._xml(domain), device))
+            previous = disk_source(self._slot_disk(self._xml(domain), device))
             try:
                 if kind == 'cdrom':
                     self._change_cd(domain, device, boot_image)
@@ -209,12 +393,12 @@ class LabLibvirtDriver(libvirtdriver.LibvirtDriver):
         target = disk.find('target')
         assert target is not None
         flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE
-        domain.updateDeviceFlags(ET.tostring(_with_source(disk, image)).decode(), flags)
+        domain.updateDeviceFlags(ET.tostring(with_source(disk, image)).decode(), flags)
         if domain.isActive():
             live = self._xml(domain, live=True).find("devices/disk/target[@dev='%s']/.." % target.get('dev'))
             if live is not None:
                 live_flags = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_DEVICE_MODIFY_FORCE
-                domain.updateDeviceFlags(ET.tostring(_with_source(_strip_runtime(live), image)).decode(), live_flags)
+                domain.updateDeviceFlags(ET.tostring(with_source(strip_runtime(live), image)).decode(), live_flags)
             else:
                 self._logger.warning('slot %s: drive %s is not in the running guest; the medium shows after the next cold start',
                                      slot, target.get('dev'))
@@ -225,7 +409,7 @@ class LabLibvirtDriver(libvirtdriver.LibvirtDriver):
         bus = self._default_controller(config)
         used = {d.get('dev') for d in config.findall('devices/disk/target')}
         prefix = 'hd' if bus == 'ide' else 'sd'
-        dev = next(prefix + c for c in string.ascii_lowercase[2:] + string.ascii_lowercase[:2] if prefix + c not in used)
+        dev = free_dev(used, prefix, string.ascii_lowercase[2:] + string.ascii_lowercase[:2])
         disk = ET.SubElement(devices, 'disk', type='file', device='cdrom')
         ET.SubElement(disk, 'driver', name='qemu', type='raw')
         if image:
@@ -254,7 +438,7 @@ class LabLibvirtDriver(libvirtdriver.LibvirtDriver):
         used = {d.get('dev') for d in self._xml(domain).findall('devices/disk/target')}
         if active:
             used |= {d.get('dev') for d in self._xml(domain, live=True).findall('devices/disk/target')}
-        dev = next('sd' + c for c in string.ascii_lowercase if 'sd' + c not in used)
+        dev = free_dev(used, 'sd')
         disk = Element('disk', type='file', device='disk')
         ET.SubElement(disk, 'driver', name='qemu', type='raw')
         ET.SubElement(disk, 'source', file=image)
@@ -311,27 +495,16 @@ class LabLibvirtDriver(libvirtdriver.LibvirtDriver):
         except libvirt.libvirtError as exc:
             if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN_METADATA:
                 raise
-            return 'None', 'Disabled'
-        node = ET.fromstring(raw)
-        target, enabled = node.get('target') or 'None', node.get('enabled') or 'Disabled'
-        return ('None', 'Disabled') if enabled == 'Disabled' else (target, enabled)
+            return parse_override(None)
+        return parse_override(raw)
 
     def _store_override(self, domain: t.Any, target: str, enabled: str) -> None:
-        xml = '<boot target="%s" enabled="%s"/>' % (target, enabled)
+        xml = override_xml(target, enabled)
         flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if domain.isActive() else 0)
         domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, xml, NS_PREFIX, NS, flags)
 
     def allowed_targets(self, identity: str) -> list[str]:
-        tree = self._xml(self._get_domain(identity, readonly=True))
-        allowed = ['None']
-        if any(iface.find("rom[@enabled='no']") is None for iface in tree.findall('devices/interface')):
-            allowed.append('Pxe')
-        if 'cdrom' in self._slots.values():
-            allowed.append('Cd')
-        if 'usb' in self._slots.values():
-            allowed.append('Usb')
-        allowed.append('Hdd')
-        return allowed
+        return allowed_targets(self._xml(self._get_domain(identity, readonly=True)), self._slots)
 
     def smbios_serial(self, identity: str) -> str | None:
         """The SMBIOS system serial number of the domain (``<sysinfo>``), as a server's BMC reports SerialNumber."""
@@ -347,22 +520,10 @@ class LabLibvirtDriver(libvirtdriver.LibvirtDriver):
 
     def set_boot_override(self, identity: str, target: str | None, enabled: str | None) -> None:
         """Store the override and apply its boot order; ``None`` keeps the current value (a new target is Once by default)."""
-        if enabled is not None and enabled not in ENABLED_VALUES:
-            raise error.BadRequest('BootSourceOverrideEnabled %r is not one of %s' % (enabled, ', '.join(ENABLED_VALUES)))
         allowed = self.allowed_targets(identity)
-        if target is not None and target not in allowed:
-            raise error.BadRequest('BootSourceOverrideTarget %r is not one of %s' % (target, ', '.join(allowed)))
         with self._lock:
             domain = self._get_domain(identity)
-            current_target, current_enabled = self.get_boot_override(identity)
-            if target == 'None' or enabled == 'Disabled':
-                target, enabled = 'None', 'Disabled'
-            if target is None:
-                if current_target == 'None':
-                    raise error.BadRequest('BootSourceOverrideTarget is required to enable a boot override (none is set)')
-                target = current_target
-            if enabled is None:
-                enabled = current_enabled if current_enabled != 'Disabled' else 'Once'
+            target, enabled = merge_override(self.get_boot_override(identity), target, enabled, allowed)
             self._store_override(domain, target, enabled)
             self._apply_boot_order(domain)
             self._logger.info('boot override of %s: %s (%s)', identity, target, enabled)
@@ -377,49 +538,16 @@ class LabLibvirtDriver(libvirtdriver.LibvirtDriver):
             self._apply_boot_order(domain)
             self._logger.info('boot override %s (Once) of %s used by %s; now Disabled', target, domain.UUIDString(), cause)
 
-    def _boot_keys(self, tree: Element, target: str) -> list[str]:
-        """Bootable devices in boot order, as keys: disk target dev, or ``mac:<address>`` for a NIC."""
-        disks = tree.findall('devices/disk')
-        system_disks = [d for d in disks if d.get('device') == 'disk' and not _alias_of(d).startswith(ALIAS_PREFIX)]
-        # Only drives holding a medium: SeaBIOS spends ~30 s on an empty CD drive ("Could not read from CDROM (code 0003)").
-        cds = [d for d in (self._slot_disk(tree, s) for s, kind in self._slots.items() if kind == 'cdrom') if self._disk_source(d)]
-        usbs = [self._slot_disk(tree, s) for s, kind in self._slots.items() if kind == 'usb']
-        nics = tree.findall('devices/interface')
-
-        def keys(elements: t.Iterable[Element | None]) -> list[str]:
-            return [self._device_key(e) for e in elements if e is not None]
-
-        default = keys(system_disks) + keys(cds) + keys(usbs)
-        first = {'Cd': keys(cds), 'Usb': keys(usbs), 'Pxe': keys(nics)}.get(target, [])
-        return first + [k for k in default if k not in first]
-
-    @staticmethod
-    def _device_key(element: Element) -> str:
-        if element.tag == 'interface':
-            mac = element.find('mac')
-            return 'mac:%s' % (mac.get('address') if mac is not None else '')
-        target = element.find('target')
-        return 'dev:%s' % (target.get('dev') if target is not None else '')
-
     def _apply_boot_order(self, domain: t.Any) -> None:
         """Make the stored override (or the default order) the boot order: persistent definition and running QEMU."""
         target, _enabled = self.get_boot_override(domain.UUIDString())
         config = self._xml(domain)
-        order = self._boot_keys(config, target)
-        for os_element in config.findall('os'):
-            for boot in os_element.findall('boot'):
-                os_element.remove(boot)
-        for element in config.findall('devices/disk') + config.findall('devices/interface'):
-            for boot in element.findall('boot'):
-                element.remove(boot)
-            key = self._device_key(element)
-            if key in order:
-                ET.SubElement(element, 'boot', order=str(order.index(key) + 1))
-        self._define(domain, config)
+        order = boot_keys(config, self._slots, target)
+        self._define(domain, with_boot_order(config, order))
         if not domain.isActive():
             return
         live = self._xml(domain, live=True)
-        devices = [(self._device_key(e), _alias_of(e)) for e in live.findall('devices/disk') + live.findall('devices/interface')]
+        devices = [(device_key(e), alias_of(e)) for e in live.findall('devices/disk') + live.findall('devices/interface')]
         devices = [(key, alias) for key, alias in devices if alias]
         # Indices must stay unique at every step: clear all, then assign.
         for _key, alias in devices:
@@ -465,33 +593,19 @@ class LabLibvirtDriver(libvirtdriver.LibvirtDriver):
     # -- power ------------------------------------------------------------------------------------------
 
     def set_power_state(self, identity: str, state: str) -> None:
-        if state not in RESET_TYPES:
-            raise error.BadRequest('ResetType %r is not one of %s' % (state, ', '.join(RESET_TYPES)))
         domain = self._get_domain(identity)
         try:
-            active = domain.isActive()
-            if state in ('On', 'ForceOn') and not active:
-                self._power_on(domain)
-            elif state == 'ForceOff' and active:
-                domain.destroy()
-            elif state == 'GracefulShutdown' and active:
-                domain.shutdown()
-            elif state == 'GracefulRestart' and active:
-                domain.reboot()
-            elif state == 'ForceRestart' and active:
-                domain.destroy()
-                self._power_on(domain)
-            elif state == 'PowerCycle':
-                if active:
-                    domain.destroy()
-                self._power_on(domain)
-            elif state == 'PushPowerButton':
-                if active:
-                    domain.shutdown()
-                else:
+            for action in power_actions(state, bool(domain.isActive())):
+                if action == 'create':
                     self._power_on(domain)
-            elif state == 'Nmi' and active:
-                domain.injectNMI()
+                elif action == 'destroy':
+                    domain.destroy()
+                elif action == 'shutdown':
+                    domain.shutdown()
+                elif action == 'reboot':
+                    domain.reboot()
+                elif action == 'nmi':
+                    domain.injectNMI()
         except libvirt.libvirtError as exc:
             raise error.FishyError('Error changing power state at libvirt URI "%s": %s' % (self._uri, exc)) from exc
 
@@ -543,33 +657,6 @@ class _RebootWatcher:
                 self.logger.warning('reset of %s: could not update the boot override: %s', uuid, exc)
 
 
-def _alias_of(element: Element) -> str:
-    alias = element.find('alias')
-    return '' if alias is None else alias.get('name', '')
-
-
-def _strip_runtime(disk: Element) -> Element:
-    """A live <disk> without what libvirt adds at run time and refuses in an update (source index, backing store)."""
-    disk = copy.deepcopy(disk)
-    for child in disk.findall('backingStore'):
-        disk.remove(child)
-    source = disk.find('source')
-    if source is not None:
-        source.attrib.pop('index', None)
-    return disk
-
-
-def _with_source(disk: Element, image: str | None) -> Element:
-    disk = copy.deepcopy(disk)
-    for child in disk.findall('source') + disk.findall('backingStore'):
-        disk.remove(child)
-    if image:
-        driver = disk.find('driver')
-        position = list(disk).index(driver) + 1 if driver is not None else 0
-        disk.insert(position, Element('source', file=image))
-    return disk
-
-
 def _wait(condition: t.Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -598,19 +685,8 @@ def _boot_patch() -> tuple[str, int] | None:
         raise error.NotFound()
     systems = _systems()
     systems.uuid(identity)  # NotFound, or a redirect from a name to the UUID
-    extra = sorted(set(body) - {'Boot', '@odata.etag'})
-    if extra:
-        raise error.BadRequest('the lab BMC takes Boot alone in a PATCH; also sent: %s' % ', '.join(extra))
-    boot = body['Boot']
-    if not isinstance(boot, dict):
-        raise error.BadRequest('Boot must be an object')
-    unsupported = sorted(set(boot) - BOOT_KEYS)
-    if unsupported:
-        raise error.BadRequest('Boot properties not supported by the lab BMC: %s (supported: %s)' % (', '.join(unsupported), ', '.join(sorted(BOOT_KEYS))))
-    target, enabled, mode = (boot.get(k) for k in ('BootSourceOverrideTarget', 'BootSourceOverrideEnabled', 'BootSourceOverrideMode'))
+    target, enabled, mode = parse_boot_patch(body)
     if mode is not None:
-        if mode not in ('UEFI', 'Legacy'):
-            raise error.BadRequest('BootSourceOverrideMode %r is not one of UEFI, Legacy' % (mode,))
         systems.set_boot_mode(identity, mode)
     if target is not None or enabled is not None:
         systems.set_boot_override(identity, target, enabled)
@@ -623,25 +699,10 @@ def _rewrite_system(response: flask.Response) -> flask.Response:
     match = _SYSTEM_PATH.match(request.path)
     if request.method != 'GET' or not match or response.status_code != 200:
         return response
-    data = json.loads(response.get_data())
     systems = _systems()
     identity = match['identity']
-    # Not the stock emulator's behaviour (BootSourceOverrideEnabled is kept): the collection's quirks table tells
-    # the two apart by Model (stock sushy-tools reports none).
-    data['Model'] = MODEL
-    serial = systems.smbios_serial(identity)
-    if serial:
-        data['SerialNumber'] = serial
-    target, enabled = systems.get_boot_override(identity)
-    boot = data.setdefault('Boot', {})
-    for key in ('UefiTargetBootSourceOverride', 'HttpBootUri'):
-        boot.pop(key, None)
-    boot.update({'BootSourceOverrideEnabled': enabled, 'BootSourceOverrideTarget': target,
-                 'BootSourceOverrideTarget@Redfish.AllowableValues': systems.allowed_targets(identity),
-                 'BootSourceOverrideMode': systems.get_boot_mode(identity)})
-    reset = data.get('Actions', {}).get('#ComputerSystem.Reset')
-    if isinstance(reset, dict):
-        reset['ResetType@Redfish.AllowableValues'] = list(RESET_TYPES)
+    data = rewrite_system(json.loads(response.get_data()), systems.get_boot_override(identity), systems.allowed_targets(identity),
+                          systems.get_boot_mode(identity), systems.smbios_serial(identity))
     response.set_data(json.dumps(data, indent=4))
     return response
 
