@@ -28,6 +28,8 @@ import sys
 import typing as t
 from pathlib import Path
 
+import requests
+
 from .libvirtd import LibvirtDaemon
 from .services import Service
 from .sushy import TWO_CDS, SushyEmulator
@@ -60,7 +62,7 @@ class VmBmc(SushyEmulator):
 
     def __init__(self, workdir: Path, vms: int | t.Sequence[VmSpec] = 1, vmedia: t.Mapping[str, t.Any] | None = None,
                  auth: tuple[str, str] | None = ('admin', 'secret'), tls: bool = False, libvirtd: LibvirtDaemon | None = None,
-                 domain_type: str | None = None) -> None:
+                 domain_type: str | None = None, env: t.Mapping[str, str] | None = None) -> None:
         self.specs = [VmSpec(i + 1) for i in range(vms)] if isinstance(vms, int) else list(vms)
         if domain_type:
             for spec in self.specs:
@@ -70,6 +72,7 @@ class VmBmc(SushyEmulator):
         self.owns_libvirtd = libvirtd is None
         self.libvirtd = libvirtd or LibvirtDaemon(self.workdir / 'libvirt')
         self.defined: list[str] = []
+        self.extra_env = dict(env or {})  # e.g. the lab's proxy to the guests' address (guestnet.py)
 
     # -- the machines ---------------------------------------------------------------------------------
 
@@ -82,6 +85,14 @@ class VmBmc(SushyEmulator):
     def domain_xml(self, index: int = 0, inactive: bool = False) -> str:
         args = ['dumpxml', self.specs[index].name] + (['--inactive'] if inactive else [])
         return self.libvirtd.virsh(*args).stdout
+
+    def reset(self, index: int, reset_type: str) -> None:
+        """``ComputerSystem.Reset`` of system ``index`` through Redfish (for a harness's clean-up; tests of the code under
+        test let the playbooks do it)."""
+        response = requests.post(self.url + self.system_path(index) + '/Actions/ComputerSystem.Reset', json={'ResetType': reset_type},
+                                 auth=self.auth, verify=self.ca_path or True, timeout=60)
+        if response.status_code not in (200, 202, 204):
+            raise RuntimeError('Reset %s of %s: %d %s' % (reset_type, self.specs[index].name, response.status_code, response.text[:300]))
 
     def downloads(self) -> list[Path]:
         """Files the BMC downloaded for inserted media and still holds."""
@@ -131,7 +142,7 @@ class VmBmc(SushyEmulator):
                 self.libvirtd.start()
             self._define()
             config = self._write_config()
-            env = {'TMPDIR': str(self.workdir / 'tmp'), 'PATH': '/usr/bin:/bin', 'PYTHONUNBUFFERED': '1'}
+            env = dict(self.extra_env, TMPDIR=str(self.workdir / 'tmp'), PATH='/usr/bin:/bin', PYTHONUNBUFFERED='1')
             argv = [sys.executable, str(ADAPTER), '--config', str(config)]
             self.service = Service('sushy-emulator (libvirt)', argv, self.workdir / 'emulator.log', port=self.port,
                                    ready_url=self.url + '/redfish/v1/', env=env, ca_file=self.ca_path, ready_timeout=30).start()
