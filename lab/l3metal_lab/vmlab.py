@@ -52,10 +52,15 @@ TARGET_DISK = '/dev/vda'  # the VMs' disk is virtio
 CLOUD_INIT_MARKER = 'L3METAL-CLOUD-INIT-RAN'
 
 
-def user_data(marker: str = CLOUD_INIT_MARKER) -> str:
-    """cloud-init user-data that writes a line with the instance id (the job id, from the config drive) to the console."""
-    return ('#cloud-config\nhostname: {{ inventory_hostname }}\nruncmd:\n'
+def user_data(marker: str = CLOUD_INIT_MARKER, power_off: bool = False) -> str:
+    """cloud-init user-data that writes a line with the instance id (the job id, from the config drive) to the console;
+    ``power_off``: then shuts the system down cleanly (cloud-init's power_state; the lab's image has no logind, so an
+    ACPI power button, Redfish GracefulShutdown, is not acted on) - its disk can be checked from the host afterwards."""
+    text = ('#cloud-config\nhostname: {{ inventory_hostname }}\nruncmd:\n'
             '  - [sh, -c, "echo %s host=$(hostname) instance=$(cat /var/lib/cloud/data/instance-id) > /dev/ttyS0"]\n' % marker)
+    if power_off:
+        text += 'power_state:\n  mode: poweroff\n  delay: now\n  message: l3metal lab - cloud-init done, powering off\n'
+    return text
 
 
 def vm_server(index: int, firmware: str = 'bios', memory_mib: int = 2048, vcpus: int = 1, disk_gib: float = 3.0) -> VmSpec:

@@ -9,9 +9,11 @@ with kernel, GRUB and cloud-init), a small WIM, a firmware file; and the host-si
 
 TEMPORARY: until ``l3metal_lab.node_images`` / ``l3metal_lab.diskcheck`` (branch maintenance-iso, the role
 ``l3metal.provision.maintenance_iso``) are merged, these come from the ISO prototype in ``$L3METAL_PROTO_ISO``
-(default /work/proto/iso): its cached build (``build_iso.sh``, ``stage_target_rootfs.sh``, run on demand with this
-checkout as the source) and its check scripts.  Callers use only ``node_images()``, ``check_linux_disk()`` and
-``check_windows_disk()``, so the switch is this file.  ``$L3METAL_MAINTENANCE_ISO`` names an ISO to use as it is.
+(default /work/proto/iso): its build scripts (``build_iso.sh``, ``stage_target_rootfs.sh``: cached, a no-op when
+nothing changed) and its check scripts.  The prototype builds the maintenance OS of its own source checkout
+(``$SRC``, its default: the node-fixes worktree; ``$L3METAL_ISO_SOURCE`` overrides it), which predates the move of
+the shared code to common/.  Callers use only ``node_images()``, ``check_linux_disk()`` and ``check_windows_disk()``,
+so the switch is this file.  ``$L3METAL_MAINTENANCE_ISO`` names an ISO to use as it is.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 import typing as t
 from pathlib import Path
 
-from .paths import CACHE_DIR, SOURCE_ROOT
+from .paths import CACHE_DIR
 
 PROTO = Path(os.environ.get('L3METAL_PROTO_ISO', '/work/proto/iso'))
 FIRMWARE_IMAGE = b'L3METAL LAB FIRMWARE IMAGE v1\n' * 4096  # what the flasher downloads and "flashes" (its test command)
@@ -62,7 +64,10 @@ def _proto_script(name: str, log: Path) -> Path:
     if not script.exists():
         raise ImagesUnavailable('%s is missing: the VM lab builds its node images with the maintenance-ISO prototype until '
                                 'l3metal_lab.node_images (branch maintenance-iso) is merged' % script)
-    env = dict(os.environ, SRC=str(SOURCE_ROOT), VENV=str(SOURCE_ROOT / '.venv'))
+    env = dict(os.environ)
+    source = os.environ.get('L3METAL_ISO_SOURCE')
+    if source:
+        env.update(SRC=source, VENV=str(Path(source) / '.venv'))
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, 'ab') as out:
         proc = subprocess.run([str(script)], env=env, stdout=subprocess.PIPE, stderr=out, check=False, timeout=3600)
