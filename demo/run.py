@@ -83,16 +83,17 @@ class ConsoleWatcher(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        offset, position = self.start_offset, 0
-        while not self.stopping.is_set() and position < len(MILESTONES):
-            text = self.console.text(offset)
-            found = re.search(MILESTONES[position][0], text)
+        milestone, searched = 0, 0  # the next milestone; where in the console's text (since start_offset) to look for it
+        while not self.stopping.is_set() and milestone < len(MILESTONES):
+            text = self.console.text(self.start_offset)
+            pattern, label = MILESTONES[milestone]
+            found = re.compile(pattern).search(text, searched)
             if found:
-                line = text[text.rfind('\n', 0, found.start()) + 1:text.find('\n', found.end()) if '\n' in text[found.end():] else len(text)]
-                self.seen[MILESTONES[position][1]] = (time.time(), line.strip())
-                note('console: %s' % MILESTONES[position][1])
-                offset += len(text[:found.end()].encode('utf-8', errors='replace'))
-                position += 1
+                end = text.find('\n', found.end())
+                line = text[text.rfind('\n', 0, found.start()) + 1:end if end >= 0 else len(text)]
+                self.seen[label] = (time.time(), line.strip())
+                note('console: %s' % label)
+                milestone, searched = milestone + 1, found.end()
                 continue
             self.stopping.wait(1.0)
 

@@ -714,6 +714,9 @@ def install(app: flask.Flask) -> None:
 
 def main() -> int:
     libvirt.virEventRegisterDefaultImpl()  # before any connection: keepalive and the REBOOT events need it
+    # libvirt's default handler prints every error to stderr, also those the code handles (sushy-tools looks up each
+    # disk as a storage volume on every GET of a system: "Storage volume not found"); errors still raise libvirtError.
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
     def loop() -> None:
         while True:
