@@ -85,12 +85,13 @@ class Receiver:
     """``python -m l3metal_receiver`` on 127.0.0.1:<free port> with its own data and media dirs."""
 
     def __init__(self, work_dir: Path, api_token: str | None = None, tls: tuple[str, str, str] | None = None,
-                 extra_args: t.Sequence[str] = (), python: str = sys.executable) -> None:
+                 extra_args: t.Sequence[str] = (), python: str = sys.executable, port: int | None = None) -> None:
         self.work_dir = Path(work_dir)
         self.data_dir = self.work_dir / 'data'
         self.media_dir = self.work_dir / 'media'
         self.log_path = self.work_dir / 'receiver.log'
-        self.port = free_port()
+        # a fixed port where something outside knows it (a VM's kernel command line: l3metal_lab.node_images)
+        self.port = port if port is not None else free_port()
         self.api_token = api_token
         self.tls = tls  # (cert, key, ca)
         self.extra_args = list(extra_args)
