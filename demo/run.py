@@ -187,17 +187,22 @@ def main() -> int:
     setup: dict[str, float] = {}
     say('demo: one VM server provisioned with playbooks/provision_linux.yml through Redfish (work dir %s)' % out)
 
-    note('node images: the maintenance ISO and the Debian root filesystem (built now, or taken from the cache) ...')
+    note('node images: the maintenance ISO (the maintenance_iso role) and the Debian root filesystem, built now or found in the cache ...')
     start = time.monotonic()
     try:
-        images = node_images(out / 'images.log', need=('iso', 'linux'))
+        images = node_images(need=('linux',))
     except ImagesUnavailable as exc:
         say('demo: %s' % exc)
         return 1
     setup['images'] = time.monotonic() - start
-    note('  maintenance ISO %s (%d MiB), root filesystem %s (%d MiB), %.0f s (%s)' % (
-        images.maintenance_iso.name, images.maintenance_iso.stat().st_size >> 20, images.linux_rootfs.name,
+    assert images.linux_rootfs is not None
+    built = images.iso.result.get('durations') or {}
+    stages = ('built: ' + ', '.join('%s %.0f s' % (name, built[name]) for name in images.iso.result.get('rebuilt') or [] if name in built)
+              if images.iso.changed else 'up to date')
+    note('  maintenance ISO %s (%d MiB; %s), root filesystem %s (%d MiB), %.0f s (%s)' % (
+        images.maintenance_iso.name, images.maintenance_iso.stat().st_size >> 20, stages or 'stages not reported', images.linux_rootfs.name,
         images.linux_rootfs.stat().st_size >> 20, setup['images'], images.origin))
+    note('  receiver port %d (named on the ISO\'s kernel command line for pre-flight failures)' % images.receiver_port)
 
     start = time.monotonic()
     lab = VmLab(out / 'lab', [vm_server(1, args.firmware, vcpus=2)], images)

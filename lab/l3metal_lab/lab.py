@@ -53,13 +53,15 @@ class Lab:
     """Receiver + emulator (``nodes`` systems, all ``Off``) + maintenance ISO; ``stop()`` ends everything it started.
 
     ``bmc`` replaces the fake-driver emulator (the VM lab passes a ``VmBmc``), ``maintenance_iso`` the stand-in ISO
-    (it is linked into the receiver's media directory)."""
+    (it is linked into the receiver's media directory); ``receiver_port`` (default: a free one) and ``receiver_args``
+    go to the receiver."""
 
     def __init__(self, work_dir: Path, nodes: int = 2, vmedia: t.Mapping[str, t.Any] | None = None, api_token: str | None = None,
-                 bmc: SushyEmulator | None = None, maintenance_iso: Path | None = None) -> None:
+                 bmc: SushyEmulator | None = None, maintenance_iso: Path | None = None, receiver_port: int | None = None,
+                 receiver_args: t.Sequence[str] = ()) -> None:
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.receiver = Receiver(self.work_dir / 'receiver', api_token=api_token)
+        self.receiver = Receiver(self.work_dir / 'receiver', api_token=api_token, port=receiver_port, extra_args=receiver_args)
         self.bmc = bmc or SushyEmulator(self.work_dir / 'bmc', systems=[fake_system(i + 1) for i in range(nodes)],
                                         vmedia=vmedia if vmedia is not None else TWO_CDS, power_delay=0)
         self.maintenance_iso = maintenance_iso

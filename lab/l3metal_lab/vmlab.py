@@ -30,6 +30,7 @@ from . import accel
 from .guestnet import GUEST_HOST, GuestAddressProxy
 from .lab import Lab, serial
 from .playbook import localhost_play, run_playbook
+from .receiver import write_node_key
 from .registry import Registry
 from .sushy import TWO_CDS
 from .vm import Console, VmSpec
@@ -82,7 +83,11 @@ class VmLab(Lab):
         self.domain_type = domain_type or accel.probe('uefi' if any(s.firmware == 'uefi' for s in vms) else 'bios').domain_type
         bmc = VmBmc(work_dir / 'bmc', vms=vms, vmedia=vmedia if vmedia is not None else TWO_CDS, domain_type=self.domain_type,
                     env=self.proxy.client_env())
-        super().__init__(work_dir, bmc=bmc, maintenance_iso=images.maintenance_iso, api_token=api_token)
+        # the receiver on the port the ISO's kernel command line names, with the site node key baked into the ISO
+        work_dir.mkdir(parents=True, exist_ok=True)
+        node_key = write_node_key(work_dir, images.iso.node_key)
+        super().__init__(work_dir, bmc=bmc, maintenance_iso=images.maintenance_iso, api_token=api_token, receiver_port=images.receiver_port,
+                         receiver_args=['--node-key-file', str(node_key)])
         self.vm_bmc = bmc
         self.registry = Registry(work_dir / 'registry')
 

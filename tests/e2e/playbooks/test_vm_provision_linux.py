@@ -20,9 +20,9 @@ import typing as t
 
 import pytest
 
+from l3metal_lab.diskcheck import check_linux_disk
 from l3metal_lab.lab import role_task, serial
 from l3metal_lab.vmlab import CLOUD_INIT_MARKER, LINUX_LAYOUT, TARGET_DISK, VmLab, user_data
-from l3metal_lab.vmlab_images import check_linux_disk
 
 LOG = logging.getLogger('e2e')
 STEPS = ['partition.service', 'image-linux.service', 'bootloader-linux.service', 'config-drive.service']
@@ -126,9 +126,9 @@ def test_fleet_of_three_vms_two_installed_one_failed_for_real(vm_lab, linux_imag
         LOG.info('%s: cloud-init line %.0f s after the playbook started (playbook %.0f s)', lab.host_name(index), marks[index], playbook_seconds)
         powered_off(lab, index)  # no Redfish call: the guest's own power-off shows
         firmware = lab.vm_bmc.specs[index].firmware
-        disk = check_linux_disk(lab.disk(index), firmware, results[index]['job_id'])
-        LOG.info('%s disk:\n%s', lab.host_name(index), disk.text)
-        assert disk.ok, disk.text
+        disk = check_linux_disk(lab.disk(index), LINUX_LAYOUT, firmware, job_id=results[index]['job_id'])
+        LOG.info('%s disk:\n%s', lab.host_name(index), disk.summary())
+        disk.assert_ok()
     FLEET.update(image=linux_image, results=results)
 
 

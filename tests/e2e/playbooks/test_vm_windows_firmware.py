@@ -10,14 +10,13 @@ image's FLASH_COMMAND (sha256sum of the file the flasher downloaded from the rec
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import logging
-import shutil
 import time
 
+from l3metal_lab.diskcheck import check_windows_disk
 from l3metal_lab.lab import role_task
+from l3metal_lab.node_images import WIM_INDEX, firmware_image
 from l3metal_lab.vmlab import TARGET_DISK, WINDOWS_LAYOUT
-from l3metal_lab.vmlab_images import WIM_INDEX, check_windows_disk
 
 LOG = logging.getLogger('e2e')
 UNATTEND = ('<?xml version="1.0" encoding="utf-8"?>\n<unattend xmlns="urn:schemas-microsoft-com:unattend">'
@@ -34,10 +33,7 @@ def node_result(run, host):
 def test_firmware_update_and_windows_on_two_vms_at_once(vm_lab, collection_playbook):
     lab = vm_lab
     images = lab.images
-    firmware = lab.receiver.media_dir / 'firmware' / images.firmware.name
-    firmware.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(images.firmware, firmware)
-    firmware_sha256 = hashlib.sha256(firmware.read_bytes()).hexdigest()
+    firmware, firmware_sha256 = firmware_image(lab.receiver.media_dir / 'firmware')  # not real firmware (labelled in node_images)
     firmware_inventory = lab.write_inventory(hosts=[FIRMWARE], path=lab.work_dir / 'firmware.yml',
                                              provision_firmware_url='%s/media/firmware/%s' % (lab.guest_receiver_url, firmware.name),
                                              provision_firmware_sha256=firmware_sha256)
@@ -78,6 +74,7 @@ def test_firmware_update_and_windows_on_two_vms_at_once(vm_lab, collection_playb
     while lab.system(WINDOWS)['PowerState'] != 'Off':
         assert time.monotonic() < deadline
         time.sleep(1)
-    disk = check_windows_disk(lab.disk(WINDOWS), images.windows_wim)
-    LOG.info('%s disk:\n%s', lab.host_name(WINDOWS), disk.text)
-    assert disk.ok, disk.text
+    assert images.windows_wim is not None
+    disk = check_windows_disk(lab.disk(WINDOWS), images.windows_wim, WIM_INDEX, WINDOWS_LAYOUT, unattend=UNATTEND.encode())
+    LOG.info('%s disk:\n%s', lab.host_name(WINDOWS), disk.summary())
+    disk.assert_ok()
