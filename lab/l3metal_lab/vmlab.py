@@ -12,7 +12,7 @@ boot the inserted media, the maintenance OS provisions their disks and reports t
 system boots from the disk.  The servers reach the host's services at 10.0.2.2 (QEMU user networking); the one
 simulated piece is the BMC's route to that address (guestnet.py)::
 
-    with VmLab(work, [VmSpec(1), VmSpec(2, firmware='uefi')], node_images()) as lab:
+    with VmLab(work, [vm_server(1), vm_server(2, firmware='uefi')], vmlab_images.node_images()) as lab:
         reference = lab.push('linux_rootfs', 'os-images/debian-lab:1')     # as the VMs pull it
         inventory = lab.write_inventory(provision_oci_url=reference, provision_target_disk='/dev/vda')
         ... ansible-playbook -i inventory playbooks/provision_linux.yml ...
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import typing as t
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from . import accel
 from .guestnet import GUEST_HOST, GuestAddressProxy
 from .lab import Lab, serial
 from .playbook import localhost_play, run_playbook
+from .node_images import CLOUD_INIT_MARKER, RECEIVER_PORT_VARIABLE, WINDOWS_LAYOUT, LabImageError
 from .receiver import write_node_key
 from .registry import Registry
 from .sushy import TWO_CDS
@@ -37,20 +39,17 @@ from .vm import Console, VmSpec
 from .vmbmc import VmBmc
 from .vmlab_images import NodeImages
 
-# The disk layout of the lab's Linux recipes: GRUB needs a BIOS boot partition on GPT for SeaBIOS, the ESP for OVMF.
+__all__ = ['CLOUD_INIT_MARKER', 'LINUX_LAYOUT', 'TARGET_DISK', 'WINDOWS_LAYOUT', 'VmLab', 'user_data', 'vm_server']
+
+# The disk layout of the lab's Linux recipes: GRUB needs a BIOS boot partition on GPT for SeaBIOS, the ESP for OVMF
+# (node_images.LINUX_LAYOUT plus the mount points: the installed system's fstab, checked by diskcheck).
 LINUX_LAYOUT: list[dict[str, t.Any]] = [
     {'size': '1M', 'type_guid': 'ef02'},
     {'size': '128M', 'type_guid': 'ef00', 'format': 'vfat', 'label': 'ESP', 'mountpoint': '/boot/efi'},
     {'size': '16M', 'type_guid': '8300', 'format': 'vfat', 'label': 'cidata'},
     {'size': '100%', 'type_guid': '8300', 'format': 'ext4', 'label': 'root', 'mountpoint': '/'},
 ]
-WINDOWS_LAYOUT: list[dict[str, t.Any]] = [
-    {'size': '260M', 'type_guid': 'ef00', 'format': 'vfat', 'label': 'SYSTEM'},
-    {'size': '16M', 'type_guid': '0c01'},
-    {'size': '100%', 'type_guid': '0700', 'format': 'ntfs', 'label': 'Windows'},
-]
 TARGET_DISK = '/dev/vda'  # the VMs' disk is virtio
-CLOUD_INIT_MARKER = 'L3METAL-CLOUD-INIT-RAN'
 
 
 def user_data(marker: str = CLOUD_INIT_MARKER, power_off: bool = False) -> str:
@@ -67,6 +66,18 @@ def user_data(marker: str = CLOUD_INIT_MARKER, power_off: bool = False) -> str:
 def vm_server(index: int, firmware: str = 'bios', memory_mib: int = 2048, vcpus: int = 1, disk_gib: float = 3.0) -> VmSpec:
     """A server of the lab: ``index`` (1-based) names it (l3m-vm-NN) and gives it the serial the inventory uses."""
     return VmSpec(index, firmware=firmware, memory_mib=memory_mib, vcpus=vcpus, disk_gib=disk_gib, serial=serial(index - 1))
+
+
+def port_is_free(port: int) -> None:
+    """Raise ``LabImageError`` naming ``$L3METAL_E2E_RECEIVER_PORT`` when something listens on 127.0.0.1:``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(('127.0.0.1', port))
+        except OSError as exc:
+            raise LabImageError('port %d on 127.0.0.1 is busy (%s): the VM lab\'s receiver needs it, because the maintenance ISO\'s '
+                                'kernel command line names it. Stop what listens there, or set %s to a free port (the ISO is then '
+                                'rebuilt with it: its GRUB stage only)' % (port, exc.strerror, RECEIVER_PORT_VARIABLE)) from None
 
 
 class VmLab(Lab):
@@ -92,6 +103,9 @@ class VmLab(Lab):
         self.registry = Registry(work_dir / 'registry')
 
     def start(self) -> VmLab:
+        # The receiver's port is fixed (the ISO names it): a receiver of another lab there would answer the readiness
+        # probe of ours, which then exits on 'address already in use' unnoticed.
+        port_is_free(self.receiver.port)
         self.proxy.start()
         try:
             self.registry.start()
