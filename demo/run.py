@@ -187,7 +187,8 @@ def main() -> int:
     setup: dict[str, float] = {}
     say('demo: one VM server provisioned with playbooks/provision_linux.yml through Redfish (work dir %s)' % out)
 
-    note('node images: the maintenance ISO (the maintenance_iso role) and the Debian root filesystem, built now or found in the cache ...')
+    note('node images: the maintenance ISO (the maintenance_iso role) and the Debian root filesystem, built now (about 5 minutes '
+         'on two cores) or found in the cache (seconds) ...')
     start = time.monotonic()
     try:
         images = node_images(need=('linux',))
@@ -202,7 +203,8 @@ def main() -> int:
     note('  maintenance ISO %s (%d MiB; %s), root filesystem %s (%d MiB), %.0f s (%s)' % (
         images.maintenance_iso.name, images.maintenance_iso.stat().st_size >> 20, stages or 'stages not reported', images.linux_rootfs.name,
         images.linux_rootfs.stat().st_size >> 20, setup['images'], images.origin))
-    note('  receiver port %d (named on the ISO\'s kernel command line for pre-flight failures)' % images.receiver_port)
+    note('  seconds per image (the OS image and WIM are built while the ISO is): %s; receiver port %d (named on the ISO\'s kernel '
+         'command line for pre-flight failures)' % (', '.join('%s %.0f' % item for item in images.seconds.items()), images.receiver_port))
 
     start = time.monotonic()
     lab = VmLab(out / 'lab', [vm_server(1, args.firmware, vcpus=2)], images)
