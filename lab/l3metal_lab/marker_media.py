@@ -77,8 +77,8 @@ def marker_iso(path: Path, label: str, action: str = 'halt', pad_mib: int = 0, l
     with tempfile.TemporaryDirectory(prefix='marker-iso-') as work:
         root = Path(work) / 'root'
         (root / 'boot' / 'grub').mkdir(parents=True)
-        (root / 'boot' / 'grub' / 'grub.cfg').write_text(_GRUB_CFG % {'action': action, 'command': command, 'marker': MARKER, 'label': label,
-                                                                   'list': 'yes' if list_media else 'no'})
+        settings = {'action': action, 'command': command, 'marker': MARKER, 'label': label, 'list': 'yes' if list_media else 'no'}
+        (root / 'boot' / 'grub' / 'grub.cfg').write_text(_GRUB_CFG % settings)
         if pad_mib:
             with open(root / 'padding.bin', 'wb') as pad:
                 pad.truncate(pad_mib * 1024 * 1024)  # zeros; xorriso writes them out in full

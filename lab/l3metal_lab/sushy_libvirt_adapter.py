@@ -729,7 +729,8 @@ def main() -> int:
     config = next((sys.argv[i + 1] for i, arg in enumerate(sys.argv[:-1]) if arg == '--config'), None) or os.environ.get('SUSHY_EMULATOR_CONFIG')
     if config:
         emulator.app.configure(config_file=config)
-        _ = emulator.app.systems  # initialise now: the REBOOT watcher starts before the first request
+        systems = emulator.app.systems  # initialise now: the REBOOT watcher starts before the first request
+        del systems
     return int(emulator.main() or 0)
 
 
