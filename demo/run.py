@@ -157,8 +157,8 @@ def summary(lab: VmLab, begin: float, end: float, rc: int, watcher: ConsoleWatch
     system = lab.system(0)
     say('\n================ summary ================')
     accelerator = 'KVM' if lab.domain_type == 'kvm' else 'QEMU TCG'
-    say('%s (serial %s, %s, %s, BMC system %s)' % (host, system.get('SerialNumber'), lab.vm_bmc.specs[0].firmware.upper(), accelerator,
-                                                  lab.bmc.system_ids[0]))
+    firmware = lab.vm_bmc.specs[0].firmware.upper()
+    say('%s (serial %s, %s, %s, BMC system %s)' % (host, system.get('SerialNumber'), firmware, accelerator, lab.bmc.system_ids[0]))
     say('  job           %s: %s' % (job.get('job_id'), ' -> '.join(e['status'] for e in events if e['type'] == 'status') or 'none'))
     say('  status        %s%s' % (job.get('status'), (', failed at %s' % job['failed_step']) if job.get('failed_step') else ''))
     if job.get('reason'):
