@@ -1,4 +1,4 @@
-# l3metal.provision: set-up, tests and demo.  `make test` and `make demo` each work on a fresh
+# l3metal.provision: set-up, tests and demo.  `make test`, `make e2e` and `make demo` each work on a fresh
 # Debian bookworm machine (root or sudo, Python 3.11, PyPI and Debian mirrors reachable).
 
 SHELL := /bin/bash
@@ -20,11 +20,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export ANSIBLE_COLLECTIONS_PATH := $(abspath $(BUILD))
 export ANSIBLE_NOCOLOR := 1
 
-.PHONY: help test demo setup system-packages venv layout lint sanity units integration schema build bench clean
+.PHONY: help test e2e demo demo-fleet setup system-packages e2e-packages venv layout lint sanity units integration schema build bench clean
 
 help:
 	@echo "make test    install what is missing, then lint, ansible-test sanity + units, and the integration suites"
-	@echo "make demo    run the demo job against local emulated services"
+	@echo "make e2e     the playbooks against VM servers (QEMU, libvirt) with the real maintenance ISO; after make test in CI"
+	@echo "make demo    provision one VM server with provision_linux: receiver, VM BMC, registry, maintenance ISO (built or cached)"
+	@echo "make demo-fleet  the simulated two-node demo (an emulator that boots nothing, a simulated node)"
 	@echo "make schema  regenerate docs/recipe.schema.json from the schema source"
 	@echo "make build   build the collection tarball"
 	@echo "make bench BENCH=task_iso [BENCH_ARGS=...]  run bench/<BENCH>.py (prints ratios against a peer)"
@@ -82,8 +84,25 @@ build: layout
 bench: setup
 	cd $(COLL) && $(BIN)/python bench/$(BENCH).py $(BENCH_ARGS)
 
-demo: setup
+# The end-to-end suites (docs/testing.md "make e2e"): their own Debian packages (the VM lab, the maintenance ISO build),
+# installed after apt-get update when missing; artifacts (consoles, the receiver's job records) in tests/output/e2e/.
+E2E_PACKAGES := $(wildcard tests/apt-packages.e2e.d/*.txt)
+
+e2e-packages:
+	@sh tests/tools/system_packages.sh $(E2E_PACKAGES)
+
+e2e: setup e2e-packages
+	cd $(COLL) && L3METAL_E2E_ARTIFACTS=$(CURDIR)/tests/output/e2e $(BIN)/python $(CURDIR)/tests/tools/require_tests.py e2e \
+		--junit tests/output/junit/e2e.xml --prefix tests/e2e $(if $(PYTEST_ARGS),--partial) -- \
+		$(BIN)/python -m pytest tests/e2e --junitxml=tests/output/junit/e2e.xml --durations=0 $(PYTEST_ARGS)
+
+# The README's main command: one VM server provisioned end to end (demo/run.py); demo-output/ keeps everything.
+demo: setup e2e-packages
 	$(BIN)/python demo/run.py
+
+# The simulated two-node demo (demo/fleet.py): no VM, the node is simulated (lab/l3metal_lab/node_simulator.py).
+demo-fleet: setup
+	$(BIN)/python demo/fleet.py
 
 clean:
 	rm -rf $(BUILD) .mypy_cache .ruff_cache l3metal-provision-*.tar.gz

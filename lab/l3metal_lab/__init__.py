@@ -14,8 +14,11 @@
   every task's result back as data.
 - ``sushy``: the sushy-tools Redfish emulator (fake driver) with auth, TLS, fixed power delay and a
   parsed access log; ``tls``: a throw-away CA and server certificate.
-- ``lab``: receiver + emulator + stand-in maintenance ISO + inventories, for the playbooks and ``make demo``;
+- ``lab``: receiver + emulator + stand-in maintenance ISO + inventories, for the playbooks and ``make demo-fleet``;
   ``node_simulator``: plays the booted node with the real dispatcher and ``provisioner notify``.
+- ``vmbmc``: a Redfish BMC whose systems are QEMU VMs (sushy-tools' libvirt driver run through
+  ``sushy_libvirt_adapter``, a private ``libvirtd``, domains from ``vm``, the accelerator from ``accel``);
+  ``marker_media``: tiny ISOs that say on the console what booted.
 
 Fixtures that wrap these live in ``fixtures_*.py`` modules of this package; the integration
 conftest loads every such module, so a new area adds fixtures without editing shared files.

@@ -267,8 +267,8 @@ def check_linux_disk(disk: Path, layout: t.Sequence[t.Mapping[str, t.Any]], firm
     if cidata is not None:
         meta = (fat_file(disk, cidata, '/meta-data') or b'').decode(errors='replace')
         if job_id is not None:
-            found = re.search(r'instance-id:\s*"?%s"?\s*$' % re.escape(job_id), meta, re.MULTILINE)
-            report.add('cidata: meta-data instance-id is the job id', found is not None, 'meta-data: %r' % meta[:200])
+            instance = re.search(r'instance-id:\s*"?%s"?\s*$' % re.escape(job_id), meta, re.MULTILINE)
+            report.add('cidata: meta-data instance-id is the job id', instance is not None, 'meta-data: %r' % meta[:200])
         else:
             report.add('cidata: meta-data', bool(meta.strip()), 'meta-data: %r' % meta[:200])
         if user_data is not None:

@@ -16,6 +16,8 @@ Used by ``make demo`` (``demo/run.py``) and by the playbook tests (fixture ``pro
 
 from __future__ import annotations
 
+import os
+import shutil
 import typing as t
 from pathlib import Path
 
@@ -48,19 +50,37 @@ def stand_in_maintenance_iso(path: Path) -> Path:
 
 
 class Lab:
-    """Receiver + emulator (``nodes`` systems, all ``Off``) + maintenance ISO; ``stop()`` ends everything it started."""
+    """Receiver + emulator (``nodes`` systems, all ``Off``) + maintenance ISO; ``stop()`` ends everything it started.
 
-    def __init__(self, work_dir: Path, nodes: int = 2, vmedia: t.Mapping[str, t.Any] | None = None, api_token: str | None = None) -> None:
+    ``bmc`` replaces the fake-driver emulator (the VM lab passes a ``VmBmc``), ``maintenance_iso`` the stand-in ISO
+    (it is linked into the receiver's media directory); ``receiver_port`` (default: a free one) and ``receiver_args``
+    go to the receiver."""
+
+    def __init__(self, work_dir: Path, nodes: int = 2, vmedia: t.Mapping[str, t.Any] | None = None, api_token: str | None = None,
+                 bmc: SushyEmulator | None = None, maintenance_iso: Path | None = None, receiver_port: int | None = None,
+                 receiver_args: t.Sequence[str] = ()) -> None:
         self.work_dir = Path(work_dir)
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.receiver = Receiver(self.work_dir / 'receiver', api_token=api_token)
-        self.bmc = SushyEmulator(self.work_dir / 'bmc', systems=[fake_system(i + 1) for i in range(nodes)],
-                                 vmedia=vmedia if vmedia is not None else TWO_CDS, power_delay=0)
+        self.receiver = Receiver(self.work_dir / 'receiver', api_token=api_token, port=receiver_port, extra_args=receiver_args)
+        self.bmc = bmc or SushyEmulator(self.work_dir / 'bmc', systems=[fake_system(i + 1) for i in range(nodes)],
+                                        vmedia=vmedia if vmedia is not None else TWO_CDS, power_delay=0)
+        self.maintenance_iso = maintenance_iso
         self.nodes: list[SimulatedNode] = []
         self._bmc_mark = 0
 
+    def _place_maintenance_iso(self) -> None:
+        target = self.receiver.media_dir / MAINTENANCE_ISO
+        if self.maintenance_iso is None:
+            stand_in_maintenance_iso(target)
+            return
+        target.unlink(missing_ok=True)
+        try:
+            os.link(self.maintenance_iso, target)  # no copy of a few hundred MiB when both are on one file system
+        except OSError:
+            shutil.copyfile(self.maintenance_iso, target)
+
     def start(self) -> Lab:
-        stand_in_maintenance_iso(self.receiver.media_dir / MAINTENANCE_ISO)
+        self._place_maintenance_iso()
         self.receiver.start()
         try:
             self.bmc.start()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import subprocess
+import typing as t
 from pathlib import Path
 
 import pycdlib
@@ -23,6 +24,7 @@ def pycdlib_tree(image: Path, tree: str) -> dict[str, bytes]:
     iso.open(str(image))
     try:
         files: dict[str, bytes] = {}
+        facade: t.Any
         if tree == 'rr':
             facade = iso.get_rock_ridge_facade()
         elif tree == 'joliet':

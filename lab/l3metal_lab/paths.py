@@ -33,3 +33,5 @@ COLLECTION_ROOT = _collection_root()
 # ``ansible_collections.l3metal.provision`` for code that uses the collection's module_utils.
 COLLECTIONS_PATH = COLLECTION_ROOT.parents[2]
 LAB_DIR = Path(__file__).resolve().parent
+# Downloads and builds the lab keeps between runs (VM images, probes): $L3METAL_CACHE_DIR, else <checkout>/.cache.
+CACHE_DIR = Path(os.environ.get('L3METAL_CACHE_DIR') or SOURCE_ROOT / '.cache')

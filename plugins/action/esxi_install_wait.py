@@ -21,8 +21,8 @@ from ansible.utils.display import Display
 from ansible_collections.l3metal.provision.plugins.module_utils._esxi_wait import wait_for_install
 from ansible_collections.l3metal.provision.plugins.module_utils._receiver import (
     ReceiverError,
+    StepClock,
     client_from_params,
-    describe_event,
     receiver_argument_spec,
 )
 from ansible_collections.l3metal.provision.plugins.module_utils._redfish.boot import BootManager
@@ -102,9 +102,11 @@ class ActionModule(ActionBase):
         host = (task_vars or {}).get('inventory_hostname', '')
         label = '%s: job %s' % (host, job_id) if host else 'job %s' % job_id
 
+        clock = StepClock()
+
         def show(event: dict[str, t.Any]) -> None:
             if params['show_progress']:
-                display.display('%s  %s  %s' % (label, event.get('at', ''), describe_event(event)))
+                display.display('%s  %s  %s' % (label, event.get('at', ''), clock.describe(event)))
 
         reader: PowerReader | None = None
         try:

@@ -12,6 +12,7 @@ messages name the URL and say what to change.
 
 from __future__ import annotations
 
+import datetime
 import http.client
 import json
 import time
@@ -258,6 +259,39 @@ def describe_event(event: t.Mapping[str, t.Any]) -> str:
     if event.get('type') == 'progress':
         return '%s %s' % (event.get('step'), event.get('state'))
     return 'status %s (%s)' % (event.get('status'), 'node' if event.get('source') == 'node' else 'controller')
+
+
+def event_time(event: t.Mapping[str, t.Any]) -> float | None:
+    """The receiver's time stamp of an event (``at``, ISO 8601 UTC) in seconds since the epoch; None when it has none."""
+    try:
+        return datetime.datetime.fromisoformat(str(event['at']).replace('Z', '+00:00')).timestamp()
+    except (KeyError, ValueError):
+        return None
+
+
+class StepClock:
+    """Each step's duration, from the node's ``started`` and ``done`` reports (the receiver's time stamps): ``describe``
+    adds it to a finished step, and to a failure the step it interrupted (``image-linux.service started`` and then
+    ``status failed``)."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, float] = {}
+
+    def describe(self, event: t.Mapping[str, t.Any]) -> str:
+        text = describe_event(event)
+        at = event_time(event)
+        if at is None:
+            return text
+        if event.get('type') == 'progress':
+            step = str(event.get('step'))
+            if event.get('state') == 'started':
+                self.started[step] = at
+            elif event.get('state') == 'done' and step in self.started:
+                text += ' (%.1f s)' % (at - self.started.pop(step))
+        elif event.get('status') == 'failed' and self.started:
+            step, since = list(self.started.items())[-1]
+            text += ' (%s ran %.1f s)' % (step, at - since)
+        return text
 
 
 class WaitResult(t.NamedTuple):

@@ -94,8 +94,9 @@ QUIRKS: tuple[Quirk, ...] = (
           'Supermicro rejects a Boot PATCH without BootSourceOverrideEnabled, Target and Mode; the full Boot object is sent.'),
     Quirk('supermicro-usb-cd', SUPERMICRO, CD_BOOT_AS_USB_CD,
           'Supermicro presents virtual media as a USB CD: boot target cd is sent as UsbCd when the BMC lists it.'),
-    Quirk('sushy-emulator-override-enabled', r'^sushy emulator', OVERRIDE_ENABLED_NOT_STORED,
-          'the sushy-tools emulator ignores BootSourceOverrideEnabled and always reports Continuous; only the target is compared.'),
+    # The lab's VM BMC (sushy-tools + lab/l3metal_lab/sushy_libvirt_adapter.py) keeps Once and reports a Model: not matched.
+    Quirk('sushy-emulator-override-enabled', r'^sushy emulator', OVERRIDE_ENABLED_NOT_STORED, model=r'^$',
+          reason='stock sushy-tools (no Model) ignores BootSourceOverrideEnabled, always reports Continuous; only the target is compared.'),
 )
 
 

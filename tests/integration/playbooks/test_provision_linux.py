@@ -90,15 +90,29 @@ def test_one_node_succeeds_one_fails(provisioning_lab, collection_playbook):
     assert job['status'] == 'complete' and job['failed_step'] == 'bootloader-linux.service'
     assert 'grub-install: error: cannot find EFI directory.' in job['log_tail']
     assert history(lab, failed['job_id']) == ['queued', 'provisioning', 'failed', 'complete']
-    assert lab.inserted(1) == {}
+    # the media stay in for debugging (provision_eject_after_failure=true ejects them: test_failure_ejects_by_option)
+    assert lab.inserted(1) == {'Cd': lab.maintenance_iso_url, 'Cd2': failed['task_medium']['image']} and failed['ejected'] == []
     # after_failure defaults to none: no reset, the node stays on the maintenance OS (override still Cd)
     assert lab.system(1)['Boot']['BootSourceOverrideTarget'] == 'Cd'
     report = role_task(run, "Report the node's failure")
     assert report.host == 'node-02' and report.failed
-    assert 'failed at bootloader-linux.service' in report.result['msg']
+    assert 'failed at bootloader-linux.service' in report.result['msg'] and 'media left in for debugging' in report.result['msg']
     assert [t.host for t in run.failed] == ['node-02']
     journal = role_task(run, "Show the node's last journal lines", 'node-02')
     assert 'grub-install: error: cannot find EFI directory.' in journal.result['msg']
+
+
+def test_failure_ejects_by_option(provisioning_lab_factory, collection_playbook):
+    """provision_eject_after_failure=true: a failed node's media are ejected like a successful one's; the job is closed."""
+    lab = provisioning_lab_factory(nodes=1)
+    inventory = lab.write_inventory(provision_oci_url=OCI_URL, provision_eject_after_failure=True)
+    lab.simulate(0, fail_step='image-linux.service')
+    run = collection_playbook('provision_linux', inventory, FAST)
+    assert run.rc == 2, run.output
+    failed = node_result(run, 'node-01')
+    assert failed['outcome'] == 'failed' and failed['failed_step'] == 'image-linux.service' and len(failed['ejected']) == 2
+    assert lab.inserted(0) == {} and lab.receiver.get_job(failed['job_id'])['status'] == 'complete'
+    assert 'media ejected, job complete' in role_task(run, "Report the node's failure").result['msg']
 
 
 def test_kick_off_twice_then_collect(provisioning_lab_factory, collection_playbook):

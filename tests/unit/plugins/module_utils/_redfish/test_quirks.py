@@ -28,6 +28,7 @@ def test_every_entry_is_well_formed():
         assert quirk.effect in q.EFFECTS, quirk.key
         assert '\n' not in quirk.reason and 40 <= len(quirk.reason) <= 140 and quirk.reason.endswith('.'), quirk.key
         re.compile(quirk.manufacturer)
+        re.compile(quirk.model)
         if quirk.arg:
             re.compile(quirk.arg)
     # every effect the code knows is used by at least one entry
@@ -63,3 +64,12 @@ def test_only_the_message_ids_the_table_marks_transient_are():
     assert dell.matches(q.TRANSIENT_ERRORS, 'IDRAC.1.6.SYS446')
     assert not dell.matches(q.TRANSIENT_ERRORS, 'IDRAC.2.8.VRM0021') and not dell.matches(q.TRANSIENT_ERRORS, 'Base.1.2.InternalError')
     assert not q.ActiveQuirks.for_system('HPE', 'ProLiant', {}).matches(q.TRANSIENT_ERRORS, 'IDRAC.1.6.SYS446')
+
+
+def test_the_stock_emulator_stores_no_override_frequency_the_lab_vm_bmc_does():
+    """sushy-tools as shipped reports no Model and always Continuous; behind the lab's adapter (Model 'l3metal lab VM')
+    Once is kept and read back like on a server, so the entry must not apply there (it would hide a lost Once)."""
+    stock = q.ActiveQuirks.for_system('Sushy Emulator', None, {'Manufacturer': 'Sushy Emulator'})
+    assert stock.keys() == ['sushy-emulator-override-enabled'] and stock.has(q.OVERRIDE_ENABLED_NOT_STORED)
+    lab_vm = q.ActiveQuirks.for_system('Sushy Emulator', 'l3metal lab VM', {'Manufacturer': 'Sushy Emulator', 'Model': 'l3metal lab VM'})
+    assert lab_vm.keys() == [] and not lab_vm.has(q.OVERRIDE_ENABLED_NOT_STORED)

@@ -1,0 +1,186 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, l3metal.provision contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""A provisioning lab whose servers are QEMU VMs: nothing on the node side is simulated.
+
+On 127.0.0.1, random ports: the real webhook receiver (the maintenance ISO in its media directory), a Debian
+``docker-registry`` holding the images the nodes install (pushed with the collection's ``oci_artifact``), and the
+VM BMC (vmbmc.py: sushy-tools' libvirt driver + the lab adapter, one QEMU VM per system, TCG unless KVM really
+works).  The playbooks get an inventory (``write_inventory``) and talk to the BMC only through Redfish; the VMs
+boot the inserted media, the maintenance OS provisions their disks and reports to the receiver, the installed
+system boots from the disk.  The servers reach the host's services at 10.0.2.2 (QEMU user networking); the one
+simulated piece is the BMC's route to that address (guestnet.py)::
+
+    with VmLab(work, [vm_server(1), vm_server(2, firmware='uefi')], vmlab_images.node_images()) as lab:
+        reference = lab.push('linux_rootfs', 'os-images/debian-lab:1')     # as the VMs pull it
+        inventory = lab.write_inventory(provision_oci_url=reference, provision_target_disk='/dev/vda')
+        ... ansible-playbook -i inventory playbooks/provision_linux.yml ...
+        lab.console(0).wait_for('L3METAL-CLOUD-INIT-RAN', 300)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import typing as t
+from pathlib import Path
+
+from . import accel
+from .guestnet import GUEST_HOST, GuestAddressProxy
+from .lab import Lab, serial
+from .playbook import localhost_play, run_playbook
+from .node_images import CLOUD_INIT_MARKER, RECEIVER_PORT_VARIABLE, WINDOWS_LAYOUT, LabImageError
+from .receiver import write_node_key
+from .registry import Registry
+from .sushy import TWO_CDS
+from .vm import Console, VmSpec
+from .vmbmc import VmBmc
+from .vmlab_images import NodeImages
+
+__all__ = ['CLOUD_INIT_MARKER', 'LINUX_LAYOUT', 'TARGET_DISK', 'WINDOWS_LAYOUT', 'VmLab', 'user_data', 'vm_server']
+
+# The disk layout of the lab's Linux recipes: GRUB needs a BIOS boot partition on GPT for SeaBIOS, the ESP for OVMF
+# (node_images.LINUX_LAYOUT plus the mount points: the installed system's fstab, checked by diskcheck).
+LINUX_LAYOUT: list[dict[str, t.Any]] = [
+    {'size': '1M', 'type_guid': 'ef02'},
+    {'size': '128M', 'type_guid': 'ef00', 'format': 'vfat', 'label': 'ESP', 'mountpoint': '/boot/efi'},
+    {'size': '16M', 'type_guid': '8300', 'format': 'vfat', 'label': 'cidata'},
+    {'size': '100%', 'type_guid': '8300', 'format': 'ext4', 'label': 'root', 'mountpoint': '/'},
+]
+TARGET_DISK = '/dev/vda'  # the VMs' disk is virtio
+
+
+def user_data(marker: str = CLOUD_INIT_MARKER, power_off: bool = False) -> str:
+    """cloud-init user-data that writes a line with the instance id (the job id, from the config drive) to the console;
+    ``power_off``: then shuts the system down cleanly (cloud-init's power_state; the lab's image has no logind, so an
+    ACPI power button, Redfish GracefulShutdown, is not acted on) - its disk can be checked from the host afterwards."""
+    text = ('#cloud-config\nhostname: {{ inventory_hostname }}\nruncmd:\n'
+            '  - [sh, -c, "echo %s host=$(hostname) instance=$(cat /var/lib/cloud/data/instance-id) > /dev/ttyS0"]\n' % marker)
+    if power_off:
+        text += 'power_state:\n  mode: poweroff\n  delay: now\n  message: l3metal lab - cloud-init done, powering off\n'
+    return text
+
+
+def vm_server(index: int, firmware: str = 'bios', memory_mib: int = 2048, vcpus: int = 1, disk_gib: float = 3.0) -> VmSpec:
+    """A server of the lab: ``index`` (1-based) names it (l3m-vm-NN) and gives it the serial the inventory uses."""
+    return VmSpec(index, firmware=firmware, memory_mib=memory_mib, vcpus=vcpus, disk_gib=disk_gib, serial=serial(index - 1))
+
+
+def port_is_free(port: int) -> None:
+    """Raise ``LabImageError`` naming ``$L3METAL_E2E_RECEIVER_PORT`` when something listens on 127.0.0.1:``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(('127.0.0.1', port))
+        except OSError as exc:
+            raise LabImageError('port %d on 127.0.0.1 is busy (%s): the VM lab\'s receiver needs it, because the maintenance ISO\'s '
+                                'kernel command line names it. Stop what listens there, or set %s to a free port (the ISO is then '
+                                'rebuilt with it: its GRUB stage only)' % (port, exc.strerror, RECEIVER_PORT_VARIABLE)) from None
+
+
+class VmLab(Lab):
+    """Receiver + registry + VM BMC with ``vms``; ``Lab``'s inventory and read-back helpers apply (index 0 = vms[0])."""
+
+    def __init__(self, work_dir: Path, vms: t.Sequence[VmSpec], images: NodeImages, vmedia: t.Mapping[str, t.Any] | None = None,
+                 api_token: str | None = None, domain_type: str | None = None) -> None:
+        work_dir = Path(work_dir)
+        for position, spec in enumerate(vms):
+            if spec.index != position + 1:
+                raise ValueError('vms[%d] has index %d: give the VMs indexes 1, 2, ... in order (serials follow them)' % (position, spec.index))
+        self.images = images
+        self.proxy = GuestAddressProxy()
+        self.domain_type = domain_type or accel.probe('uefi' if any(s.firmware == 'uefi' for s in vms) else 'bios').domain_type
+        bmc = VmBmc(work_dir / 'bmc', vms=vms, vmedia=vmedia if vmedia is not None else TWO_CDS, domain_type=self.domain_type,
+                    env=self.proxy.client_env())
+        # the receiver on the port the ISO's kernel command line names, with the site node key baked into the ISO
+        work_dir.mkdir(parents=True, exist_ok=True)
+        node_key = write_node_key(work_dir, images.iso.node_key)
+        super().__init__(work_dir, bmc=bmc, maintenance_iso=images.maintenance_iso, api_token=api_token, receiver_port=images.receiver_port,
+                         receiver_args=['--node-key-file', str(node_key)])
+        self.vm_bmc = bmc
+        self.registry = Registry(work_dir / 'registry')
+
+    def start(self) -> VmLab:
+        # The receiver's port is fixed (the ISO names it): a receiver of another lab there would answer the readiness
+        # probe of ours, which then exits on 'address already in use' unnoticed.
+        port_is_free(self.receiver.port)
+        self.proxy.start()
+        try:
+            self.registry.start()
+            super().start()
+        except BaseException:
+            self.registry.stop()
+            self.proxy.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            self.registry.stop()
+            self.proxy.stop()
+
+    def __enter__(self) -> VmLab:
+        return self.start()
+
+    # -- what a playbook needs -----------------------------------------------------------------
+
+    @property
+    def guest_receiver_url(self) -> str:
+        """The receiver as the servers (and, in this lab, their BMC) reach it."""
+        return 'http://%s:%d' % (GUEST_HOST, self.receiver.port)
+
+    def group_vars(self) -> dict[str, t.Any]:
+        group = super().group_vars()
+        group['provision_public_url'] = self.guest_receiver_url
+        return group
+
+    def host_vars(self, index: int) -> dict[str, t.Any]:
+        found = super().host_vars(index)
+        found['bmc_timeout'] = 60  # InsertMedia downloads the medium within the request (the maintenance ISO: ~300 MiB)
+        return found
+
+    def push(self, image: str, repository: str, work_dir: Path | None = None) -> str:
+        """Push ``images.<image>`` (a file) to the lab registry with the collection's ``oci_artifact``; the reference the
+        servers pull it by (``10.0.2.2:<port>/<repository>``)."""
+        path = getattr(self.images, image)
+        play = localhost_play([{'name': 'Publish %s' % path.name, 'l3metal.provision.oci_artifact': {
+            'reference': '%s/%s' % (self.registry.host, repository), 'files': [str(path)], 'insecure': True}}], name='publish')
+        run_playbook(play, work_dir or self.work_dir / 'publish').assert_ok()
+        return '%s:%d/%s' % (GUEST_HOST, self.registry.port, repository)
+
+    # -- the VMs ---------------------------------------------------------------------------------
+
+    def console(self, index: int) -> Console:
+        return self.vm_bmc.console(index)
+
+    def disk(self, index: int) -> Path:
+        return self.vm_bmc.files(index).disk
+
+    def power_off(self, index: int) -> None:
+        """Stop a VM through the BMC (ForceOff), as an operator would: a test's clean-up, not the code under test."""
+        self.vm_bmc.reset(index, 'ForceOff')
+
+    def save_artifacts(self, dest: Path) -> Path:
+        """Consoles, the receiver's job records (job and events per job), the BMC's and QEMU's logs, into ``dest``."""
+        dest.mkdir(parents=True, exist_ok=True)
+        for index, spec in enumerate(self.vm_bmc.specs):
+            console = self.vm_bmc.files(index).console
+            if console.exists():
+                shutil.copyfile(console, dest / ('%s-console.log' % spec.name))
+            qemu_log = self.vm_bmc.libvirtd.qemu_log(spec.name)
+            if qemu_log.exists():
+                shutil.copyfile(qemu_log, dest / ('%s-qemu.log' % spec.name))
+        records = []
+        if self.receiver.service is not None and self.receiver.service.running:
+            for index in range(len(self.vm_bmc.specs)):
+                for job in self.jobs(index):
+                    records.append({'job': self.receiver.get_job(job['job_id']), 'events': self.receiver.events(job['job_id'])})
+        (dest / 'receiver-jobs.json').write_text(json.dumps(records, indent=2))
+        for log in (self.vm_bmc.workdir / 'emulator.log', self.receiver.log_path, self.vm_bmc.libvirtd.log_path):
+            if log.exists():
+                shutil.copyfile(log, dest / log.name)
+        return dest
