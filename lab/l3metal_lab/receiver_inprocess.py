@@ -154,7 +154,8 @@ class InProcess:
         self.settings = Settings(**values)
         self.loop = asyncio.new_event_loop()
         # skip_url_asserts: the fuzz suite sends paths such as //x that a client would take for another host
-        self.client = TestClient(ProcessLikeTestServer(create_app(self.settings), skip_url_asserts=True), loop=self.loop)
+        self.app = create_app(self.settings)
+        self.client = TestClient(ProcessLikeTestServer(self.app, skip_url_asserts=True), loop=self.loop)
         self.run(self.client.start_server())
         self.database = self.settings.data_dir / 'receiver.sqlite3'
         self.serials = 0
@@ -172,7 +173,7 @@ class InProcess:
 
     @property
     def service(self) -> t.Any:
-        return self.client.server.app[SERVICE_KEY]
+        return self.app[SERVICE_KEY]
 
     def serial(self, prefix: str = 'XF') -> str:
         self.serials += 1
