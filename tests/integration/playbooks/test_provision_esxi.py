@@ -133,12 +133,15 @@ def test_report_off_ends_on_the_reboot_with_an_iso_prepared_by_hand(provisioning
     assert role_task(run, 'Wait for the installed host to report (the kickstart\'s last %firstboot section)').status == 'skipped'
 
 
-def test_stock_iso_given_as_prepared_waits_at_the_boot_prompt(provisioning_lab_factory, collection_playbook, tmp_path):
+@pytest.mark.parametrize('eject', [False, True], ids=['media-stay', 'eject-after-failure'])
+def test_stock_iso_given_as_prepared_waits_at_the_boot_prompt(provisioning_lab_factory, collection_playbook, tmp_path, eject):
     """Negative control: the stock ISO inserted as it is (provision_installer_iso_url) never starts the kickstart - the
-    simulated installer waits at its prompt - so nothing reboots and the job fails at the deadline, with the hint."""
+    simulated installer waits at its prompt - so nothing reboots and the job fails at the deadline, with the hint. The
+    media stay inserted for debugging, as after any failed job, unless provision_eject_after_failure=true."""
     lab = provisioning_lab_factory(nodes=1)
     stock = build_installer_iso(tmp_path / 'stock', lab.receiver.media_dir / 'stock.iso')
-    inventory = lab.write_inventory(provision_installer_iso_url='%s/media/stock.iso' % lab.receiver.url, provision_ks_cfg=KS_CFG)
+    inventory = lab.write_inventory(provision_installer_iso_url='%s/media/stock.iso' % lab.receiver.url, provision_ks_cfg=KS_CFG,
+                                    **({'provision_eject_after_failure': True} if eject else {}))
     node = lab.simulate(0, kind='esxi', step_seconds=1, off_seconds=2)
     run = collection_playbook('provision_esxi', inventory, dict(FAST, provision_timeout=4))
     assert run.rc == 2, run.output
@@ -148,9 +151,15 @@ def test_stock_iso_given_as_prepared_waits_at_the_boot_prompt(provisioning_lab_f
     assert result['outcome'] == 'failed' and result['failed_step'] == 'esxi-installer' and result['reported'] is False
     job = lab.receiver.get_job(result['job_id'])
     assert job['status'] == 'complete' and job['failed_step'] == 'esxi-installer' and 'no power-off seen (last power state On)' in job['reason']
-    assert lab.inserted(0) == {}
     message = role_task(run, 'Report a failed install').result['msg']
     assert 'no reboot of the installer and no report from the host seen within 4 s' in message and 'provision_esxi_installer_iso' in message
+    if eject:
+        assert lab.inserted(0) == {} and result['ejected'] and 'media ejected' in message
+    else:
+        inserted = lab.inserted(0)
+        assert inserted['Cd'] == '%s/media/stock.iso' % lab.receiver.url, inserted
+        assert inserted['Cd2'].endswith('-task.iso') and result['job_id'] in inserted['Cd2'], inserted
+        assert result['ejected'] == [] and 'media left in for debugging' in message
 
 
 def test_single_cd_bmc_gets_a_usb_kickstart_and_a_usb_installer(provisioning_lab_factory, collection_playbook, tmp_path):
