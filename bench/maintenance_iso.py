@@ -173,6 +173,9 @@ class GuestShell:
             raise RuntimeError('guest command failed (exit %d): %s\n%s' % (status, command, output))
         return output, seconds
 
+    def output(self, command: str, timeout: float = 600) -> str:
+        return self.check(command, timeout)[0]
+
     def close(self) -> None:
         if self.sock is not None:
             self.sock.close()
@@ -202,10 +205,10 @@ def peer_run(shell: GuestShell, blob_url: str, fresh: bool) -> dict[str, float]:
               'echo t2=$(date +%%s.%%N) && umount /mnt/peer && echo t3=$(date +%%s.%%N)' % download)
     output, host_seconds = shell.check(script, timeout=1800)
     marks = stamps(output)
-    verify, _ = shell.check('echo s0=$(date +%s.%N); sha256sum /run/peer-dl/blob.tar.gz >/dev/null && echo s1=$(date +%s.%N)')
+    verify = shell.output('echo s0=$(date +%s.%N); sha256sum /run/peer-dl/blob.tar.gz >/dev/null && echo s1=$(date +%s.%N)')
     sha = stamps(verify)
-    entries, _ = shell.check('mount -o ro "$(blkid -L %s)" /mnt/peer && %s; umount /mnt/peer; umount /run/peer-dl'
-                             % (PEER_LABEL, count_entries('/mnt/peer')))
+    entries = shell.output('mount -o ro "$(blkid -L %s)" /mnt/peer && %s; umount /mnt/peer; umount /run/peer-dl'
+                           % (PEER_LABEL, count_entries('/mnt/peer')))
     return {'download_s': round(marks['t1'] - marks['t0'], 2), 'tar_xzf_s': round(marks['t2'] - marks['t1'], 2),
             'umount_s': round(marks['t3'] - marks['t2'], 2), 'total_s': round(marks['t3'] - marks['t0'], 2),
             'host_wall_s': round(host_seconds, 2), 'sha256sum_s (not in total)': round(sha['s1'] - sha['s0'], 2), 'entries': int(entries.split()[-1])}
@@ -213,7 +216,7 @@ def peer_run(shell: GuestShell, blob_url: str, fresh: bool) -> dict[str, float]:
 
 def ours_from_journal(shell: GuestShell) -> dict[str, float]:
     """image-linux.service in the guest's journal: unit start -> unpacking -> unpacked -> finished (guest clock)."""
-    output, _ = shell.check('journalctl -u image-linux.service -o short-unix --no-pager')
+    output = shell.output('journalctl -u image-linux.service -o short-unix --no-pager')
     marks: dict[str, float] = {}
     for line in output.splitlines():
         match = re.match(r'^(\d+\.\d+) ', line)
@@ -235,7 +238,7 @@ def ours_from_journal(shell: GuestShell) -> dict[str, float]:
         figures['unit_start_to_unpacking_s'] = round(marks['unpacking'] - marks['starting'], 2)
     if 'unpacked' in marks and 'finished' in marks:
         figures['unpacked_to_finished_s'] = round(marks['finished'] - marks['unpacked'], 2)
-    entries, _ = shell.check('mkdir -p /mnt/ours && mount -o ro "$(blkid -L root)" /mnt/ours && %s; umount /mnt/ours' % count_entries('/mnt/ours'))
+    entries = shell.output('mkdir -p /mnt/ours && mount -o ro "$(blkid -L root)" /mnt/ours && %s; umount /mnt/ours' % count_entries('/mnt/ours'))
     figures['entries'] = int(entries.split()[-1])
     return figures
 
@@ -245,7 +248,7 @@ def build_report(iso: node_images.MaintenanceIso, seconds: float) -> dict[str, t
     rebuilt = list(result.get('rebuilt') or [])
     return {'path': str(iso.path), 'size_mib': round(iso.size / 2**20, 1), 'wall_s': round(seconds, 1),
             'found': 'cached (nothing rebuilt)' if not rebuilt else 'rebuilt: ' + ', '.join(rebuilt),
-            'stage_seconds': {name: value for name, value in (result.get('durations') or {}).items()},
+            'stage_seconds': dict(result.get('durations') or {}),
             'kernel_cmdline': result.get('kernel_cmdline')}
 
 
@@ -300,8 +303,8 @@ def main() -> int:
     cmdline = node_images.maintenance_iso_vars(args.receiver_port)['maintenance_iso_kernel_cmdline_extra'] + ' ' + DEBUG_SHELL_ARG
     bench_iso = node_images.maintenance_iso(args.receiver_port, kernel_cmdline_extra=cmdline, work_dir=work / 'ansible-bench')
     figures['bench_iso'] = build_report(bench_iso, time.monotonic() - start)
-    print('ISO %s: %.1f MiB, %s, %.1f s (stages %s)' % (lab_iso.path.name, figures['iso']['size_mib'], figures['iso']['found'],
-                                                       figures['iso']['wall_s'], figures['iso']['stage_seconds']))
+    print('ISO %s: %.1f MiB, %s, %.1f s (stages %s)'
+          % (lab_iso.path.name, figures['iso']['size_mib'], figures['iso']['found'], figures['iso']['wall_s'], figures['iso']['stage_seconds']))
     print('bench ISO (+ %s): %s, %.1f s' % (DEBUG_SHELL_ARG, figures['bench_iso']['found'], figures['bench_iso']['wall_s']))
 
     registry = Registry(Path(tempfile.mkdtemp(prefix='bench-miso-registry-'))).start()
@@ -372,8 +375,9 @@ def main() -> int:
           % (ours, journal.get('pull_and_unpack_s'), journal.get('unit_start_to_unpacking_s'), journal.get('unpacked_to_finished_s'), journal['entries']))
     for index, run in enumerate(figures['peer'], 1):
         print('peer %d (live system, same boot): download %.1f s + tar xzf %.1f s + umount %.1f s = %.1f s (host wall %.1f s); '
-              'sha256sum apart %.1f s; %d entries' % (index, run['download_s'], run['tar_xzf_s'], run['umount_s'], run['total_s'],
-                                                     run['host_wall_s'], run['sha256sum_s (not in total)'], run['entries']))
+              'sha256sum apart %.1f s; %d entries'
+              % (index, run['download_s'], run['tar_xzf_s'], run['umount_s'], run['total_s'], run['host_wall_s'], run['sha256sum_s (not in total)'],
+                 run['entries']))
     print('ratio = ours / peer = %.2f  (image step %.1f s / download + tar xzf + umount %.1f s, best peer run; goal <= 1.0)' % (ours / peer, ours, peer))
     if 'pull_and_unpack_s' in journal:
         best = min(run['download_s'] + run['tar_xzf_s'] for run in figures['peer'])
