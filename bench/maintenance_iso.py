@@ -313,6 +313,7 @@ def main() -> int:
                                     '--public-url', node_images.guest_receiver_url(args.receiver_port)]).start()
     vm: Vm | None = None
     shell: GuestShell | None = None
+    socket_dir = Path(tempfile.mkdtemp(prefix='bench-miso-'))
     try:
         host_reference = node_images.push_image(registry, node_images.linux_rootfs(), 'os-images/debian-lab', '1')
         reference = node_images.guest_reference(host_reference)
@@ -322,7 +323,7 @@ def main() -> int:
         job = NodeJob(receiver, linux_recipe(target_disk=DISK, oci_url=reference, partition_layout=layout,
                                              user_data=b64(node_images.linux_user_data())))
         medium = build_medium(work / 'task.iso', job.recipe(), 'iso')
-        socket_path = Path(tempfile.mkdtemp(prefix='bench-miso-')) / 'shell.sock'
+        socket_path = socket_dir / 'shell.sock'   # not in the work dir: a Unix socket path has at most 107 bytes
         vm = Vm(work / 'vm', firmware=args.firmware, serial=job.serial, live_iso=bench_iso.path, task_iso=medium, disk_size=args.disk_size,
                 memory_mib=args.memory_mib, accel=args.accel,
                 extra_args=['-chardev', 'socket,id=shell0,path=%s,server=on,wait=off' % socket_path, '-serial', 'chardev:shell0'])
@@ -359,6 +360,7 @@ def main() -> int:
         receiver.stop()
         registry.stop()
         shutil.rmtree(registry.directory, ignore_errors=True)
+        shutil.rmtree(socket_dir, ignore_errors=True)
     figures['load_after'] = loadavg()
     (work / 'figures.json').write_text(json.dumps(figures, indent=2))
 
