@@ -44,7 +44,6 @@ consoles to ``--work-dir`` (default tests/output/bench/maintenance_iso).  Goals 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import re
@@ -61,7 +60,7 @@ from l3metal_lab import node_images
 from l3metal_lab.paths import COLLECTION_ROOT
 from l3metal_lab.provisioner import NodeJob, b64, build_medium, linux_recipe
 from l3metal_lab.qemu import GUEST_HOST, Vm
-from l3metal_lab.receiver import Receiver, write_node_key
+from l3metal_lab.receiver import Receiver, event_time, step_durations, write_node_key
 from l3metal_lab.registry import Registry
 
 DISK = '/dev/vda'
@@ -78,23 +77,6 @@ def bench_layout(root_size: str) -> list[dict[str, t.Any]]:
     layout[-1]['size'] = root_size
     layout.append({'size': '100%', 'type_guid': '8300', 'format': 'ext4', 'label': PEER_LABEL})
     return layout
-
-
-def at(event: t.Mapping[str, t.Any]) -> float:
-    return datetime.datetime.fromisoformat(event['at']).timestamp()
-
-
-def step_durations(events: t.Sequence[t.Mapping[str, t.Any]]) -> dict[str, float]:
-    """Seconds between each step's ``started`` and ``done`` webhooks, by the receiver's clock (as test_linux.py does)."""
-    started: dict[str, float] = {}
-    durations = {}
-    for event in events:
-        if event.get('type') == 'progress':
-            if event['state'] == 'started':
-                started[event['step']] = at(event)
-            elif event['state'] == 'done' and event['step'] in started:
-                durations[event['step']] = round(at(event) - started[event['step']], 1)
-    return durations
 
 
 def loadavg() -> str:
@@ -339,9 +321,9 @@ def main() -> int:
             return 1
         node = [event for event in events if event['source'] == 'node']
         done = next(event for event in events if event.get('type') == 'status' and event.get('status') == 'succeeded')
-        figures['boot_to_first_webhook_s'] = round(at(node[0]) - power_on, 1)
+        figures['boot_to_first_webhook_s'] = round(event_time(node[0]) - power_on, 1)
         figures['steps_s'] = step_durations(events)
-        figures['power_on_to_succeeded_s'] = round(at(done) - power_on, 1)
+        figures['power_on_to_succeeded_s'] = round(event_time(done) - power_on, 1)
         missing = [step for step in STEPS if step not in figures['steps_s']]
         if missing:
             print('no started/done webhooks for %s' % missing)

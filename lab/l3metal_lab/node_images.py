@@ -83,6 +83,18 @@ def host_mirror() -> str:
 
 
 # -- the receiver port baked into the ISO's kernel command line ------------------------------------------------------------
+def port_is_free(port: int) -> None:
+    """Raise ``LabImageError`` naming ``$L3METAL_E2E_RECEIVER_PORT`` when something listens on 127.0.0.1:``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(('127.0.0.1', port))
+        except OSError as exc:
+            raise LabImageError('port %d on 127.0.0.1 is busy (%s): the lab\'s receiver needs it, because the maintenance ISO\'s '
+                                'kernel command line names it. Stop what listens there, or set %s to a free port (the ISO is then '
+                                'rebuilt with it: its GRUB stage only, seconds)' % (port, exc.strerror, RECEIVER_PORT_VARIABLE)) from None
+
+
 def e2e_receiver_port() -> int:
     """``$L3METAL_E2E_RECEIVER_PORT`` or 18480; fails when something already listens there (a lab that was not stopped)."""
     raw = os.environ.get(RECEIVER_PORT_VARIABLE, str(DEFAULT_RECEIVER_PORT))
@@ -90,14 +102,7 @@ def e2e_receiver_port() -> int:
         port = int(raw)
     except ValueError:
         raise LabImageError('%s=%r is not a port number' % (RECEIVER_PORT_VARIABLE, raw)) from None
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(('127.0.0.1', port))
-        except OSError as exc:
-            raise LabImageError('port %d on 127.0.0.1 is busy (%s): the e2e receiver needs it, because the maintenance ISO\'s kernel '
-                                'command line names it. Stop what listens there, or set %s to a free port (the ISO is then '
-                                'rebuilt with it: its GRUB stage only, seconds)' % (port, exc.strerror, RECEIVER_PORT_VARIABLE)) from None
+    port_is_free(port)
     return port
 
 

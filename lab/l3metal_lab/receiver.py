@@ -15,6 +15,7 @@ Any suite can use it (fixtures in ``fixtures_receiver.py``)::
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 import os
@@ -50,6 +51,24 @@ LINUX_RECIPE: dict[str, t.Any] = {
 NODE_KEY = 'site-node-key-0123456789abcdef0123456789abcdef'
 
 _SERIALS = itertools.count(1)
+
+
+def event_time(event: t.Mapping[str, t.Any]) -> float:
+    """An event's ``at`` (the receiver's clock) as a POSIX timestamp."""
+    return datetime.datetime.fromisoformat(event['at']).timestamp()
+
+
+def step_durations(events: t.Sequence[t.Mapping[str, t.Any]]) -> dict[str, float]:
+    """Seconds between each step's ``started`` and ``done`` webhooks, by the receiver's clock."""
+    started: dict[str, float] = {}
+    durations = {}
+    for event in events:
+        if event.get('type') == 'progress':
+            if event['state'] == 'started':
+                started[event['step']] = event_time(event)
+            elif event['state'] == 'done' and event['step'] in started:
+                durations[event['step']] = round(event_time(event) - started[event['step']], 1)
+    return durations
 
 
 def unique_serial(prefix: str = 'XF') -> str:

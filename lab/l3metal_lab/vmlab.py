@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import typing as t
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from . import accel
 from .guestnet import GUEST_HOST, GuestAddressProxy
 from .lab import Lab, serial
 from .playbook import localhost_play, run_playbook
-from .node_images import CLOUD_INIT_MARKER, RECEIVER_PORT_VARIABLE, WINDOWS_LAYOUT, LabImageError
+from .node_images import CLOUD_INIT_MARKER, WINDOWS_LAYOUT, port_is_free
 from .receiver import write_node_key
 from .registry import Registry
 from .sushy import TWO_CDS
@@ -66,18 +65,6 @@ def user_data(marker: str = CLOUD_INIT_MARKER, power_off: bool = False) -> str:
 def vm_server(index: int, firmware: str = 'bios', memory_mib: int = 2048, vcpus: int = 1, disk_gib: float = 3.0) -> VmSpec:
     """A server of the lab: ``index`` (1-based) names it (l3m-vm-NN) and gives it the serial the inventory uses."""
     return VmSpec(index, firmware=firmware, memory_mib=memory_mib, vcpus=vcpus, disk_gib=disk_gib, serial=serial(index - 1))
-
-
-def port_is_free(port: int) -> None:
-    """Raise ``LabImageError`` naming ``$L3METAL_E2E_RECEIVER_PORT`` when something listens on 127.0.0.1:``port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(('127.0.0.1', port))
-        except OSError as exc:
-            raise LabImageError('port %d on 127.0.0.1 is busy (%s): the VM lab\'s receiver needs it, because the maintenance ISO\'s '
-                                'kernel command line names it. Stop what listens there, or set %s to a free port (the ISO is then '
-                                'rebuilt with it: its GRUB stage only)' % (port, exc.strerror, RECEIVER_PORT_VARIABLE)) from None
 
 
 class VmLab(Lab):

@@ -22,7 +22,6 @@ that unit's name and its real journal tail, sent by the real OnFailure= unit.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import time
@@ -33,6 +32,7 @@ import pytest
 
 from l3metal_lab import diskcheck, node_images
 from l3metal_lab.provisioner import NodeJob, b64, build_medium, linux_recipe
+from l3metal_lab.receiver import step_durations
 from l3metal_lab.qemu import Vm
 
 pytestmark = pytest.mark.timeout(2400)
@@ -62,21 +62,6 @@ def run_job(vm: Vm, job: NodeJob, artifacts: Path, deadline: float = JOB_DEADLIN
     events = job.receiver.events(job.job_id)
     (artifacts / 'job.json').write_text(json.dumps({'job': state, 'events': events, 'seconds': seconds}, indent=2))
     return state, events, seconds
-
-
-def step_durations(events: t.Sequence[t.Mapping[str, t.Any]]) -> dict[str, float]:
-    """Seconds between each step's ``started`` and ``done`` webhooks, by the receiver's clock."""
-    def at(event: t.Mapping[str, t.Any]) -> float:
-        return datetime.datetime.fromisoformat(event['at']).timestamp()
-    started: dict[str, float] = {}
-    durations = {}
-    for event in events:
-        if event.get('type') == 'progress':
-            if event['state'] == 'started':
-                started[event['step']] = at(event)
-            elif event['state'] == 'done' and event['step'] in started:
-                durations[event['step']] = round(at(event) - started[event['step']], 1)
-    return durations
 
 
 @pytest.mark.parametrize('firmware', FIRMWARES)
