@@ -15,7 +15,7 @@ Everything is cached under the checkout's ``.cache/`` (``$L3METAL_CACHE_DIR`` ov
 - ``linux_rootfs()``: a small Debian trixie root file system WITH kernel, GRUB (pc + efi), cloud-init (NoCloud only) and
   systemd-networkd, as the ``.tar.gz`` image-linux unpacks; ``push_linux_image(registry)`` pushes it with the
   collection's push code (what ``oci_artifact`` does) and returns the reference as the guest sees it.
-- ``windows_wim()``: a real two-image WIM made with wimlib (index 1 a decoy, index 2 the one to apply), a Windows-like
+- ``windows_wim()`` (``write_windows_wim``): a real two-image WIM made with wimlib (index 1 a decoy, index 2 the one to apply), a Windows-like
   tree with boot files (``Windows/Boot/EFI/bootmgfw.efi``, ``BCD``); ``push_windows_wim(registry)``.
 - ``firmware_image(directory)``: a firmware file and its sha256 for ``firmware_url``; the lab's tool image runs
   ``FIRMWARE_FLASH_COMMAND`` (a stand-in vendor tool: sha256sum of the file, so the console shows it ran on that file).
@@ -272,10 +272,41 @@ WINDOWS_LAYOUT: list[dict[str, t.Any]] = [
     {'size': '100%', 'type_guid': '0700', 'format': 'ntfs', 'label': 'Windows'},
 ]
 WIM_INDEX = 2
+WIM_BCD = b'regf lab BCD store'  # the BCD store of both images (not a real one)
+
+
+def wim_bootmgfw(index: int) -> bytes:
+    """The ``bootmgfw.efi`` that image ``index`` of ``write_windows_wim`` holds (each image its own, so a test can tell them apart)."""
+    return b'MZ lab bootmgfw for image %d' % index
+
+
+def write_windows_wim(wim: Path, work: Path) -> Path:
+    """Write a two-image WIM at ``wim`` with wimlib (wimcapture + wimappend), its trees built under ``work``.
+
+    Index 1 is a decoy, index 2 the image a recipe asks for (``WIM_INDEX``); each holds a Windows-like tree: boot files
+    (``Windows/Boot/EFI/bootmgfw.efi`` = ``wim_bootmgfw(index)``, ``BCD``, a ``.mui``), ``Windows/System32/marker.txt``
+    ("image one"/"image two") and a non-ASCII file name.  Not real Windows: labelled so in the module docstring.
+    """
+    for index, marker in ((1, b'image one'), (2, b'image two')):
+        tree = work / ('tree%d' % index)
+        shutil.rmtree(tree, ignore_errors=True)
+        efi = tree / 'Windows' / 'Boot' / 'EFI'
+        (efi / 'en-US').mkdir(parents=True)
+        (efi / 'bootmgfw.efi').write_bytes(wim_bootmgfw(index))
+        (efi / 'BCD').write_bytes(WIM_BCD)
+        (efi / 'en-US' / 'bootmgfw.efi.mui').write_bytes(b'mui')
+        (tree / 'Windows' / 'System32').mkdir()
+        (tree / 'Windows' / 'System32' / 'marker.txt').write_bytes(marker)
+        (tree / 'Program Files').mkdir()
+        (tree / 'Program Files' / 'Gr\u00fc\u00dfe.txt').write_text('unicode name')
+        _run(['wimcapture' if index == 1 else 'wimappend', str(tree), str(wim), 'Image %d' % index],
+             work / ('wim%d.log' % index), 'wimlib')
+        shutil.rmtree(tree)
+    return wim
 
 
 def windows_wim(cache: Path | None = None) -> Path:
-    """Two images made with wimlib (wimcapture + wimappend): index 1 a decoy, index 2 the one the lab recipe applies."""
+    """The lab's ``write_windows_wim``, built once per checkout in the cache."""
     root = (cache or cache_root()) / 'node-images'
     key = _key('wim', 'v1')
     wim = root / ('windows-%s' % key) / 'install.wim'
@@ -284,20 +315,7 @@ def windows_wim(cache: Path | None = None) -> Path:
     work = root / ('windows-%s.tmp' % key)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    for index, marker in ((1, b'image one'), (2, b'image two')):
-        tree = work / ('tree%d' % index)
-        efi = tree / 'Windows' / 'Boot' / 'EFI'
-        (efi / 'en-US').mkdir(parents=True)
-        (efi / 'bootmgfw.efi').write_bytes(b'MZ lab bootmgfw for image %d' % index)
-        (efi / 'BCD').write_bytes(b'regf lab BCD store')
-        (efi / 'en-US' / 'bootmgfw.efi.mui').write_bytes(b'mui')
-        (tree / 'Windows' / 'System32').mkdir()
-        (tree / 'Windows' / 'System32' / 'marker.txt').write_bytes(marker)
-        (tree / 'Program Files').mkdir()
-        (tree / 'Program Files' / 'Gr\u00fc\u00dfe.txt').write_text('unicode name')
-        _run(['wimcapture' if index == 1 else 'wimappend', str(tree), str(work / 'install.wim'), 'Image %d' % index],
-             work / ('wim%d.log' % index), 'wimlib')
-        shutil.rmtree(tree)
+    write_windows_wim(work / 'install.wim', work)
     work.rename(wim.parent)
     return wim
 

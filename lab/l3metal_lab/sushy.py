@@ -68,6 +68,26 @@ def fake_system(index: int, power_state: str = 'Off') -> dict[str, t.Any]:
     }
 
 
+def write_emulator_config(workdir: Path, config: dict[str, t.Any], auth: tuple[str, str] | None, tls: TlsFiles | None) -> Path:
+    """Write ``workdir/emulator.conf`` (the emulator's config is Python) from ``config`` plus Basic auth and TLS.
+
+    ``auth`` becomes an htpasswd file with a bcrypt hash (4 rounds: cheap to check per request), ``tls`` the server
+    certificate and key.  Shared by the fake-driver emulator here and the libvirt one (``vmbmc.VmBmc``).
+    """
+    config = dict(config)
+    if auth:
+        digest = bcrypt.hashpw(auth[1].encode(), bcrypt.gensalt(rounds=4)).decode()
+        htpasswd = workdir / 'htpasswd'
+        htpasswd.write_text('%s:%s\n' % (auth[0], digest))
+        config['SUSHY_EMULATOR_AUTH_FILE'] = str(htpasswd)
+    if tls:
+        config['SUSHY_EMULATOR_SSL_CERT'] = str(tls.server_cert)
+        config['SUSHY_EMULATOR_SSL_KEY'] = str(tls.server_key)
+    path = workdir / 'emulator.conf'
+    path.write_text(''.join('%s = %r\n' % (key, value) for key, value in config.items()))
+    return path
+
+
 class SushyEmulator:
     """A running sushy-emulator; use ``start()``/``stop()`` or as a context manager."""
 
@@ -112,7 +132,7 @@ class SushyEmulator:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def _write_config(self) -> Path:
-        config = {
+        config: dict[str, t.Any] = {
             'SUSHY_EMULATOR_LISTEN_IP': '127.0.0.1',
             'SUSHY_EMULATOR_LISTEN_PORT': self.port,
             'SUSHY_EMULATOR_FAKE_DRIVER': True,
@@ -120,17 +140,7 @@ class SushyEmulator:
             'SUSHY_EMULATOR_FAKE_SYSTEMS': self.systems,
             'SUSHY_EMULATOR_VMEDIA_DEVICES': self.vmedia,
         }
-        if self.auth:
-            digest = bcrypt.hashpw(self.auth[1].encode(), bcrypt.gensalt(rounds=4)).decode()  # cheap to check per request
-            htpasswd = self.workdir / 'htpasswd'
-            htpasswd.write_text('%s:%s\n' % (self.auth[0], digest))
-            config['SUSHY_EMULATOR_AUTH_FILE'] = str(htpasswd)
-        if self.tls:
-            config['SUSHY_EMULATOR_SSL_CERT'] = str(self.tls.server_cert)
-            config['SUSHY_EMULATOR_SSL_KEY'] = str(self.tls.server_key)
-        path = self.workdir / 'emulator.conf'
-        path.write_text(''.join('%s = %r\n' % (key, value) for key, value in config.items()))  # the config is Python
-        return path
+        return write_emulator_config(self.workdir, config, self.auth, self.tls)
 
     def start(self) -> SushyEmulator:
         self.workdir.mkdir(parents=True, exist_ok=True)

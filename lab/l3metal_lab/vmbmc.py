@@ -32,7 +32,7 @@ import requests
 
 from .libvirtd import LibvirtDaemon
 from .services import Service
-from .sushy import TWO_CDS, SushyEmulator
+from .sushy import TWO_CDS, SushyEmulator, write_emulator_config
 from .vm import OVMF_CODE, OVMF_VARS, Console, VmFiles, VmSpec, create_disk, domain_xml
 
 ADAPTER = Path(__file__).with_name('sushy_libvirt_adapter.py')
@@ -121,18 +121,7 @@ class VmBmc(SushyEmulator):
             'SUSHY_EMULATOR_BOOT_LOADER_MAP': {'UEFI': {'x86_64': OVMF_CODE}, 'Legacy': {'x86_64': None}},
             'SUSHY_EMULATOR_SECURE_BOOT_DISABLED_NVRAM': OVMF_VARS,
         }
-        if self.auth:
-            import bcrypt  # pylint: disable=import-outside-toplevel
-            digest = bcrypt.hashpw(self.auth[1].encode(), bcrypt.gensalt(rounds=4)).decode()
-            htpasswd = self.workdir / 'htpasswd'
-            htpasswd.write_text('%s:%s\n' % (self.auth[0], digest))
-            config['SUSHY_EMULATOR_AUTH_FILE'] = str(htpasswd)
-        if self.tls:
-            config['SUSHY_EMULATOR_SSL_CERT'] = str(self.tls.server_cert)
-            config['SUSHY_EMULATOR_SSL_KEY'] = str(self.tls.server_key)
-        path = self.workdir / 'emulator.conf'
-        path.write_text(''.join('%s = %r\n' % (key, value) for key, value in config.items()))
-        return path
+        return write_emulator_config(self.workdir, config, self.auth, self.tls)
 
     def start(self) -> VmBmc:
         self.workdir.mkdir(parents=True, exist_ok=True)

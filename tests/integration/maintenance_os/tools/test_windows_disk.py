@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 from l3metal_lab.loopdev import fat_files, ntfs_mounted, sh
+from l3metal_lab.node_images import WIM_BCD, wim_bootmgfw, write_windows_wim
 from l3metal_lab.provisioner import UNATTEND, build_medium, run_provisioner, windows_recipe
 from l3metal_lab.tools import push_file, run_tool
 
@@ -23,28 +24,14 @@ LAYOUT = [
     {'size': '16M', 'type_guid': '0c01'},
     {'size': '100%', 'type_guid': '0700', 'format': 'ntfs', 'label': 'Windows'},
 ]
-BOOTMGFW = b'MZ fake bootmgfw for image 2'
+BOOTMGFW = wim_bootmgfw(2)
 
 
 def make_wim(tmp_path):
-    """Two images: index 1 a decoy, index 2 the one the recipe asks for (wim_index: 2)."""
-    wim = tmp_path / 'install.wim'
-    for index, marker in ((1, b'image one'), (2, b'image two')):
-        tree = tmp_path / ('tree%d' % index)
-        efi = tree / 'Windows' / 'Boot' / 'EFI'
-        (efi / 'en-US').mkdir(parents=True)
-        (efi / 'bootmgfw.efi').write_bytes(BOOTMGFW if index == 2 else b'MZ decoy')
-        (efi / 'BCD').write_bytes(b'regf fake BCD store')
-        (efi / 'en-US' / 'bootmgfw.efi.mui').write_bytes(b'mui')
-        (tree / 'Windows' / 'System32').mkdir()
-        (tree / 'Windows' / 'System32' / 'marker.txt').write_bytes(marker)
-        (tree / 'Program Files').mkdir()
-        (tree / 'Program Files' / 'Grüße.txt').write_text('unicode name')
-        if index == 1:
-            sh('wimcapture', str(tree), str(wim), 'Image %d' % index)
-        else:
-            sh('wimappend', str(tree), str(wim), 'Image %d' % index)
+    """Two images (the lab's WIM): index 1 a decoy, index 2 the one the recipe asks for (wim_index: 2)."""
+    wim = write_windows_wim(tmp_path / 'install.wim', tmp_path)
     assert re.search(r'^Image Count:\s+2$', sh('wimlib-imagex', 'info', str(wim)), re.M)
+    assert wim_bootmgfw(1) != BOOTMGFW  # the decoy's boot manager differs: copying it would fail the read-back
     return wim
 
 
@@ -89,7 +76,7 @@ def test_windows_layout_wim_boot_files_and_unattend(loop_disk, registry, tmp_pat
 
     assert fat_files(disk.part(1)) == {
         'EFI/Boot/bootx64.efi': BOOTMGFW,
-        'EFI/Microsoft/Boot/BCD': b'regf fake BCD store',
+        'EFI/Microsoft/Boot/BCD': WIM_BCD,
         'EFI/Microsoft/Boot/bootmgfw.efi': BOOTMGFW,
         'EFI/Microsoft/Boot/en-US/bootmgfw.efi.mui': b'mui',
     }
