@@ -189,6 +189,22 @@ def load_recipe(source: t.Any) -> dict[str, t.Any]:
     return data
 
 
+def recipe_secrets(source: t.Any) -> list[str]:
+    """The secret values a recipe carries (its ``callback.token``), for a module's ``no_log_values``.
+
+    Best effort and never raising: a recipe that cannot be loaded has no secret this can find (a module
+    still fails on it with its own error).  Call it before any ``fail_json`` so even an error's
+    ``invocation`` (shown with ``-vvv``) does not print the token.
+    """
+    try:
+        recipe = load_recipe(source)
+    except RecipeError:
+        return []
+    callback = recipe.get('callback')
+    token = callback.get('token') if isinstance(callback, dict) else None
+    return [token] if isinstance(token, str) and token else []
+
+
 def load_recipe_file(path: str) -> dict[str, t.Any]:
     """Read a recipe from a JSON or YAML file."""
     try:

@@ -125,6 +125,7 @@ from ansible_collections.l3metal.provision.plugins.module_utils._contract.recipe
     JSONSCHEMA_IMPORT_ERROR,
     RecipeError,
     load_recipe_file,
+    recipe_secrets,
     validate_recipe,
 )
 
@@ -144,6 +145,7 @@ def main() -> None:
     if not HAS_JSONSCHEMA:
         module.fail_json(msg=missing_required_lib('jsonschema'), exception=str(JSONSCHEMA_IMPORT_ERROR))
 
+    module.no_log_values.update(recipe_secrets(module.params['recipe']))  # also when the recipe is refused
     try:
         source = load_recipe_file(module.params['path']) if module.params['path'] else module.params['recipe']
         recipe = validate_recipe(source, attached=module.params['attached_payloads'])

@@ -128,6 +128,7 @@ requirements:
   - jsonschema >= 3.2
   - mtools (only for O(format=fat))
 notes:
+  - The recipe's C(callback.token) is kept out of the task's output (also with C(-vvv)).
   - The medium carries the per-job callback token of the recipe. It is valid for this job only; still, keep O(dest)
     readable only by the service that serves it (O(mode), O(owner), O(group)).
 seealso:
@@ -198,7 +199,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.l3metal.provision.plugins.module_utils._contract.recipe import HAS_JSONSCHEMA, JSONSCHEMA_IMPORT_ERROR, RecipeError
+from ansible_collections.l3metal.provision.plugins.module_utils._contract.recipe import HAS_JSONSCHEMA, JSONSCHEMA_IMPORT_ERROR, RecipeError, recipe_secrets
 from ansible_collections.l3metal.provision.plugins.module_utils._esxi_kickstart import KickstartError, with_firstboot_report
 from ansible_collections.l3metal.provision.plugins.module_utils._task_media import (
     HAS_PYCDLIB,
@@ -238,6 +239,8 @@ def main() -> None:
         required_by={'ks_report': 'ks_cfg'},
     )
     params = module.params
+    # the recipe's callback token stays out of every result, the invocation shown with -vvv included
+    module.no_log_values.update(recipe_secrets(params['recipe']))
     if params['format'] == 'iso' and not HAS_PYCDLIB:
         module.fail_json(msg=missing_required_lib('pycdlib'), exception=str(PYCDLIB_IMPORT_ERROR))
     if params['recipe'] is not None and params['validate'] and not HAS_JSONSCHEMA:

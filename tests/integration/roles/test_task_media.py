@@ -63,3 +63,33 @@ def test_idempotent_check_mode_and_lost_medium(shared_receiver, ansible_playbook
     replaced = ansible_playbook(play(receiver, serial, task_media_user_data='#cloud-config\nhostname: other\n',
                                      task_media_replace_active_job=True)).assert_ok()
     assert fact(replaced)['job_id'] != medium['job_id'] and receiver.get_job(medium['job_id'])['status'] == 'complete'
+
+
+def leaks(run, secret: str) -> list[str]:
+    """The TASK headers under which ``secret`` appears in the run's output (empty: it does not)."""
+    found, task = [], '(before the first task)'
+    for line in (run.stdout + run.stderr).splitlines():
+        if line.startswith('TASK ['):
+            task = line
+        if secret in line and task not in found:
+            found.append(task)
+    return found
+
+
+def test_the_job_token_stays_out_of_verbose_output(shared_receiver, ansible_playbook):
+    """``-vvv`` prints every registered result: the token (in the recipe provision_job returns) must not be among them."""
+    receiver, serial = shared_receiver, unique_serial()
+    first = ansible_playbook(play(receiver, serial), extra_args=['-vvv']).assert_ok()
+    medium = fact(first)
+    token = json.loads(pycdlib_tree(medium['path'], 'rr')['recipe.json'])['callback']['token']
+    assert medium['built'] and len(token) >= 20 and leaks(first, token) == []
+
+    # the reissue path returns a new token too
+    os.unlink(medium['path'])
+    again = ansible_playbook(play(receiver, serial), extra_args=['-vvv']).assert_ok()
+    new_token = json.loads(pycdlib_tree(medium['path'], 'rr')['recipe.json'])['callback']['token']
+    assert fact(again)['built'] and new_token != token and leaks(again, new_token) == []
+
+    # what the module says when it fails still reaches the user (the result itself stays hidden)
+    other = ansible_playbook(play(receiver, serial, task_media_user_data='#cloud-config\nhostname: other\n'), extra_args=['-vvv'])
+    assert other.rc == 2 and 'already has an active job %s' % medium['job_id'] in other.output and leaks(other, new_token) == []

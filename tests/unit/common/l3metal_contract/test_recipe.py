@@ -20,6 +20,7 @@ from l3metal_contract.recipe import (
     load_recipe_file,
     normalize_recipe,
     recipe_json,
+    recipe_secrets,
     validate_recipe,
 )
 
@@ -326,3 +327,17 @@ def test_recipe_file(tmp_path):
 
 def test_odd_keys_are_quoted_in_paths():
     assert paths(with_(LINUX, **{'bad key': 1})) == ['["bad key"]']
+
+
+@pytest.mark.parametrize('source, expected', [
+    (dict(LINUX, callback={'url': 'https://r', 'job_id': 'j', 'token': 'tok-123'}), ['tok-123']),
+    (json.dumps(dict(LINUX, target_disk='sda', callback={'token': 'tok-456'})), ['tok-456']),  # an invalid recipe still has it
+    (LINUX, []),
+    (dict(LINUX, callback='not a mapping'), []),
+    (dict(LINUX, callback={'token': ''}), []),
+    ('{not json', []),
+    (None, []),
+    (['a', 'list'], []),
+])
+def test_recipe_secrets(source, expected):
+    assert recipe_secrets(source) == expected

@@ -42,6 +42,15 @@ def test_callback_token_is_masked(run_module):
     assert 'a-secret-token-123456' not in json.dumps(outcome.result)
 
 
+def test_callback_token_is_masked_when_the_recipe_is_refused(run_module):
+    """The invocation of a failed run (printed with -vvv) holds the recipe: the token must be masked there too."""
+    recipe = dict(FIRMWARE, firmware_url='ftp://x', callback={'url': 'http://127.0.0.1:1', 'job_id': 'j', 'token': 'a-secret-token-123456'})
+    for args in ({'recipe': recipe}, {'recipe': json.dumps(recipe)}):
+        outcome = run_module(recipe_validate, args)
+        assert outcome.failed and 'firmware_url' in outcome.result['msg']
+        assert 'a-secret-token-123456' not in json.dumps(outcome.result)
+
+
 def test_recipe_and_path_are_exclusive(run_module):
     outcome = run_module(recipe_validate, {'recipe': FIRMWARE, 'path': '/x'})
     assert outcome.failed

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 from ansible_collections.l3metal.provision.plugins.modules import task_iso
 
@@ -51,3 +52,15 @@ def test_invalid_recipe_lists_errors(run_module, tmp_path):
     assert outcome.failed
     assert [e['path'] for e in outcome.result['errors']] == ['oci_url', 'partition_layout', 'target_disk']
     assert not (tmp_path / 'x.iso').exists()
+
+
+def test_callback_token_stays_out_of_the_result(run_module, tmp_path):
+    """The invocation (printed with -vvv) holds the recipe: its token is masked on success and on failure."""
+    token = 'a-secret-token-123456789'
+    recipe = {'task_target': 'supermicro-update.target', 'firmware_url': 'https://fw.example.com/bmc.bin',
+              'callback': {'url': 'https://receiver.example.com', 'job_id': 'job-1', 'token': token}}
+    built = run_module(task_iso, {'dest': str(tmp_path / 'x.iso'), 'recipe': recipe})
+    assert not built.failed and token not in json.dumps(built.result)
+    assert token.encode() in (tmp_path / 'x.iso').read_bytes()  # the medium has it (recipe.json)
+    refused = run_module(task_iso, {'dest': str(tmp_path / 'y.iso'), 'recipe': dict(recipe, firmware_url='ftp://x')})
+    assert refused.failed and refused.result['errors'] and token not in json.dumps(refused.result)
