@@ -330,8 +330,9 @@ class BootManager:
                 return False
         return True
 
-    def apply(self, plan: BootPlan) -> None:
-        """PATCH the override (read again and sent once more on a stale ETag); retried during POST where the quirks table says so."""
+    def apply(self, plan: BootPlan) -> Resource | None:
+        """PATCH the override (sent once more with a fresh ETag on a stale one, ``RedfishClient.patch_fresh``); retried during
+        POST where the quirks table says so.  Returns the BMC's answer when it is the resource (see ``RedfishClient.patch``)."""
         retry_post = self.client.quirks().has(q.RETRY_BOOT_PATCH_DURING_POST)
         deadline = time.monotonic() + self.wait_timeout
         attempt = 0
@@ -339,10 +340,8 @@ class BootManager:
             read = self.system if plan.path == self.system.path else self._settings
             try:
                 if read is None:  # the settings object was not read (it carries no override): nothing to compare against
-                    self.client.patch(plan.path, plan.body(), etag=self._etag(plan.path))
-                else:
-                    self.client.patch_fresh(read, plan.body(), lambda fresh: self._still_needed(plan, fresh))
-                return
+                    return self.client.patch(plan.path, plan.body(), etag=self._etag(plan.path))
+                return self.client.patch_fresh(read, plan.body(), lambda fresh: self._still_needed(plan, fresh))
             except RedfishHTTPError as exc:
                 in_post = error_is_in_post(exc)
                 if not (retry_post and in_post) or time.monotonic() >= deadline:
@@ -352,13 +351,18 @@ class BootManager:
             self.sleep(min(self.client.policy.delay(attempt), max(0.0, deadline - time.monotonic())))
             attempt += 1
 
-    def _still_needed(self, plan: BootPlan, fresh: Resource) -> dict[str, t.Any] | None:
-        """After a 412: the body to send against the fresh read of the system, None when it already holds the override."""
+    def _still_needed(self, plan: BootPlan, fresh: Resource) -> bool:
+        """After a 412: whether the system, as the fresh state shows it, still lacks the override.
+
+        The fresh state decides only *whether* to PATCH, never *what*: the body is the plan, made from the read the
+        task's decision was made on.  So when the 412 answer carries a fresh ETag but not the resource, the PATCH is sent
+        again without reading the system (``RedfishClient.patch_fresh``): a read could only have shown that the system
+        already holds the override, and sending the same override again leaves it as it is.  Correctness does not rest on
+        this check either way: ``set_override`` reads the override back before any reset.
+        """
         if fresh.path == self.system.path:
-            boot = fresh.json.get('Boot') or {}
-            if self.satisfied(plan, BootOverride.from_boot(boot, fresh.path, False, [])):
-                return None
-        return plan.body()
+            return not self.satisfied(plan, BootOverride.from_boot(fresh.json.get('Boot') or {}, fresh.path, False, []))
+        return True
 
     def mismatch(self, plan: BootPlan, after: BootOverride) -> str | None:
         """What the read-back override lacks of ``plan`` (None: it holds); a frequency the quirks table says is not stored is a warning."""
