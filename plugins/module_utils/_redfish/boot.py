@@ -375,8 +375,10 @@ class BootManager:
                  if key in payload and after.value(key) != payload[key]]
         if 'BootSourceOverrideEnabled' in wrong and self.client.quirks().has(q.OVERRIDE_ENABLED_NOT_STORED):
             wrong.remove('BootSourceOverrideEnabled')
-            self.warnings.append('the BMC reports BootSourceOverrideEnabled=%s although %s was sent (known behaviour, quirks table)'
-                                 % (after.enabled, payload['BootSourceOverrideEnabled']))
+            warning = ('the BMC reports BootSourceOverrideEnabled=%s although %s was sent (known behaviour, quirks table)'
+                       % (after.enabled, payload['BootSourceOverrideEnabled']))
+            if warning not in self.warnings:
+                self.warnings.append(warning)
         if not wrong:
             return None
         return 'kept ' + ' '.join('%s=%s' % (key, after.value(key)) for key in payload)
@@ -393,17 +395,33 @@ class BootManager:
 
         Some BMCs answer 200 to an override with a mode and keep it disabled (issue 14: {UsbCd, Once, UEFI} kept as
         {UsbCd, Disabled}).  A target or frequency not kept after that fails here, before any reset is sent.
+
+        Requests: the override alone is PATCH + read-back.  The retry without the mode adds **one** request (its PATCH)
+        when the BMC answers the first PATCH with the resource (200 and the resource as body) and that answer already shows
+        the override not kept: the answer stands in for the first read-back, whose only use would be to find out that the
+        override failed.  The read-back that lets a reset go ahead is always a GET: an answer showing the override kept
+        is never taken for one (a BMC that keeps something else than it answers is what this check is for).
+        On a BMC that answers 204 (or 200 with messages only, or the resource with no ETag where the system has one)
+        the retry costs **two** requests, and cannot cost fewer without dropping a read-back before the reset: the answer
+        to the first PATCH says nothing of what was kept, so only a GET shows the downgrade; the PATCH without the mode
+        changes the override again, and with no answer that shows it, only a second GET shows whether it held.  Where the
+        override goes to a settings object (iDRAC10) the read-back needs the system and the settings object, and the
+        answer is the settings object alone: two as well.
         """
-        self.apply(plan)
-        self.refresh()
-        after = self.read_override()
+        answer = self.apply(plan)
+        after = self._refused_in_answer(plan, answer)
+        read_by = 'PATCH'  # the method whose answer showed the override
+        if after is None:
+            read_by = 'GET'
+            self.refresh()
+            after = self.read_override()
         problem = self.mismatch(plan, after)
         if problem is None:
             return after
         first = 'the BMC at %s answered success to PATCH %s %s but %s' % (self.client.base_url, plan.path, plan.payload, problem)
         sent_mode = plan.payload.get('BootSourceOverrideMode')
         if sent_mode is None or (plan.mode_asked and after.mode != sent_mode):
-            raise RedfishVerifyError(first + '; no reset was sent', bmc=self.client.base_url, method='GET', url=after.source)
+            raise RedfishVerifyError(first + '; no reset was sent', bmc=self.client.base_url, method=read_by, url=after.source)
         retry = dataclasses.replace(plan, payload={k: v for k, v in plan.payload.items() if k != 'BootSourceOverrideMode'}, notes=[])
         try:
             self.apply(retry)
@@ -411,7 +429,7 @@ class BootManager:
             raise RedfishVerifyError('%s; sent again without BootSourceOverrideMode, it was refused: %s; no reset was sent' % (first, exc),
                                      bmc=self.client.base_url, method=exc.method, url=exc.url, status=exc.status,
                                      bmc_messages=exc.bmc_messages) from None
-        self.refresh()
+        self.refresh()  # the read-back before the reset: always a GET
         after = self.read_override()
         problem = self.mismatch(retry, after)
         if problem is not None:
@@ -420,6 +438,30 @@ class BootManager:
         plan.notes.append('the BMC did not keep the override sent with BootSourceOverrideMode=%s (%s); it was sent again without'
                           ' BootSourceOverrideMode and kept' % (sent_mode, problem))
         return after
+
+    def _refused_in_answer(self, plan: BootPlan, answer: Resource | None) -> BootOverride | None:
+        """The override as the BMC's answer to the PATCH shows it, when that answer is the system and shows the override
+        *not* kept; None when a GET must read it back: no such answer, the override goes elsewhere
+        than the system or the system has a settings object (pending is decided from both), the answer shows the override
+        kept, or it lacks the ETag the next PATCH would need (the GET serves it)."""
+        if answer is None or plan.path != self.system.path or answer.path != self.system.path or self._settings_path():
+            return None
+        boot = answer.json.get('Boot') or {}
+        if not any(key in boot for key in _OVERRIDE_KEYS):
+            return None
+        allowed = boot.get('BootSourceOverrideTarget@Redfish.AllowableValues') or (self.system.json.get('Boot') or {}).get(
+            'BootSourceOverrideTarget@Redfish.AllowableValues') or []
+        shown = BootOverride.from_boot(boot, answer.path, False, list(allowed))
+        if self._shows_kept(plan, shown) or (answer.etag is None and self.system.etag is not None):
+            return None
+        self.client.remember_system(answer)  # what the BMC says the system is now: the ETag of the PATCH without the mode
+        return shown
+
+    def _shows_kept(self, plan: BootPlan, shown: BootOverride) -> bool:
+        warnings = list(self.warnings)
+        kept = self.mismatch(plan, shown) is None
+        self.warnings[:] = warnings  # the GET read-back that follows warns, if there is anything to warn about
+        return kept
 
     # -- power -----------------------------------------------------------------------------------
 

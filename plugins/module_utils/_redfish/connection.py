@@ -580,6 +580,10 @@ class RedfishClient:
             self._system = body if body is not None else self.read(path)
         return self._system
 
+    def remember_system(self, resource: Resource) -> None:
+        """Take ``resource`` (a PATCH answer that is the system) as the system's last known state, ETag included."""
+        self._system = dataclasses.replace(resource, path=self.system().path)
+
     def refresh_system(self) -> Resource:
         self._system = self.read(self.system().path)
         return self._system

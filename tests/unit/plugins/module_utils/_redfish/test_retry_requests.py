@@ -83,3 +83,48 @@ def test_a_fresh_etag_from_the_refusal_is_not_a_licence_to_loop(replay, run_modu
     patches = [r for r in run.requests if r.method == 'PATCH']
     assert len(patches) == 2 and all(p.headers.get('If-Match') for p in patches)
     assert not [r for r in run.requests if r.path.endswith('ComputerSystem.Reset')] and bmc.boots == []
+
+
+# -- the silent boot downgrade ----------------------------------------------------------------------
+
+# vendor shape: fixture, rules, the slot to put the boot medium in, boot_mode (the mode a retry may leave out)
+DOWNGRADES = {
+    'supermicro': ('supermicro_x12', [], '/redfish/v1/Managers/1/VirtualMedia/CD1', None),  # the mode comes from the quirks table
+    'lenovo': ('lenovo_xcc', ['if_match_required'], '/redfish/v1/Managers/1/VirtualMedia/EXT1', 'uefi'),
+    'hpe': ('hpe_ilo5', [], '/redfish/v1/Managers/1/VirtualMedia/2', 'uefi'),
+}
+# answer shape of a PATCH: extra replay rules, requests the retry adds
+ANSWERS = {
+    'resource': ([], 1),  # the answer shows the downgrade: it stands in for the first read-back
+    '204': (['patch_answers_204'], 2),  # nothing but a GET shows what was kept, twice (boot.BootManager.set_override)
+    'messages': (['patch_answers_messages'], 2),
+}
+
+
+def boot_run(replay, run_module, fixture, rules, slot, mode):
+    bmc = replay(fixture, rules=rules)
+    bmc.get(slot).update(Image=ISO, ImageName='maintenance.iso', Inserted=True, ConnectedVia='URI')
+    args = dict(boot_target='cd', reset_type='ForceRestart')
+    if mode:
+        args['boot_mode'] = mode
+    return bmc, run_module(redfish_boot, bmc, **args)
+
+
+@pytest.mark.parametrize('answer', sorted(ANSWERS))
+@pytest.mark.parametrize('vendor', sorted(DOWNGRADES))
+def test_a_silent_downgrade_costs_one_request_when_the_bmc_answers_with_the_resource(replay, run_module, vendor, answer):
+    fixture, rules, slot, mode = DOWNGRADES[vendor]
+    extra_rules, added = ANSWERS[answer]
+    _bmc, baseline = boot_run(replay, run_module, fixture, rules + extra_rules, slot, mode)
+    assert not baseline.failed, baseline.result['msg']
+    bmc, run = boot_run(replay, run_module, fixture, rules + extra_rules + ['once_dropped_with_mode'], slot, mode)
+    assert not run.failed, run.result['msg']
+    patches = [r for r in run.requests if r.method == 'PATCH']
+    assert len(patches) == 2 and 'BootSourceOverrideMode' in patches[0].body['Boot'] and 'BootSourceOverrideMode' not in patches[1].body['Boot']
+    assert any('without BootSourceOverrideMode' in note for note in run.result['notes'])
+    assert bmc.boots == [ISO]  # the host started the maintenance ISO
+    # the read-back before the reset is a GET of the system, after the last PATCH
+    reset = next(i for i, r in enumerate(run.requests) if r.path.endswith('ComputerSystem.Reset'))
+    assert run.requests.index(patches[1]) < reset - 1 and run.requests[reset - 1].method == 'GET'
+    assert run.requests[reset - 1].path.rstrip('/') == '/redfish/v1/Systems/1'
+    assert len(run.requests) == len(baseline.requests) + added, run.sent
