@@ -17,7 +17,8 @@ decides what is sent.  What this file adds:
 - a session only when the service root offers a SessionService (no wasted POST on BMCs that lack it),
   and the session is deleted when the client closes, whatever happened before;
 - typed errors naming the BMC URL, the request and the BMC's extended message;
-- PATCH with the ``If-Match`` ETag of the read the decision was made on (never a blind re-send without it).
+- PATCH with the ``If-Match`` ETag of the read the decision was made on (never a blind re-send without it); after a
+  412/428 once more with the fresh ETag, taken from the refusal when it carries one (+1 request), else from a new read (+2).
 """
 
 from __future__ import annotations
