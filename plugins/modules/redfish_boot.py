@@ -23,8 +23,9 @@ description:
     links its virtual-CD boot options to slots (C(RelatedItem), iDRAC), the option of that slot is used, and a boot
     medium in a slot no option boots fails before anything is changed. RV(boot_medium) tells which slot and option.
   - The override is PATCHed with the C(If-Match) ETag of the read it was decided on; when the resource changed in
-    between (HTTP 412) it is read again and the PATCH sent once more with the fresh ETag, then the task fails. A PATCH
-    is never re-sent without C(If-Match).
+    between (HTTP 412) the PATCH is sent once more with the fresh ETag - at once when the refusal carries it (an C(ETag)
+    header or the resource as body), else after reading the resource again - then the task fails. A PATCH is never
+    re-sent without C(If-Match).
   - An override already in place is not sent again (C(changed=false)). A reset to a power state the system is already
     in (V(On) when on, V(ForceOff) or V(GracefulShutdown) when off) is skipped; a restart of a powered-off system is sent
     as V(On). RV(reset) tells what was sent.

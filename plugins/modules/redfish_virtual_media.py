@@ -28,8 +28,9 @@ description:
     refuses because of C(Inserted)/C(WriteProtected) is sent again with C(Image) only, with a warning; the BMC's
     defaults then apply and those two are not compared on later runs.
   - A PATCH-mounted slot (Lenovo EXT) is written with the C(If-Match) ETag of the read the decision was made on; when
-    the slot changed in between (HTTP 412) it is read again and the PATCH sent once more with the fresh ETag, then the
-    module fails. A PATCH is never re-sent without C(If-Match).
+    the slot changed in between (HTTP 412) the PATCH is sent once more with the fresh ETag - at once when the refusal
+    carries it (an C(ETag) header or the slot as body), else after reading the slot again - then the module fails. A
+    PATCH is never re-sent without C(If-Match).
   - For BMCs with a single virtual CD, put the task medium on O(media_type=usb) as a FAT image built by
     M(l3metal.provision.task_iso) with C(format=fat); M(l3metal.provision.redfish_virtual_media_info) suggests the layout.
 author:

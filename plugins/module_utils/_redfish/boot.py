@@ -330,8 +330,9 @@ class BootManager:
                 return False
         return True
 
-    def apply(self, plan: BootPlan) -> None:
-        """PATCH the override (read again and sent once more on a stale ETag); retried during POST where the quirks table says so."""
+    def apply(self, plan: BootPlan) -> Resource | None:
+        """PATCH the override (sent once more with a fresh ETag on a stale one, ``RedfishClient.patch_fresh``); retried during
+        POST where the quirks table says so.  Returns the BMC's answer when it is the resource (see ``RedfishClient.patch``)."""
         retry_post = self.client.quirks().has(q.RETRY_BOOT_PATCH_DURING_POST)
         deadline = time.monotonic() + self.wait_timeout
         attempt = 0
@@ -339,10 +340,8 @@ class BootManager:
             read = self.system if plan.path == self.system.path else self._settings
             try:
                 if read is None:  # the settings object was not read (it carries no override): nothing to compare against
-                    self.client.patch(plan.path, plan.body(), etag=self._etag(plan.path))
-                else:
-                    self.client.patch_fresh(read, plan.body(), lambda fresh: self._still_needed(plan, fresh))
-                return
+                    return self.client.patch(plan.path, plan.body(), etag=self._etag(plan.path))
+                return self.client.patch_fresh(read, plan.body(), lambda fresh: self._still_needed(plan, fresh))
             except RedfishHTTPError as exc:
                 in_post = error_is_in_post(exc)
                 if not (retry_post and in_post) or time.monotonic() >= deadline:
@@ -352,13 +351,18 @@ class BootManager:
             self.sleep(min(self.client.policy.delay(attempt), max(0.0, deadline - time.monotonic())))
             attempt += 1
 
-    def _still_needed(self, plan: BootPlan, fresh: Resource) -> dict[str, t.Any] | None:
-        """After a 412: the body to send against the fresh read of the system, None when it already holds the override."""
+    def _still_needed(self, plan: BootPlan, fresh: Resource) -> bool:
+        """After a 412: whether the system, as the fresh state shows it, still lacks the override.
+
+        The fresh state decides only *whether* to PATCH, never *what*: the body is the plan, made from the read the
+        task's decision was made on.  So when the 412 answer carries a fresh ETag but not the resource, the PATCH is sent
+        again without reading the system (``RedfishClient.patch_fresh``): a read could only have shown that the system
+        already holds the override, and sending the same override again leaves it as it is.  Correctness does not rest on
+        this check either way: ``set_override`` reads the override back before any reset.
+        """
         if fresh.path == self.system.path:
-            boot = fresh.json.get('Boot') or {}
-            if self.satisfied(plan, BootOverride.from_boot(boot, fresh.path, False, [])):
-                return None
-        return plan.body()
+            return not self.satisfied(plan, BootOverride.from_boot(fresh.json.get('Boot') or {}, fresh.path, False, []))
+        return True
 
     def mismatch(self, plan: BootPlan, after: BootOverride) -> str | None:
         """What the read-back override lacks of ``plan`` (None: it holds); a frequency the quirks table says is not stored is a warning."""
@@ -371,8 +375,10 @@ class BootManager:
                  if key in payload and after.value(key) != payload[key]]
         if 'BootSourceOverrideEnabled' in wrong and self.client.quirks().has(q.OVERRIDE_ENABLED_NOT_STORED):
             wrong.remove('BootSourceOverrideEnabled')
-            self.warnings.append('the BMC reports BootSourceOverrideEnabled=%s although %s was sent (known behaviour, quirks table)'
-                                 % (after.enabled, payload['BootSourceOverrideEnabled']))
+            warning = ('the BMC reports BootSourceOverrideEnabled=%s although %s was sent (known behaviour, quirks table)'
+                       % (after.enabled, payload['BootSourceOverrideEnabled']))
+            if warning not in self.warnings:
+                self.warnings.append(warning)
         if not wrong:
             return None
         return 'kept ' + ' '.join('%s=%s' % (key, after.value(key)) for key in payload)
@@ -389,17 +395,33 @@ class BootManager:
 
         Some BMCs answer 200 to an override with a mode and keep it disabled (issue 14: {UsbCd, Once, UEFI} kept as
         {UsbCd, Disabled}).  A target or frequency not kept after that fails here, before any reset is sent.
+
+        Requests: the override alone is PATCH + read-back.  The retry without the mode adds **one** request (its PATCH)
+        when the BMC answers the first PATCH with the resource (200 and the resource as body) and that answer already shows
+        the override not kept: the answer stands in for the first read-back, whose only use would be to find out that the
+        override failed.  The read-back that lets a reset go ahead is always a GET: an answer showing the override kept
+        is never taken for one (a BMC that keeps something else than it answers is what this check is for).
+        On a BMC that answers 204 (or 200 with messages only, or the resource with no ETag where the system has one)
+        the retry costs **two** requests, and cannot cost fewer without dropping a read-back before the reset: the answer
+        to the first PATCH says nothing of what was kept, so only a GET shows the downgrade; the PATCH without the mode
+        changes the override again, and with no answer that shows it, only a second GET shows whether it held.  Where the
+        override goes to a settings object (iDRAC10) the read-back needs the system and the settings object, and the
+        answer is the settings object alone: two as well.
         """
-        self.apply(plan)
-        self.refresh()
-        after = self.read_override()
+        answer = self.apply(plan)
+        after = self._refused_in_answer(plan, answer)
+        read_by = 'PATCH'  # the method whose answer showed the override
+        if after is None:
+            read_by = 'GET'
+            self.refresh()
+            after = self.read_override()
         problem = self.mismatch(plan, after)
         if problem is None:
             return after
         first = 'the BMC at %s answered success to PATCH %s %s but %s' % (self.client.base_url, plan.path, plan.payload, problem)
         sent_mode = plan.payload.get('BootSourceOverrideMode')
         if sent_mode is None or (plan.mode_asked and after.mode != sent_mode):
-            raise RedfishVerifyError(first + '; no reset was sent', bmc=self.client.base_url, method='GET', url=after.source)
+            raise RedfishVerifyError(first + '; no reset was sent', bmc=self.client.base_url, method=read_by, url=after.source)
         retry = dataclasses.replace(plan, payload={k: v for k, v in plan.payload.items() if k != 'BootSourceOverrideMode'}, notes=[])
         try:
             self.apply(retry)
@@ -407,7 +429,7 @@ class BootManager:
             raise RedfishVerifyError('%s; sent again without BootSourceOverrideMode, it was refused: %s; no reset was sent' % (first, exc),
                                      bmc=self.client.base_url, method=exc.method, url=exc.url, status=exc.status,
                                      bmc_messages=exc.bmc_messages) from None
-        self.refresh()
+        self.refresh()  # the read-back before the reset: always a GET
         after = self.read_override()
         problem = self.mismatch(retry, after)
         if problem is not None:
@@ -416,6 +438,30 @@ class BootManager:
         plan.notes.append('the BMC did not keep the override sent with BootSourceOverrideMode=%s (%s); it was sent again without'
                           ' BootSourceOverrideMode and kept' % (sent_mode, problem))
         return after
+
+    def _refused_in_answer(self, plan: BootPlan, answer: Resource | None) -> BootOverride | None:
+        """The override as the BMC's answer to the PATCH shows it, when that answer is the system and shows the override
+        *not* kept; None when a GET must read it back: no such answer, the override goes elsewhere
+        than the system or the system has a settings object (pending is decided from both), the answer shows the override
+        kept, or it lacks the ETag the next PATCH would need (the GET serves it)."""
+        if answer is None or plan.path != self.system.path or answer.path != self.system.path or self._settings_path():
+            return None
+        boot = answer.json.get('Boot') or {}
+        if not any(key in boot for key in _OVERRIDE_KEYS):
+            return None
+        allowed = boot.get('BootSourceOverrideTarget@Redfish.AllowableValues') or (self.system.json.get('Boot') or {}).get(
+            'BootSourceOverrideTarget@Redfish.AllowableValues') or []
+        shown = BootOverride.from_boot(boot, answer.path, False, list(allowed))
+        if self._shows_kept(plan, shown) or (answer.etag is None and self.system.etag is not None):
+            return None
+        self.client.remember_system(answer)  # what the BMC says the system is now: the ETag of the PATCH without the mode
+        return shown
+
+    def _shows_kept(self, plan: BootPlan, shown: BootOverride) -> bool:
+        warnings = list(self.warnings)
+        kept = self.mismatch(plan, shown) is None
+        self.warnings[:] = warnings  # the GET read-back that follows warns, if there is anything to warn about
+        return kept
 
     # -- power -----------------------------------------------------------------------------------
 

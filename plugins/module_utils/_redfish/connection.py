@@ -17,7 +17,8 @@ decides what is sent.  What this file adds:
 - a session only when the service root offers a SessionService (no wasted POST on BMCs that lack it),
   and the session is deleted when the client closes, whatever happened before;
 - typed errors naming the BMC URL, the request and the BMC's extended message;
-- PATCH with the ``If-Match`` ETag of the read the decision was made on (never a blind re-send without it).
+- PATCH with the ``If-Match`` ETag of the read the decision was made on (never a blind re-send without it); after a
+  412/428 once more with the fresh ETag, taken from the refusal when it carries one (+1 request), else from a new read (+2).
 """
 
 from __future__ import annotations
@@ -466,48 +467,74 @@ class RedfishClient:
         with self.translate():
             self.conn.post(path, data=dict(data) if data is not None else None)
 
-    def patch(self, path: str, data: t.Mapping[str, t.Any], etag: str | None = None) -> None:
+    def patch(self, path: str, data: t.Mapping[str, t.Any], etag: str | None = None) -> Resource | None:
         """PATCH with ``If-Match: etag`` when given.  Sent as is: sushy's ETag handler, which re-sends a PATCH refused
-        with 412 without If-Match, is not used."""
+        with 412 without If-Match, is not used.  Returns the answer when it is the resource itself (a 200 whose body is
+        the resource at ``path``, as DSP0266 lets a BMC answer), None for a 204 or a body of messages only."""
         with self.translate():
-            self.conn._op('PATCH', path, data=dict(data), headers={'If-Match': etag} if etag else None)
+            response = self.conn._op('PATCH', path, data=dict(data), headers={'If-Match': etag} if etag else None)
+        return _answer_resource(path, response)
 
-    def patch_fresh(self, read: Resource, data: t.Mapping[str, t.Any], redo: t.Callable[[Resource], t.Mapping[str, t.Any] | None]) -> Resource | None:
+    def patch_fresh(self, read: Resource, data: t.Mapping[str, t.Any], still_needed: t.Callable[[Resource], bool]) -> Resource | None:
         """PATCH ``data`` with the ``If-Match`` ETag of ``read``, the GET the decision was made on.
 
-        When the resource changed since (412), or the BMC wants an ETag that was not sent (428): read it again, let
-        ``redo`` make the body for the fresh state (None: nothing is left to change), and PATCH once more with the
-        fresh ETag.  A second 412/428 is reported as such; a PATCH is never re-sent without If-Match.  Returns the
-        fresh read when there was one.
+        When the resource changed since (412), or the BMC wants an ETag that was not sent (428), the PATCH is sent once
+        more with a fresh ETag; a second 412/428 is reported as such, and a PATCH is never re-sent without If-Match.
+        Where the fresh ETag comes from decides what the retry costs:
+
+        - the refusal carries it (an ``ETag`` header, or ``@odata.etag`` of a body that is the resource): the PATCH is
+          sent again at once, **one** request more.  ``data`` does not depend on the fresh state (the caller's
+          ``still_needed`` only says whether it is still worth sending, it cannot change it), so a fresh read could
+          only have saved the PATCH when the resource already holds ``data``; sending the same values again then
+          changes nothing, and the caller's read-back checks the result either way.  When the refusal's body is the
+          resource, ``still_needed`` is asked on it, as on a fresh read;
+        - the refusal carries none (a plain error, the shape of every recorded 412): the resource is read again (GET)
+          and PATCHed with the ETag of that read, **two** requests more.  An If-Match ETag must be one the BMC served
+          for the resource as it is now, and the GET is the only other place the BMC serves it.
+
+        Returns what the BMC last said the resource is (the PATCH answer, the refusal's body or the fresh read) when an
+        answer said so, else None.
         """
         try:
-            self.patch(read.path, data, etag=read.etag)
-            return None
+            return self.patch(read.path, data, etag=read.etag)
         except RedfishHTTPError as exc:
             if exc.status not in (412, 428):
                 raise
             refused = exc
-        fresh = self.read(read.path)
-        etag = fresh.etag
-        if not etag:
-            refused.notes.append('the BMC wants If-Match but %s carries no ETag to send' % read.path)
-            raise refused
-        if etag == read.etag:
-            if not etag.startswith('W/'):
-                refused.notes.append('the BMC refused the ETag it serves itself for %s' % read.path)
+        answer, etag = self._refusal_etag(read)
+        fresh = answer
+        if etag is None:
+            fresh = self.read(read.path)
+            etag = fresh.etag
+            if not etag:
+                refused.notes.append('the BMC wants If-Match but %s carries no ETag to send' % read.path)
                 raise refused
-            etag = etag[2:]  # a weak ETag refused as such: its strong form (as sushy did)
-        body = redo(fresh)
-        if body is None:
+            if etag == read.etag:
+                if not etag.startswith('W/'):
+                    refused.notes.append('the BMC refused the ETag it serves itself for %s' % read.path)
+                    raise refused
+                etag = etag[2:]  # a weak ETag refused as such: its strong form (as sushy did)
+        if fresh is not None and not still_needed(fresh):
             return fresh
         try:
-            self.patch(read.path, body, etag=etag)
+            return self.patch(read.path, data, etag=etag) or fresh
         except RedfishHTTPError as exc:
             if exc.status in (412, 428):
                 exc.message = ('the BMC at %s: %s changed on the BMC between our read and our PATCH, twice (HTTP %d); nothing was changed:'
                                ' another client is changing it, run the task again' % (self.base_url, read.path, exc.status))
             raise
-        return fresh
+
+    def _refusal_etag(self, read: Resource) -> tuple[Resource | None, str | None]:
+        """The resource and the fresh ETag a 412/428 answer carries: (the body when it is the resource, its ETag header or
+        ``@odata.etag``).  An ETag equal to the one refused is no fresh ETag (None): the re-read decides."""
+        response = self.conn.last_response if self.conn is not None else None
+        if response is None:
+            return None, None
+        answer = _answer_resource(read.path, response)
+        etag = response.headers.get('ETag') or (answer.etag if answer is not None else None)
+        if not etag or str(etag) == read.etag:
+            return answer, None
+        return answer, str(etag)
 
     # -- tree ------------------------------------------------------------------------------------
 
@@ -554,6 +581,10 @@ class RedfishClient:
             self._system = body if body is not None else self.read(path)
         return self._system
 
+    def remember_system(self, resource: Resource) -> None:
+        """Take ``resource`` (a PATCH answer that is the system) as the system's last known state, ETag included."""
+        self._system = dataclasses.replace(resource, path=self.system().path)
+
     def refresh_system(self) -> Resource:
         self._system = self.read(self.system().path)
         return self._system
@@ -589,6 +620,19 @@ class RedfishClient:
             'model': system.json.get('Model'),
             'power_state': system.json.get('PowerState'),
         }
+
+
+def _answer_resource(path: str, response: t.Any) -> Resource | None:
+    """The body of ``response`` as the resource at ``path`` when it is that resource (its ``@odata.id`` is ``path``), else None."""
+    if response is None or not getattr(response, 'content', None):
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or 'error' in body or _url_path(str(body.get('@odata.id') or '')).rstrip('/') != _url_path(path).rstrip('/'):
+        return None
+    return Resource(str(path), body, response.headers)
 
 
 def _ids(paths: t.Iterable[str]) -> list[str]:

@@ -11,8 +11,9 @@ One entry per behaviour, each with a one-line reason.  An entry matches a Comput
 (``ActiveQuirks.has(EFFECT)``), never for vendor names, so a new BMC family is one new row.
 
 Behaviour handled the same way for every vendor (an EjectMedia sent with an empty JSON object, which
-iLO needs; ``TransferProtocolType`` added when a BMC asks for it; a 412 answered by reading again) is
-not repeated here; docs/redfish.md lists it.
+iLO needs; ``TransferProtocolType`` added when a BMC asks for it; a 412 answered by a PATCH with the fresh
+ETag, read from the refusal or by reading again; an override not kept sent again without the mode) is
+not repeated here; docs/redfish.md lists it with what each retry costs in requests.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ QUIRKS: tuple[Quirk, ...] = (
     Quirk('lenovo-upload-only-slots', LENOVO, SKIP_SLOTS, arg=r'^(RDOC|Remote)\d*$',
           reason='XCC lists RDOC and Remote slots that take only uploads or console mounts, not a URL: they are never chosen.'),
     Quirk('lenovo-patch-mount', LENOVO, PATCH_MOUNT_SLOTS, arg=r'^EXT\d*$',
-          reason='XCC EXT slots have no InsertMedia action; they mount by PATCH of Image/Inserted with the If-Match ETag of the slot.'),
+          reason='XCC EXT slots have no InsertMedia; they mount by PATCH of Image/Inserted with If-Match (a 412 gets the fresh ETag).'),
     Quirk('supermicro-stale-image', SUPERMICRO, STALE_IMAGE_WHEN_EMPTY,
           'Supermicro keeps Image/ImageName in an ejected slot; the slot is empty when Inserted is false or ConnectedVia NotConnected.'),
     Quirk('supermicro-insert-image-only', SUPERMICRO, INSERT_IMAGE_ONLY_ON_REFUSAL, arg=r'not in the list of valid properties|invalid parameter',

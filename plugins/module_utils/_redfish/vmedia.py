@@ -225,8 +225,8 @@ class VirtualMediaManager:
         if slot.mount_method == 'patch':
             body = {'Image': url, 'Inserted': inserted, 'WriteProtected': write_protected}
 
-            def still_needed(fresh: Resource) -> dict[str, t.Any] | None:
-                return None if self._held(Slot.from_resource(fresh, self.client.quirks()), url, inserted) else body
+            def still_needed(fresh: Resource) -> bool:
+                return not self._held(Slot.from_resource(fresh, self.client.quirks()), url, inserted)
 
             self.client.patch_fresh(slot.resource, body, still_needed)
             return
@@ -296,7 +296,7 @@ class VirtualMediaManager:
     def _eject_request(self, slot: Slot) -> None:
         if slot.mount_method == 'patch':
             body = {'Image': None, 'Inserted': False}
-            self.client.patch_fresh(slot.resource, body, lambda fresh: body if Slot.from_resource(fresh, self.client.quirks()).occupied else None)
+            self.client.patch_fresh(slot.resource, body, lambda fresh: Slot.from_resource(fresh, self.client.quirks()).occupied)
             return
         # an empty JSON object, not an empty body: iLO refuses an EjectMedia without a JSON body
         self.client.post(slot.resource.action_target(EJECT_ACTION) or slot.path + '/Actions/' + EJECT_ACTION, {})

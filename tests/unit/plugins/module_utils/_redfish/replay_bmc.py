@@ -11,7 +11,9 @@ quirks table handles: transient 500s, an eject that does not eject, PATCH mounti
 read-only Boot with a @Redfish.Settings object, a Boot PATCH that needs the full object, a boot
 override refused during POST, a stale Image in an empty slot, an override silently downgraded, a
 resource changed by someone else between a read and a PATCH (412), a settings object that keeps the
-values it applied.  Only the state changes the tests need are implemented: virtual media insert/eject
+values it applied.  The answers to a PATCH (the resource, 204, messages only) and to a refused one (plain, with an
+``ETag`` header, the resource) come in the shapes the rules pick, so a test can count the requests each costs.  Only the
+state changes the tests need are implemented: virtual media insert/eject
 (action or PATCH), Boot PATCH (system or settings object), reset, sessions.
 
 A reset that starts the host also *boots* it, as far as the tests need: the override in force picks a
@@ -319,16 +321,38 @@ class ReplayBMC:
                     return str(slot['Image'])
         return None
 
+    def _refusal(self, path: str, name: str) -> tuple[int, t.Any, dict[str, str]]:
+        """A 412/428 to a PATCH of ``path``, in the answer shape the rules pick (not recorded: the recorded 412s are the
+        plain error).  ``refusal_etag``: the error with the resource's current ETag in an ``ETag`` header;
+        ``refusal_resource``: the current resource as the body (its ``@odata.etag``, when it has one, is the fresh ETag)."""
+        status, error, extra = self._error(name)
+        if 'refusal_etag' in self.rules and self._etag(path):
+            extra['ETag'] = str(self._etag(path))
+        if 'refusal_resource' in self.rules:
+            error = copy.deepcopy(self.resources[path])
+        return status, error, extra
+
+    def _patched(self, path: str) -> tuple[int, t.Any, dict[str, str]]:
+        """A PATCH that was applied, in the answer shape the rules pick: the resource with 200 (the default),
+        ``patch_answers_204`` no body, ``patch_answers_messages`` 200 with a success message only."""
+        if 'patch_answers_204' in self.rules:
+            return 204, None, {}
+        if 'patch_answers_messages' in self.rules:
+            return 200, {'@Message.ExtendedInfo': [{'MessageId': 'Base.1.8.Success', 'Message': 'Successfully Completed Request',
+                                                    'Severity': 'OK'}]}, {}
+        extra = {'ETag': str(self._etag(path))} if 'ETag' in self.headers.get(path, {}) else {}
+        return 200, self.resources[path], extra
+
     def _patch(self, path: str, body: dict[str, t.Any], headers: dict[str, str]) -> tuple[int, t.Any, dict[str, str]]:
         resource = self.resources[path]
         if_match = headers.get('If-Match')
         if if_match and self._etag(path) and if_match != self._etag(path):
-            return self._error('precondition_failed')
+            return self._refusal(path, 'precondition_failed')
         if 'if_match_required' in self.rules and not if_match and self._etag(path):
-            return self._error('precondition_required')
+            return self._refusal(path, 'precondition_required')
         if '/VirtualMedia/' in path:
             if 'patch_needs_if_match' in self.rules and not if_match:
-                return self._error('precondition_failed')
+                return self._refusal(path, 'precondition_failed')
             image = body.get('Image')
             resource.update(Image=image, ImageName=posixpath.basename(urllib.parse.urlsplit(image).path) if image else None,
                             Inserted=bool(body.get('Inserted', bool(image))), ConnectedVia='URI' if image else 'NotConnected')
@@ -352,7 +376,7 @@ class ReplayBMC:
         else:
             resource.update(body)
         self._changed(path)
-        return 200, resource, {}
+        return self._patched(path)
 
     # -- HTTP ------------------------------------------------------------------------------------
 
