@@ -44,7 +44,8 @@ from .vm import Console, VmSpec
 from .vmbmc import VmBmc
 from .vmlab_images import NodeImages
 
-__all__ = ['CLOUD_INIT_MARKER', 'LINUX_LAYOUT', 'REGISTRIES', 'TARGET_DISK', 'WINDOWS_LAYOUT', 'BlobPull', 'VmLab', 'user_data', 'vm_server']
+__all__ = ['CLOUD_INIT_MARKER', 'LINUX_LAYOUT', 'REGISTRIES', 'TARGET_DISK', 'WINDOWS_LAYOUT', 'BlobPull', 'VmLab', 'parse_blob_pulls', 'user_data',
+           'vm_server']
 
 # The disk layout of the lab's Linux recipes: GRUB needs a BIOS boot partition on GPT for SeaBIOS, the ESP for OVMF
 # (node_images.LINUX_LAYOUT plus the mount points: the installed system's fstab, checked by diskcheck).
@@ -87,6 +88,17 @@ def user_data(marker: str = CLOUD_INIT_MARKER, power_off: bool = False) -> str:
 def vm_server(index: int, firmware: str = 'bios', memory_mib: int = 2048, vcpus: int = 1, disk_gib: float = 3.0) -> VmSpec:
     """A server of the lab: ``index`` (1-based) names it (l3m-vm-NN) and gives it the serial the inventory uses."""
     return VmSpec(index, firmware=firmware, memory_mib=memory_mib, vcpus=vcpus, disk_gib=disk_gib, serial=serial(index - 1))
+
+
+def parse_blob_pulls(log: str, repository: str | None = None) -> list[BlobPull]:
+    """The ``/v2/.../blobs/...`` GETs and HEADs in a receiver log (``--access-log`` lines), of ``repository`` or all."""
+    prefix = '/v2/%s/blobs/' % repository if repository is not None else '/v2/'
+    pulls = []
+    for line in log.splitlines():
+        found = _ACCESS_LINE.search(line)
+        if found and found['method'] in ('GET', 'HEAD') and found['path'].startswith(prefix) and '/blobs/' in found['path']:
+            pulls.append(BlobPull(found['method'], found['path'], int(found['status']), int(found['bytes'].replace('-', '0')), found['agent']))
+    return pulls
 
 
 class VmLab(Lab):
@@ -197,17 +209,9 @@ class VmLab(Lab):
 
     def blob_pulls(self, repository: str | None = None) -> list[BlobPull]:
         """The blob GETs and HEADs the receiver's ``/v2/`` answered (of ``repository``, default all), from its access log."""
-        pulls: list[BlobPull] = []
         if not self.receiver.log_path.exists():
-            return pulls
-        for line in self.receiver.log_path.read_text(errors='replace').splitlines():
-            found = _ACCESS_LINE.search(line)
-            if not found or found['method'] not in ('GET', 'HEAD') or not found['path'].startswith('/v2/') or '/blobs/' not in found['path']:
-                continue
-            if repository is not None and not found['path'].startswith('/v2/%s/blobs/' % repository):
-                continue
-            pulls.append(BlobPull(found['method'], found['path'], int(found['status']), int(found['bytes'].replace('-', '0')), found['agent']))
-        return pulls
+            return []
+        return parse_blob_pulls(self.receiver.log_path.read_text(errors='replace'), repository)
 
     # -- the VMs ---------------------------------------------------------------------------------
 
