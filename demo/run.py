@@ -5,13 +5,16 @@
 """`make demo`: provision one server with playbooks/provision_linux.yml, end to end, on this machine.
 
 The server is a QEMU VM behind a Redfish BMC (sushy-tools' libvirt driver with the lab's adapter, a private libvirtd;
-TCG unless KVM really works here).  Started on 127.0.0.1, random ports: the real webhook receiver, a Debian
-docker-registry with a small Debian root filesystem (kernel, GRUB, cloud-init) pushed by the collection's oci_artifact,
-and the maintenance ISO (built, or taken from the cache).  The playbook talks to the BMC only through Redfish: it
+TCG unless KVM really works here).  Started on 127.0.0.1: the real webhook receiver, which is also the registry
+(single-service mode, docs/registry.md: /v2/ on the same port as the webhooks and the media, an OCI image layout in
+demo-output/lab/oci/) holding a small Debian root filesystem (kernel, GRUB, cloud-init) pushed by the collection's
+oci_artifact with a push user, and the maintenance ISO (built, or taken from the cache).  ``--registry separate`` puts
+the root filesystem in a Debian docker-registry of its own instead.  The playbook talks to the BMC only through Redfish: it
 inserts the maintenance ISO and the job's task medium, boots the VM once from the CD, follows the node's reports
 (each step as it starts and ends, with its duration), ejects the media and boots the VM from its disk.  The demo
 watches the VM's console until the installed system's cloud-init writes the line the user-data asks for, then sums
-up: status, the duration of every phase, the failed step if any, and that the installed system booted.
+up: status, the duration of every phase, the failed step if any, which blob requests of the node the registry answered,
+and that the installed system booted.
 
 Nothing on the node side is simulated; the one shortcut is the BMC's route to the address the VM uses for the host
 (l3metal_lab/guestnet.py).  Everything (inventory, playbook output, console, the receiver's job record) stays in
@@ -40,6 +43,7 @@ from l3metal_lab.vmlab import CLOUD_INIT_MARKER, LINUX_LAYOUT, TARGET_DISK, VmLa
 from l3metal_lab.vmlab_images import ImagesUnavailable, node_images
 
 STARTED = time.monotonic()
+REPOSITORY = 'os-images/debian-lab'  # where the root filesystem is pushed (tag 1)
 _print_lock = threading.Lock()
 # What the console shows, in the order a provisioning shows it (SeaBIOS / OVMF, the maintenance OS, the installed system).
 MILESTONES = (
@@ -170,16 +174,24 @@ def summary(lab: VmLab, begin: float, end: float, rc: int, watcher: ConsoleWatch
     for name, seconds in phases(events, begin, end, watcher):
         say('    %-82s %s' % (name, '%6.1f s' % seconds if seconds is not None else '     -'))
     seen = watcher.seen.get(MILESTONES[-1][1])
+    pulls = [p for p in lab.blob_pulls(REPOSITORY) if p.method == 'GET' and p.status in (200, 206)] if lab.embedded else []
+    if lab.embedded:
+        say('  registry      the receiver\'s /v2/ (%s) answered %d blob GET(s) of %s: %s' % (
+            lab.embedded.layout, len(pulls), REPOSITORY, ', '.join('%s %d' % (p.path.rsplit('/', 1)[1][:19], p.status) for p in pulls) or 'none'))
+    else:
+        say('  registry      separate (docker-registry %s)' % lab.registry.url)
     say('  installed     %s' % ('booted: cloud-init wrote "%s"' % seen[1] if seen else 'NOT seen booting (see the console in demo-output/)'))
     say('  now           power %s, boot override %s/%s, media inserted: %s' % (
         system['PowerState'], system['Boot']['BootSourceOverrideTarget'], system['Boot']['BootSourceOverrideEnabled'], lab.inserted(0) or 'none'))
     ok = rc == 0 and job.get('status') == 'complete' and not job.get('failed_step') and bool(seen) and job.get('job_id', '-') in (seen or ('', ''))[1]
-    return ok
+    return ok and (bool(pulls) or lab.embedded is None)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n', 1)[0])
     parser.add_argument('--output', default=str(ROOT / 'demo-output'), help='work directory (emptied first; default %(default)s)')
+    parser.add_argument('--registry', choices=['embedded', 'separate'], default='embedded',
+                        help='the receiver\'s own /v2/ (default) or a Debian docker-registry of its own')
     parser.add_argument('--firmware', choices=['bios', 'uefi'], default='bios', help='the VM server\'s firmware (default %(default)s)')
     args = parser.parse_args()
     out = Path(args.output).resolve()
@@ -208,16 +220,18 @@ def main() -> int:
          'command line for pre-flight failures)' % (', '.join('%s %.0f' % item for item in images.seconds.items()), images.receiver_port))
 
     start = time.monotonic()
-    lab = VmLab(out / 'lab', [vm_server(1, args.firmware, vcpus=2)], images)
+    lab = VmLab(out / 'lab', [vm_server(1, args.firmware, vcpus=2)], images, registry=args.registry)
     with lab:
         setup['services'] = time.monotonic() - start
         note('services up in %.0f s: receiver %s, registry %s, BMC %s (a QEMU VM under %s), the VM reaches the host at %s' % (
-            setup['services'], lab.receiver.url, lab.registry.url, lab.bmc.url, 'KVM' if lab.domain_type == 'kvm' else 'TCG',
+            setup['services'], lab.receiver.url, lab.registry.url + (" (the receiver's /v2/)" if lab.embedded else ' (docker-registry)'),
+            lab.bmc.url, 'KVM' if lab.domain_type == 'kvm' else 'TCG',
             lab.guest_receiver_url.split('//', 1)[1].split(':')[0]))
         start = time.monotonic()
-        reference = lab.push('linux_rootfs', 'os-images/debian-lab:1', out / 'publish')
+        reference = lab.push('linux_rootfs', REPOSITORY + ':1', out / 'publish')
         setup['push'] = time.monotonic() - start
-        note('root filesystem pushed with oci_artifact in %.0f s; the node pulls %s' % (setup['push'], reference))
+        note('root filesystem pushed with oci_artifact in %.0f s%s; the node pulls %s (anonymously: pull is open)' % (
+            setup['push'], ' as user %s (password from the environment, no_log)' % lab.embedded.username if lab.embedded else '', reference))
         inventory = lab.write_inventory(path=out / 'inventory.yml', provision_oci_url=reference, provision_target_disk=TARGET_DISK,
                                         provision_partition_layout=LINUX_LAYOUT, provision_user_data=user_data())
         note('inventory %s; the user-data makes cloud-init write "%s host=... instance=<job id>" to the console' % (inventory, CLOUD_INIT_MARKER))

@@ -5,7 +5,8 @@
 """playbooks/provision_linux.yml against VM servers, through Redfish only, as against a data center's BMCs.
 
 Nothing on the node side is simulated: the VMs boot the maintenance ISO the BMC downloaded, the real dispatcher
-and the real Quadlet steps partition the disk, pull the image from the registry, install GRUB and write the
+and the real Quadlet steps partition the disk, pull the image from the receiver's embedded registry (its /v2/, the
+same port as the webhooks; pull is open, the push needed the lab's push user), install GRUB and write the
 config drive, the node reports to the receiver, and after the playbook's cleanup the VM boots the installed
 system, whose cloud-init runs the user-data from the config drive.  One fleet run serves as many checks as it
 can: it is the slowest thing here (three TCG VMs on two cores).
@@ -91,6 +92,13 @@ def test_fleet_of_three_vms_two_installed_one_failed_for_real(vm_lab, linux_imag
         assert system['PowerState'] == 'On'
         assert (system['Boot']['BootSourceOverrideTarget'], system['Boot']['BootSourceOverrideEnabled']) == ('None', 'Disabled')
         LOG.info('%s (%s): %s', host, firmware, ', '.join('%s %s' % (e['step'], e['state']) for e in events if e['type'] == 'progress'))
+
+    # the image came from the receiver's /v2/: the nodes' GETs of the layer blob (l3metal_oci's client) are in its access log
+    repository = linux_image.split('/', 1)[1].rsplit(':', 1)[0]
+    layer = lab.embedded.layer_digests(repository + ':1')[0]
+    node_gets = [p for p in lab.blob_pulls(repository) if p.method == 'GET' and p.path.endswith(layer) and p.status == 200]
+    assert len(node_gets) >= 2 and all(p.agent.startswith('l3metal.provision-oci/') for p in node_gets), lab.blob_pulls()
+    assert not lab.separate.tags(repository)  # and not from the separate registry
 
     # the playbook printed every step as the node reported it, with its duration
     assert 'l3m-vm-01: job %s' % results[0]['job_id'] in run.stdout and 'partition.service done (' in run.stdout

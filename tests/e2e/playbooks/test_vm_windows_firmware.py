@@ -5,7 +5,9 @@
 """playbooks/firmware_update.yml and provision_windows.yml against VM servers, at the same time (two ansible-playbook
 runs, one BMC).  Windows is not booted (it cannot be had here): its disk is checked from the host - the NTFS tree
 against the WIM, unattend.xml in Windows/Panther, the boot files on the ESP.  The firmware is "flashed" by the lab
-image's FLASH_COMMAND (sha256sum of the file the flasher downloaded from the receiver), seen on the console."""
+image's FLASH_COMMAND (sha256sum of the file the flasher downloaded from the receiver), seen on the console.  The WIM
+comes from a separate Debian docker-registry, not the receiver's /v2/: the dedicated-registry path of a site, tested with
+the real node (the Linux fleet uses the embedded one)."""
 
 from __future__ import annotations
 
@@ -37,7 +39,8 @@ def test_firmware_update_and_windows_on_two_vms_at_once(vm_lab, collection_playb
     firmware_inventory = lab.write_inventory(hosts=[FIRMWARE], path=lab.work_dir / 'firmware.yml',
                                              provision_firmware_url='%s/media/firmware/%s' % (lab.guest_receiver_url, firmware.name),
                                              provision_firmware_sha256=firmware_sha256)
-    wim = lab.push('windows_wim', 'os-images/windows-lab:1')
+    wim = lab.push('windows_wim', 'os-images/windows-lab:1', registry='separate')
+    assert wim.endswith(':%d/os-images/windows-lab:1' % lab.separate.port) and lab.separate.port != lab.receiver.port
     windows_inventory = lab.write_inventory(hosts=[WINDOWS], path=lab.work_dir / 'windows.yml', provision_oci_url=wim,
                                             provision_wim_index=WIM_INDEX, provision_target_disk=TARGET_DISK,
                                             provision_partition_layout=WINDOWS_LAYOUT, provision_unattend_xml=UNATTEND,
