@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import typing as t
 from pathlib import Path
 
@@ -88,6 +89,16 @@ class Postgres:
         # the server's log in the cluster's directory (nobody can write there)
         self.service = Service('postgres', argv, self.dir / 'postgres.log', port=self.port, cwd=Path('/'))
         self.service.start()
+        # the port opens before the server accepts sessions ("the database system is starting up")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.execute('SELECT 1')
+                break
+            except Exception:  # pylint: disable=broad-exception-caught  # psycopg.OperationalError until it is up
+                if time.monotonic() > deadline or not self.service.running:
+                    raise
+                time.sleep(0.05)
         return self
 
     def execute(self, sql: str, database: str = 'postgres') -> list[tuple[t.Any, ...]]:
