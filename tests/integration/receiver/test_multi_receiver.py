@@ -24,18 +24,12 @@ from l3metal_lab.receiver import Receiver, unique_serial
 TOKEN = 'multi-receiver-api-token'
 
 
-@pytest.fixture(scope='module')
-def postgres() -> t.Iterator[Postgres]:
-    server = Postgres().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def cluster(tmp_path: Path, postgres: Postgres) -> t.Iterator[tuple[Postgres, str, Receiver, Receiver, Receiver]]:
+def cluster(tmp_path: Path, postgres_server: Postgres) -> t.Iterator[tuple[Postgres, str, Receiver, Receiver, Receiver]]:
     """(server, a new database's URL, receiver A, receiver B, a client of the balancer in front of both)."""
     started: list[t.Any] = []
     try:
+        postgres = postgres_server
         url = postgres.database()
         first = Receiver(tmp_path / 'a', api_token=TOKEN, extra_args=['--database-url', url]).start()
         started.append(first)
