@@ -204,3 +204,20 @@ def test_two_writers_one_active_job_and_one_outcome_by_the_database(postgres_url
     finally:
         first.close()
         second.close()
+
+
+def test_database_url_option_and_an_unreachable_server_stops_the_start_with_one_line(tmp_path, capsys):
+    from l3metal_lab.ports import free_port
+    from l3metal_receiver.server import main, parse_args
+
+    dirs = ['--data-dir', str(tmp_path / 'data'), '--media-dir', str(tmp_path / 'media')]
+    with pytest.raises(SystemExit) as stop:
+        parse_args(dirs + ['--database-url', 'mysql://db.example/jobs'])
+    assert stop.value.code == 2 and '--database-url must start with postgresql://' in capsys.readouterr().err
+    assert parse_args(dirs + ['--database-url', 'postgresql://l3metal@db.example/jobs']).database_url == 'postgresql://l3metal@db.example/jobs'
+    # nothing listens there: exit 1 with one line naming the server, without the password
+    url = 'postgresql://l3metal:s3cret-password@127.0.0.1:%d/jobs?connect_timeout=2' % free_port()
+    assert main(dirs + ['--port', str(free_port()), '--database-url', url, '--log-file', str(tmp_path / 'receiver.log')]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('l3metal-receiver: cannot start: postgresql://l3metal:***@127.0.0.1:'), lines
+    assert 'PostgreSQL: ' in lines[0] and 's3cret' not in lines[0] and 's3cret' not in (tmp_path / 'receiver.log').read_text()
