@@ -50,8 +50,8 @@ def test_two_receivers_share_jobs_enforce_one_active_job_and_serve_long_polls(cl
     job = client.create_job(serial)
     # one active job per serial across both receivers (each asked directly)
     for receiver in (first, second):
-        answer = receiver.request('POST', '/api/v1/jobs', body={'server_serial': serial, 'recipe': {'task_target': 'x-update.target',
-                                                                                                      'firmware_url': 'http://f.example/b.bin'}})
+        recipe = {'task_target': 'x-update.target', 'firmware_url': 'http://f.example/b.bin'}
+        answer = receiver.request('POST', '/api/v1/jobs', body={'server_serial': serial, 'recipe': recipe})
         assert answer.status == 409, answer.body
     client.set_status(job['job_id'], 'provisioning')
     # the node's webhooks through the balancer: round robin puts them on both receivers; each is stored once

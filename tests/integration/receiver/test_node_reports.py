@@ -27,6 +27,7 @@ from l3metal_lab.receiver import unique_serial
 def receiver(receiver_on_both):
     return receiver_on_both
 
+
 C_LOCALE = {'LC_ALL': 'C', 'LANG': 'C', 'PYTHONIOENCODING': '', 'PYTHONUTF8': '0'}
 # what firmware tools and BIOS strings put in a journal: Latin-1, a truncated UTF-8 sequence, garbage
 JOURNAL = b'flashing BIOS "Supermicro \xae X11" ...\nerror: \xc3 checksum \xff\xfe mismatch\n'
