@@ -285,7 +285,7 @@ def redact_url(database: str) -> str:
     """A database URL without its password, for logs and error messages."""
     if not is_postgres_url(database):
         return database
-    scheme, _, rest = database.partition('://')
+    scheme, _sep, rest = database.partition('://')
     credentials, at, location = rest.rpartition('@')
     if not at or ':' not in credentials:
         return database
