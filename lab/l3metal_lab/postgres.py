@@ -82,6 +82,7 @@ class Postgres:
                                                   '--locale=C.UTF-8', '--no-instructions'], stdout=handle, stderr=subprocess.STDOUT,
                                   check=False, cwd='/')
         if done.returncode != 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
             raise RuntimeError('initdb failed:\n%s' % log.read_text(errors='replace')[-3000:])
         argv = self._prefix + [str(self.bin / 'postgres'), '-D', str(self.data), '-h', '127.0.0.1', '-p', str(self.port), '-k', str(self.socket_dir),
                                '-c', 'max_connections=200', '-c', 'shared_buffers=32MB', '-c', 'fsync=on', '-c', 'synchronous_commit=on',
@@ -97,6 +98,7 @@ class Postgres:
                 break
             except Exception:  # pylint: disable=broad-exception-caught  # psycopg.OperationalError until it is up
                 if time.monotonic() > deadline or not self.service.running:
+                    self.stop()
                     raise
                 time.sleep(0.05)
         return self
