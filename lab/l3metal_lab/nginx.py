@@ -67,3 +67,66 @@ class Nginx:
     def stop(self) -> None:
         if self.service is not None:
             self.service.stop()
+
+
+_BALANCER = '''daemon off;
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+{user}
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/tmp; proxy_temp_path {work}/tmp; fastcgi_temp_path {work}/tmp;
+    uwsgi_temp_path {work}/tmp; scgi_temp_path {work}/tmp;
+    upstream receivers {{
+{servers}
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 64m;
+        location / {{
+            proxy_pass http://receivers;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            # long polls hold the answer up to 60 s
+            proxy_read_timeout 90s;
+            proxy_buffering off;
+            # a receiver that refuses the connection (killed): the request goes to the next one (nginx never resends a
+            # POST that reached a receiver: that one may have stored it)
+            proxy_next_upstream error timeout;
+            proxy_connect_timeout 2s;
+        }}
+    }}
+}}
+'''
+
+
+class NginxBalancer:
+    """nginx as a round-robin HTTP load balancer on 127.0.0.1 in front of ``backends`` (``host:port`` each) until ``stop()``."""
+
+    def __init__(self, backends: list[str], work_dir: Path) -> None:
+        self.backends = list(backends)
+        self.work_dir = Path(work_dir).resolve()
+        self.port = free_port()
+        self.service: Service | None = None
+
+    @property
+    def url(self) -> str:
+        return 'http://127.0.0.1:%d' % self.port
+
+    def start(self) -> NginxBalancer:
+        (self.work_dir / 'tmp').mkdir(parents=True, exist_ok=True)
+        user = 'user root;' if os.geteuid() == 0 else ''
+        # max_fails/fail_timeout: a dead receiver is skipped for 2 s after one refused connection
+        servers = '\n'.join('        server %s max_fails=1 fail_timeout=2s;' % backend for backend in self.backends)
+        config = self.work_dir / 'nginx.conf'
+        config.write_text(_BALANCER.format(work=self.work_dir, user=user, port=self.port, servers=servers))
+        self.service = Service('nginx', [NGINX, '-c', str(config), '-p', str(self.work_dir)], self.work_dir / 'nginx.log', port=self.port)
+        self.service.start()
+        return self
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.stop()

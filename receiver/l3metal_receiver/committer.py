@@ -15,6 +15,11 @@ read-only, a lock held too long), every operation of the batch fails with ``Stor
 (answered 503 with ``Retry-After``: nothing of it was stored, the sender retries) and the error is
 logged at most once per second; the next batch tries again, so the receiver
 recovers by itself once space is freed.
+
+On PostgreSQL (``postgresql://``) the same holds with the server's words for it: a lost connection or
+a server that refuses writes fails the batch with ``StorageUnavailable`` and the next batch connects
+again.  A batch that PostgreSQL aborts to break a deadlock with another receiver's batch (row locks
+taken in another order) or a serialization failure is rolled back and run again as a whole.
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ import threading
 import typing as t
 
 from .logs import RateLimitedLog
-from .store import JobStore, Savepoint
+from .store import BaseStore, Savepoint, open_store, redact_url
 
 T = t.TypeVar('T')
 LOG = logging.getLogger('l3metal_receiver.committer')
 
-_Item = tuple[t.Callable[[JobStore], t.Any], 'asyncio.Future[t.Any]']
+_Item = tuple[t.Callable[[BaseStore], t.Any], 'asyncio.Future[t.Any]']
+# how often a batch that PostgreSQL aborted (deadlock, serialization failure) is run again
+BATCH_RETRIES = 5
 _STOP = object()
 
 
@@ -70,10 +77,26 @@ STORAGE_ERRNOS = {errno.ENOSPC: 'the disk is full', errno.EDQUOT: 'the disk quot
                   errno.ENFILE: 'the system has too many open files'}
 
 
+# PostgreSQL SQLSTATE classes and codes that mean "cannot write now" (psycopg is only imported by a receiver on PostgreSQL)
+_POSTGRES_STATES = {'08': 'the database server cannot be reached', '53': 'the database server is out of resources (disk, memory, connections)',
+                    '57': 'the database server is shutting down or refuses connections', '25006': 'the database server is read-only (a standby)'}
+
+
+def retry_batch(exc: BaseException) -> bool:
+    """Whether PostgreSQL aborted the transaction to break a deadlock or a serialization conflict: run the batch again."""
+    return type(exc).__module__.startswith('psycopg') and getattr(exc, 'sqlstate', None) in ('40001', '40P01')
+
+
 def storage_reason(exc: BaseException) -> str | None:
     """What an exception says about storage ("the disk is full"), or None when it is not a storage condition."""
     if isinstance(exc, StorageUnavailable):
         return exc.reason
+    if type(exc).__module__.startswith('psycopg'):
+        state = getattr(exc, 'sqlstate', None) or ''
+        reason = _POSTGRES_STATES.get(state) or _POSTGRES_STATES.get(state[:2])
+        if reason is None and state == '' and type(exc).__name__ == 'OperationalError':
+            reason = _POSTGRES_STATES['08']  # no SQLSTATE: the connection failed or was lost
+        return reason
     if isinstance(exc, sqlite3.OperationalError):
         code = getattr(exc, 'sqlite_errorcode', None)
         if code is None:
@@ -86,7 +109,7 @@ def storage_reason(exc: BaseException) -> str | None:
 
 class GroupCommitter:
     def __init__(self, path: str, max_batch: int = 1000) -> None:
-        self.path = path
+        self.path = path  # an SQLite file or a postgresql:// URL (store.open_store)
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[t.Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -113,7 +136,7 @@ class GroupCommitter:
             self._thread.join()
         self._thread = None
 
-    async def run(self, operation: t.Callable[[JobStore], T]) -> T:
+    async def run(self, operation: t.Callable[[BaseStore], T]) -> T:
         if self._thread is None or self._loop is None:
             raise CommitterStopped('the receiver is shutting down')
         future: asyncio.Future[T] = self._loop.create_future()
@@ -124,7 +147,7 @@ class GroupCommitter:
 
     def _main(self) -> None:
         try:
-            store = JobStore(self.path)
+            store = open_store(self.path)
             store.migrate()
         except BaseException as exc:  # reported to start()
             self._error = exc
@@ -152,42 +175,61 @@ class GroupCommitter:
         finally:
             store.close()
 
-    def _commit(self, store: JobStore, batch: list[_Item]) -> None:
-        outcomes: list[tuple[asyncio.Future[t.Any], t.Any, BaseException | None]] = []
-        conn = store.conn
-        try:
-            conn.execute('BEGIN IMMEDIATE')
-            for operation, future in batch:
-                try:
-                    with Savepoint(conn):
-                        result = operation(store)
-                except Exception as exc:  # pylint: disable=broad-exception-caught
-                    if storage_reason(exc) is not None or not conn.in_transaction:
-                        raise  # the transaction cannot go on: the whole batch fails, below
-                    outcomes.append((future, None, exc))
-                else:
-                    outcomes.append((future, result, None))
-            conn.execute('COMMIT')
-            self.commits += 1
-            self.operations += len(batch)
-        except Exception as exc:  # pylint: disable=broad-exception-caught
-            self.failed_commits += 1
-            if conn.in_transaction:
-                try:
-                    conn.execute('ROLLBACK')
-                except sqlite3.Error:
-                    pass
-            reason = storage_reason(exc)
-            if reason is not None:
-                self._storage_log.log(logging.ERROR, 'cannot write %s: %s (%s); %d request(s) answered 503, nothing of them stored',
-                                      self.path, reason, exc, len(batch))
-                error: BaseException = StorageUnavailable(reason, 'database')
-            else:
-                LOG.exception('commit of %d operations failed', len(batch))
-                error = exc
-            outcomes = [(future, None, error) for _operation, future in batch]
+    def _commit(self, store: BaseStore, batch: list[_Item]) -> None:
+        for attempt in range(BATCH_RETRIES + 1):
+            try:
+                outcomes = self._attempt(store, batch)
+                break
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                if retry_batch(exc) and attempt < BATCH_RETRIES:
+                    LOG.info('batch of %d operation(s) aborted by the database (%s); running it again', len(batch), exc)
+                    self._rollback(store)
+                    continue
+                outcomes = self._failed(store, batch, exc)
+                break
         if self._loop is not None:
             self._loop.call_soon_threadsafe(_resolve, outcomes)
+
+    def _attempt(self, store: BaseStore, batch: list[_Item]) -> list[tuple[asyncio.Future[t.Any], t.Any, BaseException | None]]:
+        outcomes: list[tuple[asyncio.Future[t.Any], t.Any, BaseException | None]] = []
+        if not store.usable():
+            store.reconnect()  # the server connection was lost during an earlier batch
+        store.begin()
+        for operation, future in batch:
+            try:
+                with Savepoint(store):
+                    result = operation(store)
+            except Exception as exc:  # pylint: disable=broad-exception-caught
+                if storage_reason(exc) is not None or retry_batch(exc) or not store.usable() or not store.in_transaction:
+                    raise  # the transaction cannot go on: the whole batch fails (or runs again)
+                outcomes.append((future, None, exc))
+            else:
+                outcomes.append((future, result, None))
+        store.commit()
+        self.commits += 1
+        self.operations += len(batch)
+        return outcomes
+
+    @staticmethod
+    def _rollback(store: BaseStore) -> None:
+        try:
+            if store.usable() and store.in_transaction:
+                store.rollback()
+        except Exception:  # pylint: disable=broad-exception-caught  # the connection is gone: reconnect() before the next batch
+            pass
+
+    def _failed(self, store: BaseStore, batch: list[_Item], exc: Exception) -> list[tuple[asyncio.Future[t.Any], t.Any, BaseException | None]]:
+        self.failed_commits += 1
+        self._rollback(store)
+        reason = storage_reason(exc)
+        if reason is not None:
+            self._storage_log.log(logging.ERROR, 'cannot write %s: %s (%s); %d request(s) answered 503, nothing of them stored',
+                                  redact_url(self.path), reason, exc, len(batch))
+            error: BaseException = StorageUnavailable(reason, 'database')
+        else:
+            LOG.exception('commit of %d operations failed', len(batch))
+            error = exc
+        return [(future, None, error) for _operation, future in batch]
 
 
 def _resolve(outcomes: list[tuple[asyncio.Future[t.Any], t.Any, BaseException | None]]) -> None:

@@ -12,6 +12,7 @@ lets running requests finish, commits what is queued and closes the database.
 
 One process on purpose: SQLite serializes writers across processes with a sleeping busy handler,
 which defeats group commit (measured: two worker processes sharing the socket were slower than one).
+Several receivers (behind a load balancer) share one PostgreSQL database instead (``--database-url``).
 
 Start-up checks every directory it needs by doing what it will do there (create, write, fsync, remove
 a probe file; open the database read-write), so a read-only or full file system, a missing
@@ -45,9 +46,11 @@ from .connections import (DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_
                           raise_open_file_limit)
 from .logs import install_client_error_filter
 from .service import JOBS_MEDIA_DIR, JobService
+from .store import is_postgres_url, redact_url
 
 LOG = logging.getLogger('l3metal_receiver')
 TOKEN_ENV = 'L3METAL_RECEIVER_API_TOKEN'
+DATABASE_URL_ENV = 'L3METAL_RECEIVER_DATABASE_URL'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Settings:
     data_dir: Path
     media_dir: Path
     public_url: str | None = None
+    # postgresql://...: the job store on a PostgreSQL server (several receivers may share it); None: SQLite in data_dir
+    database_url: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
     api_token: str | None = None
@@ -113,6 +118,10 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
     parser.add_argument('--port', type=int, default=8080, help='TCP port (default 8080)')
     parser.add_argument('--data-dir', required=True, type=Path, help='directory for the SQLite database (created, mode 0700)')
     parser.add_argument('--media-dir', required=True, type=Path, help='directory served under /media/; per-job media go to its jobs/ subdirectory')
+    parser.add_argument('--database-url', help='postgresql://user@host:port/database (libpq URL; a password is better in ~/.pgpass or '
+                                               'PGPASSWORD): keep the jobs on a PostgreSQL server that several receivers may share, '
+                                               'e.g. behind a load balancer (docs/receiver.md); default: SQLite in --data-dir. '
+                                               'Also environment variable %s' % DATABASE_URL_ENV)
     parser.add_argument('--public-url', help='base URL nodes and BMCs use to reach this service (default: the URL of each job-creating request)')
     parser.add_argument('--tls-cert', help='PEM certificate (chain) file: serve HTTPS')
     parser.add_argument('--tls-key', help='PEM private key for --tls-cert')
@@ -149,6 +158,9 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
         parser.error('--public-url must start with http:// or https://')
     if not 0 <= args.port <= 65535:
         parser.error('--port must be 0-65535')
+    database_url = args.database_url or os.environ.get(DATABASE_URL_ENV) or None
+    if database_url is not None and not is_postgres_url(database_url):
+        parser.error('--database-url must start with postgresql:// (SQLite is the default, in --data-dir)')
     token = os.environ.get(TOKEN_ENV) or None
     if args.api_token_file:
         try:
@@ -168,7 +180,8 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
         except ValueError as exc:
             parser.error(str(exc))
     return Settings(host=args.host, port=args.port, data_dir=args.data_dir.absolute(), media_dir=args.media_dir.absolute(),
-                    public_url=args.public_url, tls_cert=args.tls_cert, tls_key=args.tls_key, api_token=token, site_keys=tuple(site_keys),
+                    public_url=args.public_url, database_url=database_url,
+                    tls_cert=args.tls_cert, tls_key=args.tls_key, api_token=token, site_keys=tuple(site_keys),
                     access_log=args.access_log,
                     log_file=args.log_file, log_level=args.log_level, pid_file=args.pid_file, backlog=args.backlog,
                     header_timeout=args.header_timeout, body_timeout=args.body_timeout, idle_timeout=args.idle_timeout,
@@ -287,11 +300,16 @@ def _probe_directory(directory: Path, what: str, size: int = 64 * 1024) -> None:
         raise StartupError(directory, 'cannot write to the %s: %s' % (what, _cause(exc))) from None
 
 
+def database_of(settings: Settings) -> str:
+    """The store the receiver opens: the PostgreSQL URL, or the SQLite file in the data directory."""
+    return settings.database_url or str(settings.data_dir / 'receiver.sqlite3')
+
+
 def check_storage(settings: Settings) -> Path:
-    """What start-up needs of the file system, each failure a ``StartupError``; returns the database path."""
+    """What start-up needs of the file system, each failure a ``StartupError``; returns the SQLite database path."""
     _probe_directory(settings.data_dir, 'data directory')
     database = settings.data_dir / 'receiver.sqlite3'
-    for path in (database, Path(str(database) + '-wal'), Path(str(database) + '-shm')):
+    for path in [] if settings.database_url else (database, Path(str(database) + '-wal'), Path(str(database) + '-shm')):
         try:
             os.close(os.open(path, os.O_RDWR))
         except FileNotFoundError:
@@ -310,7 +328,11 @@ def check_storage(settings: Settings) -> Path:
     return database
 
 
-def _database_error(database: Path, exc: BaseException) -> StartupError:
+def _database_error(database: Path | str, exc: BaseException) -> StartupError:
+    if type(exc).__module__.startswith('psycopg'):
+        return StartupError(redact_url(str(database)), 'PostgreSQL: %s' % (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+    if isinstance(exc, ImportError):
+        return StartupError(redact_url(str(database)), 'PostgreSQL needs the psycopg package (pip install l3metal-receiver[postgresql]): %s' % exc)
     if isinstance(exc, sqlite3.Error):
         text = str(exc)
         return StartupError(database, _SQLITE_CAUSES.get(text.lower(), 'SQLite: %s' % text))
@@ -338,17 +360,19 @@ async def _service_context(app: web.Application) -> t.AsyncIterator[None]:
     """Start: directories, database (created and migrated before anything reads it), writer thread.  Stop: commit
     what is queued, close the database."""
     settings = app[SETTINGS_KEY]
-    database = check_storage(settings)
-    committer = GroupCommitter(str(database))
+    check_storage(settings)
+    database = database_of(settings)
+    committer = GroupCommitter(database)
     try:
         committer.start(asyncio.get_running_loop())
-    except (sqlite3.Error, OSError, RuntimeError) as exc:
+    except Exception as exc:  # pylint: disable=broad-exception-caught  # sqlite3, psycopg, OSError, a newer schema: one line
         committer.stop()
         raise _database_error(database, exc) from None
     try:
-        service = JobService(settings.data_dir, settings.media_dir, committer, settings.public_url, settings.site_keys)
+        service = JobService(settings.data_dir, settings.media_dir, committer, settings.public_url, settings.site_keys, database=database)
         service.remove_stale_job_media()
-    except (sqlite3.Error, OSError) as exc:
+        service.start_listener(asyncio.get_running_loop())
+    except Exception as exc:  # pylint: disable=broad-exception-caught
         committer.stop()
         raise _database_error(database, exc) from None
     app[SERVICE_KEY] = service
@@ -392,7 +416,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
             except OSError as exc:
                 raise StartupError(settings.pid_file, 'cannot write the pid file: %s' % _cause(exc)) from None
         LOG.info('l3metal receiver %s listening on %s (data %s, media %s%s%s)', __version__, ', '.join(site_addresses(runner)),
-                 settings.data_dir, settings.media_dir, ', API token required' if settings.api_token else '',
+                 redact_url(database_of(settings)), settings.media_dir, ', API token required' if settings.api_token else '',
                  ', %d site node key(s)' % len(settings.site_keys) if settings.site_keys else '')
         LOG.info('limits: %d connections, %d open files%s; timeouts: header %gs, body %gs, idle %gs, send %gs', max_connections, open_files,
                  ' (raised from %d)' % before if open_files != before else '', settings.header_timeout, settings.body_timeout,

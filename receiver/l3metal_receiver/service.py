@@ -7,6 +7,11 @@ hand out per-job media, and wake up the clients waiting for a job's next event.
 
 Reads use their own connection on the event loop (WAL readers never wait for the writer); every
 write goes through the ``GroupCommitter``.
+
+On PostgreSQL other receivers write the same jobs: a long poll is woken by this receiver's own
+writes and by the others' (``LISTEN`` on ``store.NOTIFY_CHANNEL``, a thread with a connection of its
+own), and re-reads at least every ``REMOTE_POLL`` seconds in case a notification was lost while
+that connection was being re-established.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 import os
 import secrets
 import shutil
+import threading
 import typing as t
 import uuid
 from pathlib import Path
@@ -25,11 +31,13 @@ from l3metal_contract.jobs import COMPLETE, FAILED, SERIAL_PATTERN, job_recipe, 
 from l3metal_contract.recipe import recipe_json
 
 from .committer import GroupCommitter, StorageUnavailable, storage_reason
-from .store import Event, Job, JobMismatch, JobNotFound, JobStore, NewJob, NoActiveJob, WebhookOutcome, utc_now
+from .store import NOTIFY_CHANNEL, Event, Job, JobMismatch, JobNotFound, NewJob, NoActiveJob, WebhookOutcome, is_postgres_url, open_store, utc_now
 
 LOG = logging.getLogger('l3metal_receiver')
 
 JOBS_MEDIA_DIR = 'jobs'
+# PostgreSQL: the longest a long poll goes without re-reading the database (when a notification was lost)
+REMOTE_POLL = 2.0
 
 
 class SignatureRejected(Exception):
@@ -76,14 +84,54 @@ class Notifier:
                 future.set_result(None)
 
 
+class Listener:
+    """PostgreSQL ``LISTEN``: the job ids other receivers (and this one) commit events for, handed to ``Notifier.notify``
+    on the event loop.  A thread with a connection of its own; a lost connection is opened again after a second."""
+
+    def __init__(self, url: str, notifier: Notifier, loop: asyncio.AbstractEventLoop) -> None:
+        self.url = url
+        self.notifier = notifier
+        self.loop = loop
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name='l3metal-receiver-listener', daemon=True)
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _main(self) -> None:
+        import psycopg  # pylint: disable=import-outside-toplevel
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True, connect_timeout=10, application_name='l3metal-receiver-listen') as conn:
+                    conn.execute('LISTEN %s' % NOTIFY_CHANNEL)
+                    self.connected.set()  # a notification sent while not connected is caught by the waiters' REMOTE_POLL re-read
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=0.5):
+                            self.loop.call_soon_threadsafe(self.notifier.notify, note.payload)
+            except Exception as exc:  # pylint: disable=broad-exception-caught  # the server went away: listen again
+                self.connected.clear()
+                if not self._stop.is_set():
+                    LOG.warning('LISTEN %s: %s; listening again in 1 s (long polls re-read every %g s meanwhile)', NOTIFY_CHANNEL,
+                                str(exc).strip() or type(exc).__name__, REMOTE_POLL)
+                    self._stop.wait(1.0)
+
+
 class JobService:
     def __init__(self, data_dir: Path, media_dir: Path, committer: GroupCommitter, public_url: str | None = None,
-                 site_keys: t.Sequence[str] = ()) -> None:
+                 site_keys: t.Sequence[str] = (), database: str | None = None) -> None:
         self.data_dir = data_dir
         self.media_dir = media_dir
         self.committer = committer
         self.public_url = public_url.rstrip('/') if public_url else None
-        self.reader = JobStore(str(data_dir / 'receiver.sqlite3'))
+        self.reader = open_store(database or str(data_dir / 'receiver.sqlite3'))
+        # other receivers write the same database: their writes are not seen by this process's notifier alone
+        self.shared = is_postgres_url(self.reader.path)
+        self.listener: Listener | None = None
         self.notifier = Notifier()
         # serial -> (job id, token) of its active job: a webhook is verified without a database read.
         # Every write goes through this object, which keeps the cache right; the writer checks again.
@@ -100,7 +148,15 @@ class JobService:
     def database(self) -> str:
         return self.reader.path
 
+    def start_listener(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.shared and self.listener is None:
+            self.listener = Listener(self.reader.path, self.notifier, loop)
+            self.listener.start()
+
     def close(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
         self.reader.close()
 
     # ------------------------------------------------------------------------- documents
@@ -163,12 +219,19 @@ class JobService:
         try:
             # re-read after registering: an event committed in between is not missed
             events = self.reader.events(job_id, after, limit)
-            if not events:
+            deadline = asyncio.get_running_loop().time() + wait
+            while not events:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
                 try:
-                    await asyncio.wait_for(asyncio.shield(future), timeout=wait)
+                    # shared database: wake up every REMOTE_POLL seconds to re-read (a notification lost while LISTEN reconnected)
+                    await asyncio.wait_for(asyncio.shield(future), timeout=min(left, REMOTE_POLL) if self.shared else left)
                 except asyncio.TimeoutError:
                     pass
                 events = self.reader.events(job_id, after, limit)
+                if future.done() or not self.shared:
+                    break  # woken (an event, or the receiver stopping) or the wait is over: answer
         finally:
             self.notifier.discard(job_id, future)
         return self.get(job_id), events

@@ -35,7 +35,7 @@ class Rule(t.NamedTuple):
 RULES = (
     Rule('common/l3metal_contract', 'l3metal_contract', frozenset({'jsonschema', 'yaml'})),
     Rule('common/l3metal_oci', 'l3metal_oci', frozenset({'requests', 'zstandard'})),
-    Rule('receiver/l3metal_receiver', 'l3metal_receiver', frozenset({'aiohttp', 'l3metal_contract', 'bcrypt'})),  # bcrypt: optional, --oci-htpasswd
+    Rule('receiver/l3metal_receiver', 'l3metal_receiver', frozenset({'aiohttp', 'l3metal_contract', 'bcrypt', 'psycopg'})),  # optional: bcrypt, psycopg
     Rule('maintenance_os/dispatcher/provisioner', 'provisioner', frozenset({'l3metal_contract', 'pycdlib'})),
     Rule('maintenance_os/tools/l3mtools', 'l3mtools', frozenset({'l3metal_oci', 'l3metal_contract'})),
     # the controller side: Ansible and its libraries, but none of the runtime packages by name

@@ -7,6 +7,7 @@ are not UTF-8 is delivered, with U+FFFD in their place, and a sender exits 0 onl
 
 Both command lines a node runs: ``python -m l3metal_contract.webhook`` (for units) and ``provisioner notify``
 (the step units' OnFailure= handler), in the C locale that a maintenance image's units run in.
+Each on both stores (SQLite, PostgreSQL): ``receiver`` here is ``receiver_on_both``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,16 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from l3metal_contract import webhook as _webhook
 from l3metal_lab.receiver import unique_serial
+
+
+@pytest.fixture
+def receiver(receiver_on_both):
+    return receiver_on_both
+
 
 C_LOCALE = {'LC_ALL': 'C', 'LANG': 'C', 'PYTHONIOENCODING': '', 'PYTHONUTF8': '0'}
 # what firmware tools and BIOS strings put in a journal: Latin-1, a truncated UTF-8 sequence, garbage

@@ -14,7 +14,22 @@ from pathlib import Path
 
 import pytest
 
+from l3metal_lab.postgres import Postgres
 from l3metal_lab.receiver_inprocess import InProcess
+
+
+@pytest.fixture(scope='session')
+def postgres_server() -> t.Iterator[Postgres]:
+    """One real PostgreSQL server (a temporary cluster, ~1.5 s to start) for the session, stopped and removed at the end."""
+    server = Postgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Postgres) -> str:
+    """A new empty database on the session's server."""
+    return postgres_server.database()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@
 The same app the process serves (routes, middleware, the service started by the app's cleanup
 context), without a subprocess: fast enough to try many requests.  The subprocess suites in
 tests/integration/receiver/ prove what only a real process shows (kill -9, signals, the systemd unit).
+Every test runs twice: on SQLite and on a real PostgreSQL server (a new database per test, ``postgres_url``).
 """
 
 from __future__ import annotations
@@ -27,8 +28,20 @@ FIRMWARE = {'task_target': 'supermicro-update.target', 'firmware_url': 'http://f
 AUTH = {'Authorization': 'Bearer ' + API_TOKEN}
 
 
+_DATABASE: dict[str, str | None] = {'url': None}
+
+
+@pytest.fixture(autouse=True, params=['sqlite', 'postgresql'])
+def backend(request: pytest.FixtureRequest) -> t.Iterator[str]:
+    """The store every app of the test uses: SQLite in its data directory, or a new PostgreSQL database."""
+    _DATABASE['url'] = request.getfixturevalue('postgres_url') if request.param == 'postgresql' else None
+    yield request.param
+    _DATABASE['url'] = None
+
+
 def settings(tmp_path: Path, **changes: t.Any) -> Settings:
-    values: dict[str, t.Any] = dict(host='127.0.0.1', port=0, data_dir=tmp_path / 'data', media_dir=tmp_path / 'media', api_token=API_TOKEN)
+    values: dict[str, t.Any] = dict(host='127.0.0.1', port=0, data_dir=tmp_path / 'data', media_dir=tmp_path / 'media', api_token=API_TOKEN,
+                                    database_url=_DATABASE['url'])
     values.update(changes)
     return Settings(**values)
 
