@@ -121,6 +121,42 @@ def test_whole_file_head_and_etag(servers, media_file):
     assert status == 200 and body == data
 
 
+def test_slow_reader_and_hang_up_mid_body_on_keep_alive(servers, media_file):
+    """A body larger than the socket buffers makes the sender wait for writability (media._send_file) many times:
+    a client reading it slowly gets the exact bytes, twice on one keep-alive connection; one that hangs up in the
+    middle costs the receiver nothing (the next request is answered).  About 0.5 s."""
+    import socket
+    import time
+
+    receiver, _nginx = servers
+    root, _data = media_file
+    big = os.urandom(1 << 20) * 24
+    (root / 'big.iso').write_bytes(big)
+    host, port = receiver.url.split('//')[1].split(':')
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        for first, last in ((0, len(big) - 1), (3 << 20, (19 << 20) + 4)):
+            conn.request('GET', '/media/big.iso', headers={'Range': 'bytes=%d-%d' % (first, last)})
+            response = conn.getresponse()
+            assert response.status == 206
+            chunks = []
+            while True:
+                chunk = response.read(1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                time.sleep(0.005)
+            assert b''.join(chunks) == big[first:last + 1]
+    finally:
+        conn.close()
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b'GET /media/big.iso HTTP/1.1\r\nHost: x\r\n\r\n')
+        assert sock.recv(65536).startswith(b'HTTP/1.1 200')
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b'\x01\x00\x00\x00\x00\x00\x00\x00')  # close with RST
+    status, _headers, body = get(receiver.url, '/media/big.iso', {'Range': 'bytes=-7'})
+    assert status == 206 and body == big[-7:]
+
+
 def test_compressed_sibling_is_never_sent_instead(servers, media_file):
     receiver, _nginx = servers
     root, data = media_file
