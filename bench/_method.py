@@ -75,7 +75,7 @@ def ratios(ours: t.Sequence[float], peer: t.Sequence[float]) -> list[float]:
     """Per-round ratios ``ours[i] / peer[i]`` (the two lists are the same rounds, in the same order)."""
     if len(ours) != len(peer):
         raise ValueError('ours has %d rounds, the peer %d' % (len(ours), len(peer)))
-    return [a / b if b else float('inf') for a, b in zip(ours, peer)]
+    return [a / b if b else float('inf') for a, b in zip(ours, peer, strict=True)]
 
 
 def describe(summary: Spread, digits: int = 2) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / 'bench'))
-import _method  # noqa: E402  # pylint: disable=wrong-import-position,import-error
+import _method  # pylint: disable=wrong-import-position,import-error
 
 
 def test_two_sides_alternate_who_goes_first() -> None:
