@@ -14,7 +14,8 @@ receiver).  Measured, rotating the order each round:
 - Range requests of 4 MiB at random offsets, 8 connections (wrk; how many BMCs read virtual media);
 - 1 MiB Range requests on one connection (a slow BMC reading block by block).
 
-Prints MiB/s for each and ``ratio = ours / nginx`` for both nginx settings (goal >= 1.0).  The receiver's resident memory
+Prints MiB/s for each and ``ratio = ours / nginx`` for both nginx settings (goal >= 1.0): the median of the per-round
+ratios with min-max and IQR (the bench method of bench/_method.py: the servers on one CPU, curl/wrk on the other).  The receiver's resident memory
 (VmHWM, the peak) is read after serving a 64 MiB file and again after all the 1 GiB downloads: it
 does not grow with the file size.
 
@@ -34,6 +35,7 @@ import tempfile
 import typing as t
 from pathlib import Path
 
+import _method
 from l3metal_lab.nginx import Nginx
 from l3metal_lab.ports import free_port
 from l3metal_lab.services import Service
@@ -103,7 +105,9 @@ def main() -> int:
     parser.add_argument('--size-mib', type=int, default=1024, help='size of the served file (default 1024)')
     parser.add_argument('--rounds', type=int, default=3, help='rounds, alternating which server goes first (default 3)')
     parser.add_argument('--duration', type=float, default=6.0, help='seconds per wrk run (default 6)')
+    parser.add_argument('--no-pin', action='store_true', help='do not pin the servers and the client to different CPUs')
     args = parser.parse_args()
+    method = _method.Method(enabled=not args.no_pin).start('receiver_media')
     for tool in ('wrk', 'curl', 'nginx'):
         if not shutil.which(tool) and not (tool == 'nginx' and os.path.exists('/usr/sbin/nginx')):
             print('%s is missing (make test installs it: tests/apt-packages.d/receiver.txt)' % tool)
@@ -128,6 +132,10 @@ def main() -> int:
         nginx = Nginx(media, work / 'nginx', workers=0).start()
         nginx_one = Nginx(media, work / 'nginx-one', workers=1).start()
         pid = receiver.process.pid if receiver.process else 0
+        for service in (receiver, nginx.service, nginx_one.service):
+            if service is not None and service.process is not None:
+                method.pin_server(service.process.pid)
+        method.pin_client()
         urls = {'ours': 'http://127.0.0.1:%d/media/big.iso' % port, 'nginx': nginx.url + '/big.iso', 'nginx-1': nginx_one.url + '/big.iso'}
         kinds = list(urls)
 
@@ -147,7 +155,7 @@ def main() -> int:
         }
         results: dict[str, dict[str, list[float]]] = {name: {kind: [] for kind in kinds} for name in scenarios}
         for round_ in range(args.rounds):
-            order = kinds[round_ % 3:] + kinds[:round_ % 3]
+            order = _method.order(round_, kinds)
             for name, measure in scenarios.items():
                 for kind in order:
                     results[name][kind].append(measure(urls[kind]))
@@ -169,11 +177,14 @@ def main() -> int:
         median = {kind: sorted(values)[len(values) // 2] for kind, values in by_kind.items()}
         print('  %-46s ours %6.0f  nginx %6.0f (1 worker %6.0f)  ratio = ours / nginx = %.2f (vs 1 worker %.2f)'
               % (name, median['ours'], median['nginx'], median['nginx-1'], median['ours'] / median['nginx'], median['ours'] / median['nginx-1']))
+        print('    ' + _method.ratio_line('ours / nginx', by_kind['ours'], by_kind['nginx']))
+        print('    ' + _method.ratio_line('ours / nginx 1 worker', by_kind['ours'], by_kind['nginx-1']))
     print('  receiver memory: after a 64 MiB file RSS %.0f MiB (peak %.0f); after the %d MiB runs RSS %.0f MiB (peak %.0f): '
           'peak ratio %.2f' % (rss_small[0], rss_small[1], args.size_mib, rss_big[0], rss_big[1], rss_big[1] / rss_small[1]))
     if rss_big[1] > rss_small[1] + 32:
         print('  RSS grew with the file size')
         ok = False
+    method.end()
     return 0 if ok else 1
 
 
