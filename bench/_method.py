@@ -182,7 +182,8 @@ class Method:
 
     def __init__(self, enabled: bool = True) -> None:
         cpus = plan()
-        self.cpus = cpus if enabled else CpuPlan(None, None, 'pinning disabled (--no-pin): client and servers unpinned')
+        unpinned = 'not pinned (--no-pin, or a bench whose servers the method cannot pin): client and servers share the CPUs'
+        self.cpus = cpus if enabled else CpuPlan(None, None, unpinned)
         self.load_start = ''
 
     @property
