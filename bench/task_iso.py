@@ -112,8 +112,8 @@ def main() -> int:
         print('%-32s %10s %10s %8s   %s' % ('builder', 'median ms', 'p90 ms', 'runs', 'spread of the per-round medians (ms)'))
         for name, values in samples.items():
             values.sort()
-            print('%-32s %10.3f %10.3f %8d   %s' % (name, statistics.median(values), values[int(len(values) * 0.9) - 1], len(values),
-                                                   _method.describe(_method.spread(per_round[name]), 3)))
+            row = (name, statistics.median(values), values[int(len(values) * 0.9) - 1], len(values), _method.describe(_method.spread(per_round[name]), 3))
+            print('%-32s %10.3f %10.3f %8d   %s' % row)
         print('image size: %d bytes (xorriso: %d)' % (os.path.getsize(work_path / 'ours.iso'), os.path.getsize(work_path / 'warm.iso')))
         print(_method.ratio_line('ours / genisoimage', per_round[OURS], per_round['genisoimage'], 3, 'goal <= 0.25; validate + build + write'))
         print(_method.ratio_line('ISO build only / genisoimage', per_round[BUILD_ONLY], per_round['genisoimage'], 3))
