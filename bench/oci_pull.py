@@ -33,6 +33,8 @@ include the file system.  ``os.sync()`` runs before each measured child, so that
 previous side's writeback, and before each round the bench waits until the target's disk is idle
 (``/proc/diskstats``): deleting the previous round's trees (with ``discard``, as here) otherwise slows
 whichever side runs first.
+The bench method (bench/_method.py): by default the registry runs on the server CPU and the measured children on the
+client CPU; ratios are medians of per-round ratios with min-max and IQR.
 ``--cpus 1`` pins the measured children with taskset (less noise from other load, no parallelism:
 every thread of a side shares that CPU); ``--registry-cpus 0`` keeps the registry off that CPU.
 
@@ -54,6 +56,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _method
 
 
 WORDS = [b'usr', b'lib', b'share', b'locale', b'config', b'error', b'return', b'struct', b'static', b'const', b'void', b'int',
@@ -276,7 +280,13 @@ def main() -> int:
     parser.add_argument('--registry-cpus', help='pin the registry (every thread) to these CPUs, e.g. 0')
     parser.add_argument('--warmup', type=int, default=1, help='unmeasured runs of the first side before round 1 (default 1)')
     parser.add_argument('--no-flat-check', action='store_true', help='skip the small-artifact RSS comparison')
+    parser.add_argument('--no-pin', action='store_true', help='no default pinning (the bench method pins the registry and the children apart)')
     args = parser.parse_args()
+    method = _method.Method(enabled=not args.no_pin).start('oci_pull')
+    if args.cpus is None and method.client:
+        args.cpus = _method.cpu_list(method.client)
+    if args.registry_cpus is None and method.server:
+        args.registry_cpus = _method.cpu_list(method.server)
     sides = [side.strip() for side in args.sides.split(',') if side.strip()]
     unknown = sorted(set(sides) - set(SIDES))
     if unknown or not sides:
@@ -340,9 +350,7 @@ def main() -> int:
         by_position: dict[int, list[float]] = {}
         for round_no in range(args.rounds):
             # Every other round reversed, and rotated every two rounds: each side runs early and late, before and after each other.
-            base = sides if round_no % 2 == 0 else sides[::-1]
-            shift = (round_no // 2) % len(sides)
-            order = base[shift:] + base[:shift]
+            order = _method.order(round_no, sides)
             waited = settle(target)
             before = load()
             for side in order:
@@ -369,11 +377,10 @@ def main() -> int:
 
         def ratio(a: str, b: str, label: str) -> None:
             if a in results and b in results:
-                per_round = [x[0] / y[0] for x, y in zip(results[a], results[b], strict=True)]
-                median = statistics.median(w for w, _r, _c in results[a]) / statistics.median(w for w, _r, _c in results[b])
+                walls = _method.ratios([w for w, _r, _c in results[a]], [w for w, _r, _c in results[b]])
                 cpu = statistics.median(c for _w, _r, c in results[a]) / statistics.median(c for _w, _r, c in results[b])
-                print('ratio = %s = %.2f (medians; per round %s; CPU time %.2f)'
-                      % (label, median, ', '.join('%.2f' % value for value in per_round), cpu))
+                print(_method.ratio_line(label, [w for w, _r, _c in results[a]], [w for w, _r, _c in results[b]],
+                                         note='per round %s; CPU time (medians) %.2f' % (', '.join('%.2f' % value for value in walls), cpu)))
 
         positions = ', '.join('%d. median %.2f s' % (position + 1, statistics.median(values)) for position, values in sorted(by_position.items()))
         print('  by position in the round (whatever the side): %s' % positions)
@@ -386,6 +393,7 @@ def main() -> int:
             full_rss = max(rss for _wall, rss, _cpu in results['ours'])
             print('peak RSS of ours: %d MiB for %d MiB vs %d MiB for %d MiB: rss ratio = %.2f (flat ~ 1.0)'
                   % (full_rss, args.size_mib, small_rss, sizes[1][1], full_rss / max(small_rss, 1)))
+        method.end()
     finally:
         if registry is not None:
             registry.stop()

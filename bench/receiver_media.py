@@ -6,9 +6,9 @@
 
 A 1 GiB file (the size of a maintenance ISO) in one directory, served by the receiver
 (``/media/``, one process, sendfile) and by nginx (``sendfile on``) twice: with the package's
-``worker_processes auto`` and with one worker (one process, like the receiver).  The servers run
-pinned to one CPU and the clients (curl, wrk: C programs, the same for every server) to another
-(``os.sched_setaffinity``; no pinning on a one-CPU machine).  Measured, rotating the order each round:
+``worker_processes auto`` and with one worker (one process, like the receiver).  The bench method of
+``bench/_method.py``: the servers pinned to one CPU and the clients (curl, wrk: C programs, the same for every server)
+to another (no pinning on a one-CPU machine, or with ``--no-pin``).  Measured, rotating the order each round:
 
 - one whole-file download (curl, as a BMC fetching an ISO at once);
 - 8 and 50 concurrent whole-file downloads (wrk, many BMCs at once);
@@ -16,7 +16,7 @@ pinned to one CPU and the clients (curl, wrk: C programs, the same for every ser
 - Range requests of 4 MiB at random offsets, 8 connections (wrk).
 
 Prints, per access pattern, the median MiB/s of each server, ``ratio = ours / nginx`` as the median of the per-round
-ratios with its spread (lowest-highest) for both nginx settings (goal >= 1.0), the CPU time each server and the client
+ratios with its spread (min-max, IQR) for both nginx settings (goal >= 1.0), the CPU time each server and the client
 spent per GiB sent (tells a server-bound run from a client-bound one), and the load average before and after (the
 machine may be shared).  The receiver's resident memory (VmHWM, the peak) is read after serving a 64 MiB file and again
 after all the big-file downloads: it does not grow with the file size.
@@ -32,6 +32,7 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +40,7 @@ import time
 import typing as t
 from pathlib import Path
 
+import _method
 from l3metal_lab.nginx import Nginx
 from l3metal_lab.ports import free_port
 from l3metal_lab.services import Service
@@ -103,28 +105,7 @@ def peak_rss_mib(pid: int) -> tuple[float, float]:
     return rss, hwm
 
 
-# ------------------------------------------------------------------ CPUs (a minimal local pinning; bench/_method.py will share one)
-
-def cpu_plan() -> tuple[set[int], set[int]] | None:
-    """(client CPUs, server CPUs): the last allowed CPU for the servers, the others for the clients; None on one CPU."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return None
-    return set(cpus[:-1]), {cpus[-1]}
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (nginx's workers)."""
-    out = [pid]
-    for tid in os.listdir('/proc/%d/task' % pid):
-        try:
-            children = Path('/proc/%d/task/%s/children' % (pid, tid)).read_text().split()
-        except OSError:
-            continue
-        for child in children:
-            out += process_tree(int(child))
-    return out
-
+# ------------------------------------------------------------------ CPU time (pinning and the ratios: bench/_method.py)
 
 def cpu_seconds(pids: t.Iterable[int]) -> float:
     """User + system CPU time of ``pids`` (all their threads) so far."""
@@ -143,30 +124,20 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def load_average() -> str:
-    return ' '.join(Path('/proc/loadavg').read_text().split()[:3])
-
-
-def median(values: t.Sequence[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--size-mib', type=int, default=1024, help='size of the served file (default 1024)')
     parser.add_argument('--rounds', type=int, default=3, help='rounds, rotating which server goes first (default 3)')
     parser.add_argument('--duration', type=float, default=6.0, help='seconds per wrk run (default 6)')
     parser.add_argument('--only', help='run only the access patterns whose name contains this text')
+    parser.add_argument('--no-pin', action='store_true', help='do not pin the servers and the client to different CPUs')
     args = parser.parse_args()
     for tool in ('wrk', 'curl', 'nginx'):
         if not shutil.which(tool) and not (tool == 'nginx' and os.path.exists('/usr/sbin/nginx')):
             print('%s is missing (make test installs it: tests/apt-packages.d/receiver.txt)' % tool)
             return 2
 
-    load_before = load_average()
-    plan = cpu_plan()
+    method = _method.Method(enabled=not args.no_pin).start('receiver_media')
     allowed = os.sched_getaffinity(0)
     work = Path(tempfile.mkdtemp(prefix='receiver-media-bench-'))
     media = work / 'media'
@@ -179,8 +150,6 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
         make_file(media / 'small.iso', 64 << 20)
         make_file(media / 'big.iso', size)
         port = free_port()
-        if plan:
-            os.sched_setaffinity(0, plan[1])  # the servers inherit the server CPU ...
         receiver = Service('receiver', [sys.executable, '-m', 'l3metal_receiver', '--host', '127.0.0.1', '--port', str(port),
                                         '--data-dir', str(work / 'data'), '--media-dir', str(media), '--log-level', 'WARNING'],
                            work / 'receiver.log', ready_url='http://127.0.0.1:%d/healthz' % port,
@@ -188,11 +157,12 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
         receiver.start()
         nginx = Nginx(media, work / 'nginx', workers=0).start()
         nginx_one = Nginx(media, work / 'nginx-one', workers=1).start()
-        if plan:
-            os.sched_setaffinity(0, plan[0])  # ... and the clients (curl, wrk) the others
         pid = receiver.process.pid if receiver.process else 0
         servers = {'ours': receiver, 'nginx': nginx.service, 'nginx-1': nginx_one.service}
-        pids = {kind: process_tree(service.process.pid) for kind, service in servers.items() if service and service.process}
+        pids = {kind: _method.descendants(service.process.pid) for kind, service in servers.items() if service and service.process}
+        for kind_pids in pids.values():
+            method.pin_server(kind_pids[0])
+        method.pin_client()  # curl and wrk inherit it
         urls = {'ours': 'http://127.0.0.1:%d/media/big.iso' % port, 'nginx': nginx.url + '/big.iso', 'nginx-1': nginx_one.url + '/big.iso'}
         kinds = list(urls)
 
@@ -232,7 +202,7 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
                     rates[name][kind].append(rate)
                     server_cpu[name][kind].append((cpu_seconds(pids[kind]) - server_before) / gib if gib else 0.0)
                     client_cpu[name][kind].append((children_cpu_seconds() - client_before) / gib if gib else 0.0)
-            print('round %d done (load average %s)' % (round_ + 1, load_average()), flush=True)
+            print('round %d done (load average %s)' % (round_ + 1, _method.load_average()), flush=True)
         rss_big = peak_rss_mib(pid)
     finally:
         os.sched_setaffinity(0, allowed)
@@ -244,26 +214,23 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
         shutil.rmtree(work, ignore_errors=True)
 
     print()
-    print('media throughput, %d MiB file, %d rounds, %g s per wrk run (os.cpu_count()=%s, %s; load average before %s, after %s)'
-          % (args.size_mib, args.rounds, args.duration, os.cpu_count(),
-             'servers on CPU %s, clients on CPU %s' % (','.join(map(str, sorted(plan[1]))), ','.join(map(str, sorted(plan[0])))) if plan
-             else 'not pinned (one CPU)', load_before, load_average()))
-    print('  median MiB/s; ratio = median of the per-round ratios [lowest-highest]; CPU s per GiB sent (server / client)')
+    print('media throughput, %d MiB file, %d rounds, %g s per wrk run (os.cpu_count()=%s; %s)'
+          % (args.size_mib, args.rounds, args.duration, os.cpu_count(), method.cpus.note))
+    print('  median MiB/s; ratio = median of the per-round ratios; CPU s per GiB sent (server / client)')
     ok = True
     for name, by_kind in rates.items():
-        mid = {kind: median(values) for kind, values in by_kind.items()}
-        spreads = []
-        for peer in ('nginx', 'nginx-1'):
-            per_round = [ours / theirs for ours, theirs in zip(by_kind['ours'], by_kind[peer], strict=True) if theirs]
-            spreads.append('%.2f [%.2f-%.2f]' % (median(per_round), min(per_round), max(per_round)) if per_round else 'n/a')
-        cpu = {kind: '%.2f/%.2f' % (median(server_cpu[name][kind]), median(client_cpu[name][kind])) for kind in kinds}
-        print('  %-46s ours %6.0f  nginx %6.0f (1 worker %6.0f)  ratio = ours / nginx = %s (vs 1 worker %s)  CPU ours %s nginx %s nginx-1 %s'
-              % (name, mid['ours'], mid['nginx'], mid['nginx-1'], spreads[0], spreads[1], cpu['ours'], cpu['nginx'], cpu['nginx-1']))
+        mid = {kind: statistics.median(values) for kind, values in by_kind.items()}
+        cpu = {kind: '%.2f/%.2f' % (statistics.median(server_cpu[name][kind]), statistics.median(client_cpu[name][kind])) for kind in kinds}
+        print('  %-46s ours %6.0f  nginx %6.0f (1 worker %6.0f)  CPU ours %s nginx %s nginx-1 %s'
+              % (name, mid['ours'], mid['nginx'], mid['nginx-1'], cpu['ours'], cpu['nginx'], cpu['nginx-1']))
+        print('    ' + _method.ratio_line('ours / nginx', by_kind['ours'], by_kind['nginx']))
+        print('    ' + _method.ratio_line('ours / nginx 1 worker', by_kind['ours'], by_kind['nginx-1']))
     print('  receiver memory: after a 64 MiB file RSS %.0f MiB (peak %.0f); after the %d MiB runs RSS %.0f MiB (peak %.0f): '
           'peak ratio %.2f' % (rss_small[0], rss_small[1], args.size_mib, rss_big[0], rss_big[1], rss_big[1] / rss_small[1]))
     if rss_big[1] > rss_small[1] + 32:
         print('  RSS grew with the file size')
         ok = False
+    method.end()
     return 0 if ok else 1
 
 

@@ -22,7 +22,9 @@
    length on fresh data directories.  Prints requests/s and p50/p99 latency per side and
    ``ratio = ours / peer`` (median requests/s); above 1 is faster than the peer.
 
-Parts 1 and 2 have no peer (the peer fails their checks by design: that is issue 15); they print
+The bench method (bench/_method.py): the load average at start and end, part 3's ratio as the median of the per-round
+ratios with min-max and IQR (its rounds already alternate who goes first).  Not pinned: each round starts its receiver
+afresh through the lab, and parts 1-2 are not comparisons.  Parts 1 and 2 have no peer (the peer fails their checks by design: that is issue 15); they print
 figures and failures.  The script exits 1 when a check failed.
 
     .venv/bin/python bench/receiver_soak.py                  # 4 minutes, then the peer comparison (3 rounds of 10 s a side)
@@ -56,6 +58,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import NonInteractiveExampleWarning
 from hypothesis.stateful import run_state_machine_as_test
 
+import _method
 import l3metal_receiver
 from l3metal_contract import webhook
 from l3metal_lab import receiver_fuzz as fz
@@ -389,7 +392,7 @@ def compare_with_peer(work: Path, ref: str, rounds: int, seconds: float, threads
     wrapper = export_peer(ref, work / 'peer-source')
     results: dict[str, list[tuple[float, list[float]]]] = {'ours': [], 'peer': []}
     for number in range(rounds):
-        for side in (('ours', 'peer') if number % 2 == 0 else ('peer', 'ours')):  # alternate who goes first
+        for side in _method.order(number, ['ours', 'peer']):  # alternate who goes first
             directory = work / ('%s-%d' % (side, number))
             receiver = Receiver(directory, python=sys.executable if side == 'ours' else str(wrapper))
             receiver.start()
@@ -417,8 +420,8 @@ def compare_with_peer(work: Path, ref: str, rounds: int, seconds: float, threads
 
     per_round = ', '.join('%.2f' % (a[0] / b[0]) for a, b in zip(results['ours'], results['peer'], strict=True))
     print('ours: %.0f requests/s, peer (%s): %.0f requests/s (medians of %d rounds of %g s)' % (ours, ref, peer, rounds, seconds))
-    print('ratio = ours / peer = %.2f (requests/s; per round %s; p99 latency ours / peer %.2f)' % (ours / peer, per_round, p99('ours') / p99('peer')),
-          flush=True)
+    print(_method.ratio_line('ours / peer', [rate for rate, _l in results['ours']], [rate for rate, _l in results['peer']],
+                             note='requests/s; per round %s; p99 latency ours / peer %.2f' % (per_round, p99('ours') / p99('peer'))), flush=True)
 
 
 def main(argv: t.Sequence[str] | None = None) -> int:
@@ -431,6 +434,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
     parser.add_argument('--round-seconds', type=float, default=10.0, help='seconds per round and side in part 3 (default 10)')
     args = parser.parse_args(argv)
     seconds = args.minutes * 60
+    method = _method.Method(enabled=False).start('receiver_soak')
     with tempfile.TemporaryDirectory(prefix='receiver-soak-') as work:
         if args.only in (None, 'in-process'):
             soak_in_process(seconds if args.only else seconds / 2, Path(work) / 'in-process')
@@ -439,6 +443,7 @@ def main(argv: t.Sequence[str] | None = None) -> int:
         if args.only in (None, 'peer'):
             compare_with_peer(Path(work) / 'peer', args.peer_ref, args.rounds, args.round_seconds, args.threads)
     print('soak: %s' % ('%d failure(s)' % len(FAILURES) if FAILURES else 'no failure'))
+    method.end()
     return 1 if FAILURES else 0
 
 

@@ -21,7 +21,11 @@ receiver is aiohttp with group commit (all webhooks that arrive during an fsync 
 For scale it also measures an aiohttp handler that does nothing (``floor``): the most any
 single-process aiohttp service gets from this machine under the same load generator.
 
-    .venv/bin/python bench/receiver_webhooks.py                      # 64 and 256 senders, 8 s each, 10,000 nodes
+The bench method (bench/_method.py): the servers on the server CPU, wrk and the burst client on the client CPU;
+``--rounds`` rounds, the three servers in alternating order; ratios are medians of per-round ratios with min-max and
+IQR; the load average at start and end.  The 10,000-node burst runs in the first round only.
+
+    .venv/bin/python bench/receiver_webhooks.py                      # 32, 64 and 256 senders, 8 s each, 3 rounds, 10,000 nodes
     .venv/bin/python bench/receiver_webhooks.py --duration 4 --nodes 2000
 """
 
@@ -34,6 +38,7 @@ import os
 import re
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,6 +47,7 @@ import time
 import typing as t
 from pathlib import Path
 
+import _method
 from l3metal_contract import webhook as wh
 
 # ------------------------------------------------------------------------------------------------
@@ -353,6 +359,8 @@ def main() -> int:
     parser.add_argument('--duration', type=float, default=8.0, help='seconds per load run (default 8)')
     parser.add_argument('--concurrency', default='32,64,256', help='concurrent senders, comma-separated (default 32,64,256)')
     parser.add_argument('--nodes', type=int, default=10000, help='nodes reporting at once (default 10000; 0 skips)')
+    parser.add_argument('--rounds', type=int, default=3, help='rounds, alternating the order of the servers (default 3)')
+    parser.add_argument('--no-pin', action='store_true', help='do not pin the servers and the client to different CPUs')
     parser.add_argument('--workdir', help='where to put databases and request files (default: a new temporary directory)')
     parser.add_argument('--serve-baseline', nargs=2, metavar=('PORT', 'DB'), help=argparse.SUPPRESS)
     parser.add_argument('--serve-floor', type=int, metavar='PORT', help=argparse.SUPPRESS)
@@ -366,35 +374,42 @@ def main() -> int:
     if not shutil.which('wrk'):
         print('wrk is missing: apt-get install wrk (make test installs it: tests/apt-packages.d/receiver.txt)')
         return 2
+    method = _method.Method(enabled=not args.no_pin).start('receiver_webhooks')
+    method.pin_client()
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 10,000 connections from this process, inherited by the servers
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix='receiver-bench-'))
     levels = [int(level) for level in args.concurrency.split(',')]
-    results: dict[str, dict[int, dict[str, t.Any]]] = {'ours': {}, 'baseline': {}, 'floor': {}}
+    rounds: dict[str, dict[int, list[dict[str, t.Any]]]] = {'ours': {}, 'baseline': {}, 'floor': {}}
     bursts: dict[str, dict[str, t.Any]] = {}
     try:
-        for kind in ('baseline', 'ours', 'floor'):
-            server = Server(kind, workdir).start()
-            try:
-                jobs = server.create_jobs(256, 'LOAD', provisioning=True)
-                for level in levels:
-                    results[kind][level] = result = run_wrk(server, jobs, level, args.duration, workdir,
-                                                            per_second=12000 if kind == 'ours' else 2000)
-                    print('%-8s %4d senders: %8.0f webhooks/s  p50 %7.1f ms  p99 %7.1f ms  non-2xx %d  socket errors %d  stored %d'
-                          % (kind, level, result['rate'], result['p50'], result['p99'], result['non2xx'], result['socket_errors'],
-                             result['stored']), flush=True)
-                if args.nodes and kind != 'floor':
-                    bursts[kind] = burst = nodes_at_once(server, args.nodes)
-                    print('%-8s %d nodes at once: answers %s in %.1f s; jobs succeeded in the database: %d of %d'
-                          % (kind, args.nodes, burst['answers'], burst['elapsed'], burst['succeeded'], args.nodes), flush=True)
-            finally:
-                server.stop()
+        for round_index in range(args.rounds):
+            for kind in _method.order(round_index, ['baseline', 'ours', 'floor']):
+                server = Server(kind, workdir / ('round-%d' % round_index)).start()
+                try:
+                    jobs = server.create_jobs(256, 'LOAD', provisioning=True)
+                    assert server.process is not None
+                    method.pin_server(server.process.pid)
+                    for level in levels:
+                        result = run_wrk(server, jobs, level, args.duration, workdir, per_second=12000 if kind == 'ours' else 2000)
+                        rounds[kind].setdefault(level, []).append(result)
+                        print('round %d %-8s %4d senders: %8.0f webhooks/s  p50 %7.1f ms  p99 %7.1f ms  non-2xx %d  socket errors %d  stored %d'
+                              % (round_index + 1, kind, level, result['rate'], result['p50'], result['p99'], result['non2xx'], result['socket_errors'],
+                                 result['stored']), flush=True)
+                    if args.nodes and kind != 'floor' and round_index == 0:
+                        bursts[kind] = burst = nodes_at_once(server, args.nodes)
+                        print('%-8s %d nodes at once: answers %s in %.1f s; jobs succeeded in the database: %d of %d'
+                              % (kind, args.nodes, burst['answers'], burst['elapsed'], burst['succeeded'], args.nodes), flush=True)
+                finally:
+                    server.stop()
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    results = {kind: {level: min(runs, key=lambda run: abs(run['rate'] - statistics.median(r['rate'] for r in runs)))
+                      for level, runs in by_level.items()} for kind, by_level in rounds.items()}  # the median round of each
     print()
     print('summary (same machine, same run; wrk on a new connection per webhook, %g s per level; os.cpu_count()=%s, load average %s)'
           % (args.duration, os.cpu_count(), ' '.join(open('/proc/loadavg').read().split()[:3])))
@@ -402,13 +417,17 @@ def main() -> int:
     for level in levels:
         ours, base, floor = results['ours'][level], results['baseline'][level], results['floor'][level]
         ratio = ours['rate'] / base['rate'] if base['rate'] else float('inf')
-        answered = ours['requests'] - ours['non2xx']
         print('  %4d senders: ours %.0f/s (p50 %.1f ms, p99 %.1f ms) vs baseline %.0f/s (p50 %.1f ms, p99 %.1f ms, %d socket errors): '
               'ratio = ours / baseline = %.1f; empty aiohttp handler %.0f/s (ours = %.0f%% of it)'
               % (level, ours['rate'], ours['p50'], ours['p99'], base['rate'], base['p50'], base['p99'], base['socket_errors'], ratio,
                  floor['rate'], 100.0 * ours['rate'] / floor['rate'] if floor['rate'] else 0))
-        if ours['stored'] < answered:
-            print('  LOST: %d webhooks answered, %d stored' % (answered, ours['stored']))
+        rates = {kind: [run['rate'] for run in rounds[kind][level]] for kind in rounds}
+        print('    ' + _method.ratio_line('ours / baseline', rates['ours'], rates['baseline'], 1))
+        print('    ' + _method.ratio_line('ours / floor (empty aiohttp handler)', rates['ours'], rates['floor']))
+        answered = sum(run['requests'] - run['non2xx'] for run in rounds['ours'][level])
+        stored = sum(run['stored'] for run in rounds['ours'][level])
+        if stored < answered:
+            print('  LOST: %d webhooks answered, %d stored' % (answered, stored))
             ok = False
     if 'ours' in bursts:
         burst = bursts['ours']
@@ -416,6 +435,7 @@ def main() -> int:
         print('  %d nodes at once: ours recorded %d (lost %d), baseline recorded %d' % (
             args.nodes, burst['succeeded'], lost, bursts.get('baseline', {}).get('succeeded', 0)))
         ok = ok and lost == 0
+    method.end()
     return 0 if ok else 1
 
 

@@ -19,7 +19,11 @@ project's requirements; ``--no-peer`` skips it.  Each side gets a fresh emulator
 
 Run from the repository root after ``make setup``::
 
-    .venv/bin/python bench/redfish_flow.py [--nodes 1,10,50] [--forks 10] [--no-peer]
+    .venv/bin/python bench/redfish_flow.py [--nodes 1,10,50] [--forks 10] [--rounds 1] [--no-peer]
+
+The bench method (bench/_method.py): the load average at start and end; ``--rounds`` rounds per N with ours and the
+peer in alternating order and the median of the per-round time ratios with its spread.  Not pinned: ansible-playbook
+with its forks is the client and sushy-tools the server, but each side starts its own emulator through the lab per N.
 """
 
 from __future__ import annotations
@@ -27,12 +31,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import typing as t
 from pathlib import Path
+
+import _method
 
 ROOT = Path(__file__).resolve().parents[1]
 # Run from the checkout (python bench/redfish_flow.py) or from the layout copy (make bench): the checkout is what owns .build and .cache.
@@ -126,6 +133,7 @@ def run_side(label: str, nodes: int, forks: int, workdir: Path, play_for: t.Call
     from l3metal_lab.sushy import SushyEmulator
 
     side_dir = workdir / ('%s-%d' % (label, nodes))
+    side_dir.mkdir(parents=True, exist_ok=True)
     with FileServer(side_dir / 'www') as files, SushyEmulator(side_dir / 'bmc', systems=nodes, tls=True, power_delay=0) as emulator:
         urls = [files.add_file('maintenance.iso', b'M' * 65536), files.add_file('task.iso', b'T' * 16384)]
         hosts = inventory(emulator, side_dir / 'hosts.ini')
@@ -151,11 +159,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--nodes', default='1,10,50', help='comma-separated node counts (default 1,10,50)')
     parser.add_argument('--forks', type=int, default=10, help='ansible forks for both sides (default 10)')
+    parser.add_argument('--rounds', type=int, default=1, help='runs of each side per N, alternating which goes first (default 1)')
     parser.add_argument('--no-peer', action='store_true', help='measure only this collection')
     parser.add_argument('--keep', action='store_true', help='keep the work directory (logs, playbooks)')
     args = parser.parse_args()
     counts = [int(n) for n in args.nodes.split(',') if n.strip()]
 
+    method = _method.Method(enabled=False).start('redfish_flow')
     prepare_layout()
     peer_path, peer_note = (None, 'skipped (--no-peer)') if args.no_peer else peer_collections()
     ours_path = str(BUILD)
@@ -167,11 +177,21 @@ def main() -> int:
     print('-' * len(header), flush=True)
     try:
         for nodes in counts:
-            ours_req, ours_wall = run_side('ours', nodes, args.forks, workdir, our_play, ours_path)
+            runs: dict[str, list[tuple[float, float]]] = {'ours': [], 'peer': []}
+            for round_index in range(args.rounds):
+                for side in _method.order(round_index, ['ours', 'peer'] if peer_path is not None else ['ours']):
+                    if side == 'ours':
+                        runs[side].append(run_side('ours', nodes, args.forks, workdir / ('r%d' % round_index), our_play, ours_path))
+                    else:
+                        runs[side].append(run_side('peer', nodes, args.forks, workdir / ('r%d' % round_index), peer_play,
+                                                   '%s%s%s' % (ours_path, os.pathsep, peer_path)))
+            ours_req, ours_wall = (statistics.median(values) for values in zip(*runs['ours'], strict=True))
             if peer_path is not None:
-                peer_req, peer_wall = run_side('peer', nodes, args.forks, workdir, peer_play, '%s%s%s' % (ours_path, os.pathsep, peer_path))
+                peer_req, peer_wall = (statistics.median(values) for values in zip(*runs['peer'], strict=True))
                 row = (nodes, ours_req, ours_wall, peer_req, peer_wall, ours_req / peer_req, ours_wall / peer_wall)
                 print('%5d | %14.1f %10.1f | %14.1f %10.1f | %9.2f %9.2f' % row, flush=True)
+                print('      ' + _method.ratio_line('ours / peer (wall time, N=%d)' % nodes, [w for _r, w in runs['ours']], [w for _r, w in runs['peer']]),
+                      flush=True)
             else:
                 print('%5d | %14.1f %10.1f | %14s %10s | %9s %9s' % (nodes, ours_req, ours_wall, '-', '-', '-', '-'), flush=True)
     finally:
@@ -180,6 +200,7 @@ def main() -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     print('ratio = ours / peer (lower is better); wall time includes ansible-playbook start-up and module transfer')
+    method.end()
     return 0
 
 

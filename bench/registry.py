@@ -17,7 +17,9 @@ so the client is never the bottleneck of one side only), a ``requests`` session 
 
 Ours pushes with htpasswd credentials (bcrypt; a verified password is cached), the peer without auth: the peer
 gets the cheaper setting.  Prints MiB/s or requests/s and ``ratio = ours / peer`` (goals: pull >= 1.0,
-push >= 0.8).  For ours also: the peak resident memory (VmHWM) after the small manifests and after the big blobs
+push >= 0.8): the median of the per-round ratios with min-max and IQR (bench/_method.py: both registries on the
+server CPU, curl and requests on the client CPU, the load average at start and end).
+For ours also: the peak resident memory (VmHWM) after the small manifests and after the big blobs
 (flat in the blob size), and the latency of ``/healthz`` (the event loop every webhook goes through) idle and
 while the big blob is pushed and pulled.
 
@@ -45,6 +47,7 @@ from pathlib import Path
 import bcrypt
 import requests
 
+import _method
 from l3metal_lab.ports import free_port
 from l3metal_lab.registry import Registry
 from l3metal_lab.services import Service
@@ -168,7 +171,9 @@ def main() -> int:
     parser.add_argument('--rounds', type=int, default=2, help='rounds, alternating which side goes first (default 2)')
     parser.add_argument('--manifests', type=int, default=1000, help='manifest GETs per side and round (default 1000)')
     parser.add_argument('--dir', help='where to put the blobs and both registries\' storage (default: a temporary directory in /var/tmp)')
+    parser.add_argument('--no-pin', action='store_true', help='do not pin the servers and the client to different CPUs')
     args = parser.parse_args()
+    method = _method.Method(enabled=not args.no_pin).start('registry')
     for tool in ('curl', 'docker-registry'):
         if not shutil.which(tool):
             print('%s is missing (make test installs it: tests/apt-packages.d/)' % tool)
@@ -196,6 +201,10 @@ def main() -> int:
         sides = [Side('ours', 'http://127.0.0.1:%d' % port, (USER, PASSWORD), receiver.process.pid if receiver.process else 0),
                  Side('peer', peer.url, None, 0)]
         ours = sides[0]
+        for service in (receiver, peer.service):
+            if service is not None and service.process is not None:
+                method.pin_server(service.process.pid)
+        method.pin_client()
         config_digest = 'sha256:' + hashlib.sha256(b'{}').hexdigest()
         for side in sides:  # warm-up: small blobs, the manifest, the bcrypt cache
             data = b'{}'
@@ -215,7 +224,7 @@ def main() -> int:
         with HealthProbe(ours.url + '/healthz') as idle:
             time.sleep(2)
         for round_index in range(args.rounds):
-            order = sides if round_index % 2 == 0 else list(reversed(sides))
+            order = _method.order(round_index, sides)
             for side in order:
                 probe = HealthProbe(ours.url + '/healthz') if side is ours else None
                 if probe:
@@ -234,19 +243,20 @@ def main() -> int:
                 record('%d manifest GETs (requests/s)' % args.manifests, side, manifest_gets(side, 'bench/small', 'v1', args.manifests))
         rss_big = peak_rss_mib(ours.pid)
 
-        print('load average at the end: %.1f %.1f %.1f (other work on the same cores makes single runs noisy)' % os.getloadavg())
         print('embedded registry (ours) vs distribution %s (peer), %d round(s), same disk (%s)' % (
             (subprocess.run(['docker-registry', '--version'], capture_output=True, text=True, check=False).stdout.split() or ['?'])[-1],
             args.rounds, work))
         for test, by_side in results.items():
             mine, theirs = statistics.median(by_side['ours']), statistics.median(by_side['peer'])
-            print('  %-40s ours %8.1f  peer %8.1f  ratio = ours / peer = %.2f   (rounds: ours %s, peer %s)'
-                  % (test, mine, theirs, mine / theirs, ' '.join('%.0f' % v for v in by_side['ours']), ' '.join('%.0f' % v for v in by_side['peer'])))
+            print('  %-40s ours %8.1f  peer %8.1f   (rounds: ours %s, peer %s)'
+                  % (test, mine, theirs, ' '.join('%.0f' % v for v in by_side['ours']), ' '.join('%.0f' % v for v in by_side['peer'])))
+            print('    ' + _method.ratio_line('ours / peer', by_side['ours'], by_side['peer']))
         print('  ours resident memory: after small blobs %.0f MiB (peak %.0f), after the %d MiB blobs %.0f MiB (peak %.0f)'
               % (rss_small[0], rss_small[1], args.size_mib, rss_big[0], rss_big[1]))
         print('  /healthz latency idle: %s' % idle.summary())
         for index, probe in enumerate(probes):
             print('  /healthz latency during the %d MiB push + pull (round %d): %s' % (args.size_mib, index + 1, probe.summary()))
+        method.end()
         return 0
     finally:
         if receiver is not None:

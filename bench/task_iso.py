@@ -10,9 +10,12 @@ All three produce an ISO 9660 + Joliet + Rock Ridge image holding a recipe, the 
 and meta-data.  task_iso starts from the recipe in memory (validate, lay out, build, write the file
 atomically); the external tools start from the same files already staged on disk, so their
 numbers exclude writing the inputs.  Every run writes a new file, as each job gets its own medium.
-"validate: false" skips the recipe validation (about half a millisecond of jsonschema); "ISO build
-only" is the in-memory image build alone (no validation, no file). Both are for reference.  Prints the median and p90 of each and
-``ratio = ours / genisoimage`` (genisoimage is the faster peer).  Goal: ratio <= 0.25.
+"validate: false" skips the recipe validation; "ISO build only" is the in-memory image build alone (no
+validation, no file). Both are for reference.  The bench method of bench/_method.py (docs/testing.md): no
+server here, so this process (ours) and its children (the tools) run on the client CPU; ``--rounds``
+rounds, the order of the sides alternating; each side's median per round; ``ratio = ours / genisoimage``
+(genisoimage is the faster peer) is the median of the per-round ratios with min-max and IQR; the load
+average at start and end.  Goal: ratio <= 0.25.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _method
 from ansible_collections.l3metal.provision.plugins.module_utils._task_media import build_media, collect_files, write_atomic
 
 USER_DATA = '#cloud-config\nhostname: node01\nusers:\n  - name: ops\n    ssh_authorized_keys: [ssh-ed25519 AAAAC3Nza... ops]\n'
@@ -43,6 +47,8 @@ RECIPE = {
     'callback': {'url': 'https://controller.example.com:8443', 'job_id': 'job-0001', 'token': 'x' * 43},
 }
 META = 'instance-id: job-0001\n'
+OURS = 'task_iso (pycdlib, in-process)'
+BUILD_ONLY = 'task_iso ISO build only'
 
 
 def ours(dest: Path, validate: bool = True) -> None:
@@ -64,12 +70,16 @@ def timed(func, out_dir: Path, repeat: int) -> list[float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--repeat', type=int, default=200)
+    parser.add_argument('--repeat', type=int, default=400, help='builds per side in all (default 400), spread over the rounds')
+    parser.add_argument('--rounds', type=int, default=20, help='rounds, alternating the order of the sides (default 20)')
+    parser.add_argument('--no-pin', action='store_true', help='do not pin this process and its children to a CPU')
     args = parser.parse_args()
     missing = [tool for tool in ('xorriso', 'genisoimage') if shutil.which(tool) is None]
     if missing:
         print('missing tools: %s (apt-get install xorriso genisoimage)' % ', '.join(missing))
         return 1
+    method = _method.Method(enabled=not args.no_pin).start('task_iso (no server: every side runs on the client CPU)')
+    method.pin_client()  # ours runs in this process, the tools are its children: all on the same CPU
     with tempfile.TemporaryDirectory(prefix='bench-task-iso-') as work:
         work_path = Path(work)
         staged = work_path / 'root'
@@ -79,9 +89,9 @@ def main() -> int:
         devnull = subprocess.DEVNULL
         files = collect_files(RECIPE, meta_data=META)
         peers = {
-            'task_iso (pycdlib, in-process)': ours,
+            OURS: ours,
             'task_iso, validate: false': lambda dest: ours(dest, validate=False),
-            'task_iso ISO build only': lambda dest: build_media(files),
+            BUILD_ONLY: lambda dest: build_media(files),
             'genisoimage': lambda dest: subprocess.run(['genisoimage', '-quiet', '-J', '-R', '-V', 'L3M_TASK', '-o', str(dest), str(staged)],
                                                        check=True, stdout=devnull, stderr=devnull),
             'xorriso -as mkisofs': lambda dest: subprocess.run(['xorriso', '-as', 'mkisofs', '-quiet', '-J', '-R', '-V', 'L3M_TASK', '-o', str(dest),
@@ -91,25 +101,24 @@ def main() -> int:
         out_dir.mkdir()
         for func in peers.values():  # warm up caches and imports
             func(work_path / 'warm.iso')
-        size = os.path.getsize(work_path / 'warm.iso')
         ours(work_path / 'ours.iso')
-        results: dict[str, list[float]] = {}
-        # interleave the tools so a noisy neighbour affects all of them alike
-        rounds = 10
-        for _round in range(rounds):
-            for name, func in peers.items():
-                results.setdefault(name, []).extend(timed(func, out_dir, max(1, args.repeat // rounds)))
-        print('%-32s %10s %10s %8s' % ('builder', 'median ms', 'p90 ms', 'runs'))
-        for name, samples in results.items():
-            samples.sort()
-            print('%-32s %10.3f %10.3f %8d' % (name, statistics.median(samples), samples[int(len(samples) * 0.9) - 1], len(samples)))
-        size = os.path.getsize(work_path / 'ours.iso')
-        print('image size: %d bytes (xorriso: %d)' % (size, os.path.getsize(work_path / 'warm.iso')))
-        ours_median = statistics.median(results['task_iso (pycdlib, in-process)'])
-        genisoimage = statistics.median(results['genisoimage'])
-        print('ratio = ours / genisoimage = %.3f (goal <= 0.25; validate + build + write)' % (ours_median / genisoimage))
-        print('ratio = ISO build only / genisoimage = %.3f' % (statistics.median(results['task_iso ISO build only']) / genisoimage))
-        print('ratio = ours / xorriso     = %.3f' % (ours_median / statistics.median(results['xorriso -as mkisofs'])))
+        samples: dict[str, list[float]] = {name: [] for name in peers}
+        per_round: dict[str, list[float]] = {name: [] for name in peers}  # the median of each side in each round
+        for round_index in range(args.rounds):
+            for name in _method.order(round_index, list(peers)):
+                values = timed(peers[name], out_dir, max(1, args.repeat // args.rounds))
+                samples[name].extend(values)
+                per_round[name].append(statistics.median(values))
+        print('%-32s %10s %10s %8s   %s' % ('builder', 'median ms', 'p90 ms', 'runs', 'spread of the per-round medians (ms)'))
+        for name, values in samples.items():
+            values.sort()
+            row = (name, statistics.median(values), values[int(len(values) * 0.9) - 1], len(values), _method.describe(_method.spread(per_round[name]), 3))
+            print('%-32s %10.3f %10.3f %8d   %s' % row)
+        print('image size: %d bytes (xorriso: %d)' % (os.path.getsize(work_path / 'ours.iso'), os.path.getsize(work_path / 'warm.iso')))
+        print(_method.ratio_line('ours / genisoimage', per_round[OURS], per_round['genisoimage'], 3, 'goal <= 0.25; validate + build + write'))
+        print(_method.ratio_line('ISO build only / genisoimage', per_round[BUILD_ONLY], per_round['genisoimage'], 3))
+        print(_method.ratio_line('ours / xorriso', per_round[OURS], per_round['xorriso -as mkisofs'], 3))
+    method.end()
     return 0
 
 

@@ -5,7 +5,7 @@
 
 """Load, validate and normalize provisioning recipes.
 
-Pure Python (jsonschema, optionally PyYAML); no Ansible imports, because the maintenance OS
+Pure Python (jsonschema, optionally fastjsonschema and PyYAML); no Ansible imports, because the maintenance OS
 dispatcher and the webhook receiver use this same file.  Every problem in a recipe is reported at
 once, each with the JSON path of the offending value and a message that says how to fix it.  No
 input, however malformed, makes these functions raise anything but ``RecipeError``.
@@ -31,6 +31,13 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by the sanity import test
     HAS_JSONSCHEMA = False
     JSONSCHEMA_IMPORT_ERROR = exc
+
+try:
+    # optional: a fast validity check compiled from RECIPE_SCHEMA; jsonschema still makes the list of problems
+    import fastjsonschema
+    HAS_FASTJSONSCHEMA = True
+except ImportError:  # pragma: no cover - exercised by tests/unit/common/l3metal_contract/test_recipe_fast.py
+    HAS_FASTJSONSCHEMA = False
 
 try:
     import yaml
@@ -255,6 +262,7 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 
 _PATTERNS: dict[str, re.Pattern[str]] = {}
 _VALIDATOR: t.Any = None
+_FAST_CHECK: t.Any = None  # None: not compiled yet; False: not available (no fastjsonschema, or it refused the schema)
 
 
 def _pattern_keyword(validator: t.Any, pattern: str, instance: t.Any, schema: t.Mapping[str, t.Any]) -> t.Iterator[t.Any]:
@@ -271,6 +279,36 @@ def _validator() -> t.Any:
         cls = jsonschema.validators.extend(jsonschema.validators.validator_for(RECIPE_SCHEMA), {'pattern': _pattern_keyword})
         _VALIDATOR = cls(RECIPE_SCHEMA)
     return _VALIDATOR
+
+
+def _fast_check() -> t.Any:
+    """fastjsonschema's check compiled from the same ``RECIPE_SCHEMA`` (once, at first use), or False without it.
+
+    fastjsonschema gives ``pattern`` the ECMA-262 meaning of ``$`` too (it becomes ``\\Z``); a hypothesis test
+    (tests/unit/common/l3metal_contract/test_recipe_fast.py) proves that it and the jsonschema validator above
+    agree on every recipe it generates, valid and invalid.
+    """
+    global _FAST_CHECK  # pylint: disable=global-statement
+    if _FAST_CHECK is None:
+        _FAST_CHECK = False
+        if HAS_FASTJSONSCHEMA:
+            try:
+                _FAST_CHECK = fastjsonschema.compile(RECIPE_SCHEMA)
+            except Exception:  # pylint: disable=broad-exception-caught  # any failure: jsonschema alone, as without it
+                _FAST_CHECK = False
+    return _FAST_CHECK
+
+
+def schema_valid(recipe: t.Any) -> bool | None:
+    """True/False from the fast check when it is available, None when not (then only jsonschema can tell)."""
+    check = _fast_check()
+    if not check:
+        return None
+    try:
+        check(recipe)
+    except Exception:  # pylint: disable=broad-exception-caught  # JsonSchemaValueException, or anything odd: let jsonschema decide
+        return False
+    return True
 
 
 def _short(value: t.Any, limit: int = 60) -> str:
@@ -400,8 +438,9 @@ def check_recipe(recipe: t.Any, attached: t.Collection[str] = ()) -> list[Recipe
     if not isinstance(recipe, dict):
         return [RecipeProblem('recipe', 'must be a JSON object (a mapping of fields), got %s' % _json_type(recipe))]
     problems: list[RecipeProblem] = []
-    for error in _validator().iter_errors(recipe):
-        problems.extend(_schema_problems(error))
+    if not schema_valid(recipe):  # invalid, or no fast check: jsonschema lists the problems (none when the fast check erred)
+        for error in _validator().iter_errors(recipe):
+            problems.extend(_schema_problems(error))
     problems.extend(_layout_problems(recipe))
     problems.extend(_payload_problems(recipe, attached))
     unique = sorted(set(problems), key=_sort_key)

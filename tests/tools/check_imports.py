@@ -33,7 +33,7 @@ class Rule(t.NamedTuple):
 
 
 RULES = (
-    Rule('common/l3metal_contract', 'l3metal_contract', frozenset({'jsonschema', 'yaml'})),
+    Rule('common/l3metal_contract', 'l3metal_contract', frozenset({'jsonschema', 'fastjsonschema', 'yaml'})),
     Rule('common/l3metal_oci', 'l3metal_oci', frozenset({'requests', 'zstandard'})),
     Rule('receiver/l3metal_receiver', 'l3metal_receiver', frozenset({'aiohttp', 'l3metal_contract', 'bcrypt', 'psycopg'})),  # optional: bcrypt, psycopg
     Rule('maintenance_os/dispatcher/provisioner', 'provisioner', frozenset({'l3metal_contract', 'pycdlib'})),
