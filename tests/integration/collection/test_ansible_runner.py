@@ -25,7 +25,6 @@ import ansible_runner
 import yaml
 
 from l3metal_lab.lab import Lab
-from l3metal_lab.paths import COLLECTION_ROOT
 from l3metal_lab.playbook import ansible_env
 
 OCI_URL = 'registry.example.com/os-images/ubuntu-rootfs:24.04'
