@@ -25,7 +25,7 @@ from l3metal_lab.playbook import ansible_env
 
 BIN = Path(sys.executable).parent
 # the third-party packages the modules and module_utils import, and the receiver's when it runs from the EE
-MODULE_PACKAGES = {'jsonschema', 'pycdlib', 'PyYAML', 'requests', 'sushy', 'aiohttp'}
+MODULE_PACKAGES = {'jsonschema', 'fastjsonschema', 'pycdlib', 'PyYAML', 'requests', 'sushy', 'aiohttp'}
 SYSTEM_PACKAGES = {'mtools', 'xorriso'}
 
 
