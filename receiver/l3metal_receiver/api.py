@@ -37,8 +37,8 @@ from l3metal_contract.recipe_schema import PAYLOAD_FILES
 from .committer import CommitterStopped, StorageUnavailable, storage_reason
 from .logs import CLIENT_LOG, one_line
 from .media import media_response, public_media_path
-from .service import JobService, MediaGone, SignatureRejected, SiteKeyForbidden
-from .store import (ActiveJobExists, DeliveryIdTaken, DuplicateDelivery, JobMismatch, JobNotFound, NoActiveJob, OutcomeRecorded, StatusRejected,
+from .service import ContentMismatch, JobService, MediaGone, SignatureRejected, SiteKeyForbidden
+from .store import (ActiveJobExists, DeliveryIdTaken, DuplicateDelivery, JobMismatch, JobNotFound, MediumConflict, NoActiveJob, OutcomeRecorded, StatusRejected,
                     TokenNotReissuable)
 
 LOG = logging.getLogger('l3metal_receiver.api')
@@ -46,12 +46,19 @@ LOG = logging.getLogger('l3metal_receiver.api')
 SERVICE_KEY: web.AppKey[JobService] = web.AppKey('service', JobService)
 API_TOKEN_KEY: web.AppKey[str] = web.AppKey('api_token', str)  # empty: the job API is open
 BODY_TIMEOUT_KEY: web.AppKey[float] = web.AppKey('body_timeout', float)
+MAX_MEDIUM_KEY: web.AppKey[int] = web.AppKey('max_medium_bytes', int)
 # The process's connection limiter (connections.ConnectionLimiter), absent under a test client: its figures in /healthz.
 LIMITER_KEY: web.AppKey[t.Any] = web.AppKey('connection_limiter')
 DEFAULT_BODY_TIMEOUT = 30.0        # seconds a request body may pause (nginx client_body_timeout is 60 s; nodes send 1 small packet)
 RETRY_AFTER = '5'                  # seconds, on 503 (storage cannot be written now, shutting down)
 
 MAX_JOB_BODY = 17 * 1024 * 1024    # a recipe may be 16 MiB (MAX_RECIPE_BYTES) plus the envelope
+# PUT /api/v1/jobs/{id}/media/{name}: small task media, kept in the database (--max-medium-bytes); large media by URL
+DEFAULT_MAX_MEDIUM = 16 * 1024 * 1024
+# an uploaded medium's name: one file name, not hidden, as a per-job media URL serves it
+MEDIUM_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z')
+_SHA256 = re.compile(r'^[0-9a-fA-F]{64}\Z')
+SHA256_HEADER = 'X-Content-SHA256'
 MAX_SMALL_BODY = 16 * 1024         # status transitions
 MAX_LONG_POLL = 60.0
 MAX_LIST_LIMIT = 1000
@@ -153,6 +160,10 @@ def _map_error(exc: BaseException) -> web.Response | None:
         return problem(409, str(exc), code='delivery_id_taken')
     if isinstance(exc, JobMismatch):
         return problem(409, str(exc), code='job_mismatch')
+    if isinstance(exc, ContentMismatch):
+        return problem(400, str(exc), [{'path': SHA256_HEADER, 'message': 'is not the sha256 of the body'}])
+    if isinstance(exc, MediumConflict):
+        return problem(409, str(exc), code=exc.code)
     if isinstance(exc, TokenNotReissuable):
         return problem(409, str(exc), code='token_not_reissuable')
     if isinstance(exc, BodyTimeout):
@@ -164,12 +175,19 @@ def _map_error(exc: BaseException) -> web.Response | None:
     return None
 
 
+def _bearer(request: web.Request) -> str | None:
+    scheme, _sep, given = request.headers.get(hdrs.AUTHORIZATION, '').partition(' ')
+    return given.strip() if scheme.lower() == 'bearer' else None
+
+
 def _check_api_token(request: web.Request) -> None:
     token = request.app[API_TOKEN_KEY]
     if token and request.path.startswith(USER_PATHS):
+        if request.match_info.route.name == PUT_MEDIUM_ROUTE:
+            return  # the API token or the job's token: checked by the handler (put_medium), which reads the job
         header = request.headers.get(hdrs.AUTHORIZATION, '')
-        scheme, _sep, given = header.partition(' ')
-        if scheme.lower() != 'bearer' or not hmac.compare_digest(given.strip().encode('utf-8', 'replace'), token.encode('utf-8')):
+        given = _bearer(request)
+        if given is None or not hmac.compare_digest(given.encode('utf-8', 'replace'), token.encode('utf-8')):
             raise ApiError(401, 'this endpoint needs the API token: Authorization: Bearer <token>' if not header else 'wrong API token',
                            headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="l3metal-receiver"'})
 
@@ -210,9 +228,10 @@ async def api_middleware(request: web.Request, handler: t.Callable[[web.Request]
 
 # ----------------------------------------------------------------------------------------- request helpers
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body, at most ``limit`` bytes, each read within the body timeout (408 when the client stalls)."""
-    if request.content_type != 'application/json':
+async def read_body(request: web.Request, limit: int, json_body: bool = True) -> bytes:
+    """The request body, at most ``limit`` bytes, each read within the body timeout (408 when the client stalls); a JSON one
+    unless ``json_body`` is false."""
+    if json_body and request.content_type != 'application/json':
         raise ApiError(415, 'Content-Type must be application/json, got %s' % (request.headers.get(hdrs.CONTENT_TYPE) or 'none'))
     length = request.content_length
     if length is not None and length > limit:
@@ -465,15 +484,58 @@ async def public_media(request: web.Request) -> web.StreamResponse:
 
 
 async def job_media(request: web.Request) -> web.StreamResponse:
-    root = _service(request).job_media_dir_for(_job_id(request), request.match_info['key'])
-    return media_response(root, request.match_info['name'])
+    service = _service(request)
+    job_id, name = _job_id(request), request.match_info['name']
+    root = service.job_media_dir_for(job_id, request.match_info['key'])
+    try:
+        return media_response(root, name)
+    except web.HTTPNotFound:
+        # uploaded over the API (to this receiver or another): written from the database into the job's directory once,
+        # then served as any file there (a file of that name placed in the directory is served in preference)
+        if not MEDIUM_NAME.fullmatch(name) or not await service.materialize_medium(job_id, name):
+            raise
+    return media_response(root, name)
 
 
-def build_app(api_token: str | None, body_timeout: float = DEFAULT_BODY_TIMEOUT) -> web.Application:
+async def put_medium(request: web.Request) -> web.Response:
+    """Store a task medium of an active job (the body, any Content-Type) in the database: every receiver serves it."""
+    service = _service(request)
+    job_id, name = _job_id(request), request.match_info['name']
+    job = service.get(job_id)
+    api_token = request.app[API_TOKEN_KEY]
+    given = _bearer(request)
+    if api_token and not (given is not None and any(hmac.compare_digest(given.encode('utf-8', 'replace'), key.encode('utf-8'))
+                                                    for key in (api_token, job.token))):
+        raise ApiError(401, 'this endpoint needs the API token or the job\'s token: Authorization: Bearer <token>' if given is None
+                       else 'wrong token (neither the API token nor the job\'s token)', headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="l3metal-receiver"'})
+    if not MEDIUM_NAME.fullmatch(name):
+        message = 'must be a file name of 1 to 128 letters, digits and ._+- that does not start with . _ + or -'
+        raise ApiError(400, 'name: %s (got %s)' % (message, webhook.scrub_text(name)[:140]), [{'path': 'name', 'message': message}])
+    expected = request.headers.get(SHA256_HEADER)
+    if expected is not None and not _SHA256.fullmatch(expected.strip()):
+        message = 'must be the 64 hexadecimal digits of the body\'s sha256'
+        raise ApiError(400, '%s: %s' % (SHA256_HEADER, message), [{'path': SHA256_HEADER, 'message': message}])
+    limit = request.app[MAX_MEDIUM_KEY]
+    length = request.content_length
+    if length is not None and length > limit:
+        raise ApiError(413, 'body: the medium of %d bytes is larger than the limit of %d bytes (--max-medium-bytes); serve large media '
+                       'by URL (docs/receiver.md)' % (length, limit), [{'path': 'body', 'message': 'larger than %d bytes' % limit}])
+    content = await read_body(request, limit, json_body=False)
+    job, stored, written = await service.put_medium(job_id, name, content, expected.strip() if expected else None)
+    doc = {'job_id': job_id, 'name': name, 'sha256': stored.sha256, 'size': stored.size, 'created_at': stored.created_at,
+           'url': service.media_url(job) + name, 'changed': written}
+    return json_response(doc, status=201 if written else 200)
+
+
+PUT_MEDIUM_ROUTE = 'put_medium'
+
+
+def build_app(api_token: str | None, body_timeout: float = DEFAULT_BODY_TIMEOUT, max_medium_bytes: int = DEFAULT_MAX_MEDIUM) -> web.Application:
     """Routes and request checks; the ``JobService`` is put under ``SERVICE_KEY`` when the app starts (``server.create_app``)."""
     app = web.Application(middlewares=[api_middleware], client_max_size=MAX_JOB_BODY)
     app[API_TOKEN_KEY] = api_token or ''
     app[BODY_TIMEOUT_KEY] = float(body_timeout)
+    app[MAX_MEDIUM_KEY] = int(max_medium_bytes)
     app.router.add_get('/healthz', healthz)
     app.router.add_post('/api/v1/jobs', create_job)
     app.router.add_get('/api/v1/jobs', list_jobs)
@@ -481,6 +543,7 @@ def build_app(api_token: str | None, body_timeout: float = DEFAULT_BODY_TIMEOUT)
     app.router.add_get('/api/v1/jobs/{job_id}/events', job_events)
     app.router.add_post('/api/v1/jobs/{job_id}/status', set_status)
     app.router.add_post('/api/v1/jobs/{job_id}/token', reissue_token)
+    app.router.add_put('/api/v1/jobs/{job_id}/media/{name}', put_medium, name=PUT_MEDIUM_ROUTE)
     app.router.add_post('/api/v1/status-webhook/{serial}', status_webhook)
     app.router.add_get('/media/jobs/{job_id}/{key}/{name:.+}', job_media)
     app.router.add_get('/media/{path:.+}', public_media)

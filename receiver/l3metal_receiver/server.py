@@ -40,7 +40,7 @@ from aiohttp import web
 from l3metal_contract import webhook
 
 from . import __version__
-from .api import DEFAULT_BODY_TIMEOUT, LIMITER_KEY, SERVICE_KEY, build_app
+from .api import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_MEDIUM, LIMITER_KEY, SERVICE_KEY, build_app
 from .committer import GroupCommitter
 from .connections import (DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_SEND_TIMEOUT, ConnectionLimiter, ListeningSite, connection_limit,
                           raise_open_file_limit)
@@ -75,6 +75,7 @@ class Settings:
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     send_timeout: float = DEFAULT_SEND_TIMEOUT
+    max_medium_bytes: int = DEFAULT_MAX_MEDIUM  # PUT /api/v1/jobs/{id}/media/{name}: the largest task medium stored in the database
     max_connections: int | None = None  # None: as many as the open-file limit allows (connections.connection_limit)
     # The embedded OCI registry (registry/, docs/registry.md): /v2/ only when oci_layout is set.
     oci_layout: Path | None = None
@@ -146,6 +147,9 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
     parser.add_argument('--send-timeout', type=_seconds, default=DEFAULT_SEND_TIMEOUT,
                         help='seconds a client may take no data of a response (TCP_USER_TIMEOUT) before it is disconnected '
                              '(default %(default)g; 0: the kernel\'s default)')
+    parser.add_argument('--max-medium-bytes', type=_positive_int, default=DEFAULT_MAX_MEDIUM,
+                        help='largest task medium accepted by PUT /api/v1/jobs/{id}/media/{name}, kept in the database '
+                        '(default %d = 16 MiB; large media are served by URL, docs/receiver.md)' % DEFAULT_MAX_MEDIUM)
     parser.add_argument('--max-connections', type=_positive_int,
                         help='open connections at most; at the limit idle keep-alive connections are closed first, then new ones wait in '
                              'the listen backlog (default: as many as the open-file limit allows, (limit - 64) / 2)')
@@ -185,7 +189,7 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
                     access_log=args.access_log,
                     log_file=args.log_file, log_level=args.log_level, pid_file=args.pid_file, backlog=args.backlog,
                     header_timeout=args.header_timeout, body_timeout=args.body_timeout, idle_timeout=args.idle_timeout,
-                    send_timeout=args.send_timeout, max_connections=args.max_connections,
+                    send_timeout=args.send_timeout, max_connections=args.max_connections, max_medium_bytes=args.max_medium_bytes,
                     **_registry_settings(parser, args))
 
 
@@ -347,7 +351,7 @@ SETTINGS_KEY: web.AppKey[Settings] = web.AppKey('settings', Settings)
 def create_app(settings: Settings) -> web.Application:
     """The receiver as an aiohttp application for ``settings`` (nothing is opened until the app starts)."""
     install_client_error_filter()
-    app = build_app(settings.api_token, settings.body_timeout)
+    app = build_app(settings.api_token, settings.body_timeout, settings.max_medium_bytes)
     app[SETTINGS_KEY] = settings
     app.cleanup_ctx.append(_service_context)
     app.on_shutdown.append(_release_long_polls)

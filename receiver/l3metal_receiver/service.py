@@ -17,6 +17,8 @@ that connection was being re-established.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import hashlib
 import logging
 import os
 import secrets
@@ -31,7 +33,7 @@ from l3metal_contract.jobs import COMPLETE, FAILED, SERIAL_PATTERN, job_recipe, 
 from l3metal_contract.recipe import recipe_json
 
 from .committer import GroupCommitter, StorageUnavailable, storage_reason
-from .store import NOTIFY_CHANNEL, Event, Job, JobMismatch, JobNotFound, NewJob, NoActiveJob, WebhookOutcome, is_postgres_url, open_store, utc_now
+from .store import NOTIFY_CHANNEL, Event, Job, StoredMedium, JobMismatch, JobNotFound, NewJob, NoActiveJob, WebhookOutcome, is_postgres_url, open_store, utc_now
 
 LOG = logging.getLogger('l3metal_receiver')
 
@@ -50,6 +52,10 @@ class SiteKeyForbidden(Exception):
 
 class MediaGone(Exception):
     """A per-job media URL of a job that is complete."""
+
+
+class ContentMismatch(Exception):
+    """An uploaded medium whose sha256 is not the one its client sent (400)."""
 
 
 class Notifier:
@@ -384,6 +390,33 @@ class JobService:
                      'y' if removed == 1 else 'ies')
         return removed
 
+    async def put_medium(self, job_id: str, name: str, content: bytes, expected_sha256: str | None) -> tuple[Job, StoredMedium, bool]:
+        """Store an uploaded task medium (``ContentMismatch`` when ``expected_sha256`` is not its digest); returns the job, the
+        stored medium and whether it was written now (False: the same content was stored already)."""
+        loop = asyncio.get_running_loop()
+        digest = await loop.run_in_executor(None, lambda: hashlib.sha256(content).hexdigest())
+        if expected_sha256 is not None and expected_sha256.lower() != digest:
+            raise ContentMismatch('X-Content-SHA256: the body\'s sha256 is %s, not %s (the upload was changed or cut short); nothing was stored'
+                                  % (digest, expected_sha256.lower()))
+        stored, written = await self.committer.run(lambda store: store.put_medium(job_id, name, digest, content, utc_now()))
+        job = self.get(job_id)
+        if written:
+            LOG.info('job %s (serial %s): task medium %s uploaded (%d bytes, sha256 %s)', job_id, job.server_serial, name, stored.size, digest)
+        return job, stored, written
+
+    async def materialize_medium(self, job_id: str, name: str) -> bool:
+        """Write an uploaded medium of ``job_id`` from the database into this receiver's job media directory (so it is served
+        exactly as a file placed there); False when none of that name is stored.  The file's mtime is the upload time, so
+        every receiver answers the same ETag and Last-Modified."""
+        stored = self.reader.medium(job_id, name)
+        if stored is None:
+            return False
+        content = self.reader.medium_content(job_id, name)
+        if content is None:
+            return False
+        await asyncio.get_running_loop().run_in_executor(None, _write_medium, self.job_media_dir(job_id), name, content, stored.created_at)
+        return True
+
     def job_media_dir_for(self, job_id: str, media_key: str) -> str:
         """The resolved directory behind a per-job media URL; ``JobNotFound`` for a wrong id or key, ``MediaGone`` once complete."""
         job = self.reader.get_job(job_id)
@@ -398,6 +431,24 @@ def _make_job_media_dir(path: Path) -> None:
     # setgid + group-writable: a playbook running as a member of the receiver's group may place the task medium
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, 0o2770)
+
+
+def _write_medium(directory: Path, name: str, content: bytes, created_at: str) -> None:
+    """``content`` as ``directory/name``, whole or not at all (a hidden temporary file, never served, renamed into place)."""
+    if not directory.is_dir():
+        _make_job_media_dir(directory)
+    when = datetime.datetime.strptime(created_at, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc)
+    stamp = int(when.timestamp()) * 10 ** 9 + when.microsecond * 1000
+    temporary = directory / ('.upload-%s-%s' % (secrets.token_hex(6), name))
+    try:
+        with open(temporary, 'xb') as handle:
+            handle.write(content)
+        os.chmod(temporary, 0o640)
+        os.utime(temporary, ns=(stamp, stamp))
+        os.replace(temporary, directory / name)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _remove_job_media_dir(path: Path) -> None:

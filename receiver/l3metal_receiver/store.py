@@ -32,9 +32,9 @@ import os
 import sqlite3
 import typing as t
 
-from l3metal_contract.jobs import ACTIVE_STATUSES, FAILED, OUTCOME_STATUSES, PROVISIONING, QUEUED, SUCCEEDED, TransitionError, check_transition
+from l3metal_contract.jobs import ACTIVE_STATUSES, COMPLETE, FAILED, OUTCOME_STATUSES, PROVISIONING, QUEUED, SUCCEEDED, TransitionError, check_transition
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # version 1: the schema of the receivers before schema_version existed (SQLite user_version 1)
 _SQLITE_V1 = '''
@@ -74,6 +74,19 @@ CREATE INDEX IF NOT EXISTS events_by_job ON events(job_id, seq);
 _OUTCOME_INDEX = '''
 CREATE UNIQUE INDEX IF NOT EXISTS events_one_outcome ON events(job_id) WHERE type = 'status' AND status IN ('succeeded', 'failed');
 '''
+# version 3: task media uploaded over the API (PUT /api/v1/jobs/{id}/media/{name}), in the database so that every receiver serves them
+_SQLITE_MEDIA = '''
+CREATE TABLE IF NOT EXISTS job_media (
+    job_id     TEXT NOT NULL REFERENCES jobs(job_id),
+    name       TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    content    BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (job_id, name)
+);
+'''
+_POSTGRES_MEDIA = _SQLITE_MEDIA.replace('BLOB', 'BYTEA').replace('size       INTEGER', 'size       BIGINT')
 _SCHEMA_VERSION_TABLE = 'CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)'
 
 _POSTGRES_V1 = '''
@@ -112,8 +125,8 @@ CREATE INDEX IF NOT EXISTS events_by_job ON events(job_id, seq);
 
 # backend -> [(version, statements)], applied in order inside one transaction each
 MIGRATIONS: dict[str, list[tuple[int, str]]] = {
-    'sqlite': [(1, _SQLITE_V1), (2, _OUTCOME_INDEX)],
-    'postgresql': [(1, _POSTGRES_V1), (2, _OUTCOME_INDEX)],
+    'sqlite': [(1, _SQLITE_V1), (2, _OUTCOME_INDEX), (3, _SQLITE_MEDIA)],
+    'postgresql': [(1, _POSTGRES_V1), (2, _OUTCOME_INDEX), (3, _POSTGRES_MEDIA)],
 }
 # PostgreSQL: the channel of pg_notify(job_id) sent with every commit that adds an event (long polls on other receivers)
 NOTIFY_CHANNEL = 'l3metal_job_events'
@@ -249,6 +262,20 @@ class TokenNotReissuable(StoreError):
     def __init__(self, job: Job) -> None:
         super().__init__('job %s is %s: its node may already hold the token, so it cannot be replaced (only a queued job\'s can)'
                          % (job.job_id, job.status))
+
+
+class MediumConflict(StoreError):
+    """A task medium of that name is stored for the job with other content (a medium is written once), or the job is complete."""
+
+    def __init__(self, message: str, code: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class StoredMedium(t.NamedTuple):
+    sha256: str
+    size: int
+    created_at: str
 
 
 class SchemaTooNew(RuntimeError):
@@ -397,6 +424,15 @@ class BaseStore:
                            (job_id,)).fetchone()
         return Event(*row) if row else None
 
+    def medium(self, job_id: str, name: str) -> StoredMedium | None:
+        """What is stored of a task medium (not its content)."""
+        row = self.execute('SELECT sha256, size, created_at FROM job_media WHERE job_id = ? AND name = ?', (job_id, name)).fetchone()
+        return StoredMedium(row[0], int(row[1]), row[2]) if row else None
+
+    def medium_content(self, job_id: str, name: str) -> bytes | None:
+        row = self.execute('SELECT content FROM job_media WHERE job_id = ? AND name = ?', (job_id, name)).fetchone()
+        return bytes(row[0]) if row else None
+
     def counts(self) -> dict[str, int]:
         return {status: int(count) for status, count in self.execute('SELECT status, COUNT(*) FROM jobs GROUP BY status').fetchall()}
 
@@ -449,6 +485,8 @@ class BaseStore:
             else:
                 self.execute('UPDATE jobs SET status = ?, last_update = ? WHERE job_id = ?', (wanted, at, job_id))
             self._event(job_id, at, 'status', 'user', status=wanted)
+            if wanted == COMPLETE:  # the job's uploaded media go with it, as its media directory does
+                self.execute('DELETE FROM job_media WHERE job_id = ?', (job_id,))
             self.notify(job_id)
         updated = self.get_job(job_id)
         return (updated or job), changed
@@ -507,6 +545,24 @@ class BaseStore:
             self.execute('UPDATE jobs SET last_update = ? WHERE job_id = ?', (at, job_id))
         self.notify(job_id)
         return WebhookOutcome(job_id, serial, current, wanted, body.get('failed_step'))
+
+    def put_medium(self, job_id: str, name: str, sha256: str, content: bytes, at: str) -> tuple[StoredMedium, bool]:
+        """Store a task medium of an active job; returns it and whether it was written (False: the same content was there).
+        ``MediumConflict`` when another content has that name or the job is complete; nothing is replaced."""
+        job = self.get_job(job_id, lock=True)
+        if job is None:
+            raise JobNotFound(job_id)
+        if job.status == COMPLETE:
+            raise MediumConflict('job %s is complete: it takes no more media' % job_id, 'job_complete')
+        stored = self.medium(job_id, name)
+        if stored is not None:
+            if stored.sha256 == sha256:
+                return stored, False
+            raise MediumConflict('job %s already has a medium %s with other content (sha256 %s); a medium is written once: '
+                                 'use another name, or a new job' % (job_id, name, stored.sha256), 'medium_exists')
+        self.execute('INSERT INTO job_media (job_id, name, sha256, size, content, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+                     (job_id, name, sha256, len(content), content, at))
+        return StoredMedium(sha256, len(content), at), True
 
     def reissue_token(self, job_id: str, token: str, at: str) -> Job:
         job = self.get_job(job_id, lock=True)

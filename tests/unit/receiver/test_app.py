@@ -13,8 +13,10 @@ Every test runs twice: on SQLite and on a real PostgreSQL server (a new database
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import typing as t
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -199,3 +201,78 @@ def test_bad_job_requests_are_400_problems(tmp_path, raw, status):
         assert response.status == status and response.content_type == 'application/problem+json'
         assert (await response.json())['status'] == status
     run(tmp_path, scenario)
+
+
+MEDIUM = bytes(range(256)) * 40 + b'tail'   # 10244 bytes: Range reads at both ends
+
+
+async def put_medium(client: TestClient, job: t.Mapping[str, t.Any], name: str, content: bytes, token: str | None = None,
+                     headers: t.Mapping[str, str] | None = None) -> tuple[int, t.Any]:
+    sent = {'Authorization': 'Bearer ' + (token or API_TOKEN), 'Content-Type': 'application/octet-stream'}
+    sent.update(headers or {})
+    response = await client.put('/api/v1/jobs/%s/media/%s' % (job['job_id'], name), data=content, headers=sent)
+    return response.status, await response.json()
+
+
+def test_an_uploaded_medium_is_served_like_a_file_with_ranges_and_goes_with_the_job(tmp_path):
+    digest = hashlib.sha256(MEDIUM).hexdigest()
+
+    async def scenario(client: TestClient) -> None:
+        job = await create_job(client, 'XF-MED-1')
+        # the job's own token may upload (what a playbook without the API token holds), with the sha256 checked
+        status, doc = await put_medium(client, job, 'task.iso', MEDIUM, token=job['token'], headers={'X-Content-SHA256': digest.upper()})
+        assert status == 201 and doc['sha256'] == digest and doc['size'] == len(MEDIUM) and doc['changed'] is True
+        assert doc['url'] == job['media_url'] + 'task.iso'
+        # the same content again: idempotent (200, changed false); other content under that name: 409, the first one kept
+        status, again = await put_medium(client, job, 'task.iso', MEDIUM)
+        assert status == 200 and again['changed'] is False and again['created_at'] == doc['created_at']
+        status, conflict = await put_medium(client, job, 'task.iso', b'other')
+        assert status == 409 and conflict['code'] == 'medium_exists'
+        path = '/media/jobs/%s/%s/task.iso' % (job['job_id'], job['media_url'].rstrip('/').rsplit('/', 1)[1])
+        whole = await client.get(path)
+        assert whole.status == 200 and await whole.read() == MEDIUM and whole.headers['Accept-Ranges'] == 'bytes'
+        etag = whole.headers['ETag']
+        part = await client.get(path, headers={'Range': 'bytes=10240-'})
+        assert part.status == 206 and await part.read() == b'tail' and part.headers['Content-Range'] == 'bytes 10240-10243/10244'
+        assert (await client.get(path, headers={'Range': 'bytes=-3'})).headers['Content-Range'] == 'bytes 10241-10243/10244'
+        assert (await client.get(path, headers={'Range': 'bytes=20000-'})).status == 416
+        assert (await client.get(path, headers={'If-None-Match': etag})).status == 304
+        head = await client.head(path)
+        assert head.status == 200 and head.headers['Content-Length'] == str(len(MEDIUM)) and head.headers['ETag'] == etag
+        # written from the database: a receiver that never had the file (its directory removed) serves it with the same ETag
+        for leftover in (tmp_path / 'media' / 'jobs' / job['job_id']).iterdir():
+            leftover.unlink()
+        again_whole = await client.get(path)
+        assert again_whole.status == 200 and await again_whole.read() == MEDIUM and again_whole.headers['ETag'] == etag
+        # complete: the media go with the job (410 by URL, no row left, no more uploads)
+        response = await client.post('/api/v1/jobs/%s/status' % job['job_id'], json={'status': 'complete'}, headers=AUTH)
+        assert response.status == 200
+        assert (await client.get(path)).status == 410
+        status, refused = await put_medium(client, job, 'late.iso', MEDIUM)
+        assert status == 409 and refused['code'] == 'job_complete'
+    run(tmp_path, scenario)
+
+
+def test_a_medium_upload_is_refused_with_the_field_named_and_nothing_stored(tmp_path):
+    async def scenario(client: TestClient) -> None:
+        job = await create_job(client, 'XF-MED-2')
+        other = await create_job(client, 'XF-MED-3')
+        # another job's token, no token, a wrong one: 401
+        assert (await put_medium(client, job, 'a.iso', b'x', token=other['token']))[0] == 401
+        response = await client.put('/api/v1/jobs/%s/media/a.iso' % job['job_id'], data=b'x')
+        assert response.status == 401
+        status, doc = await put_medium(client, job, '.hidden', b'x')
+        assert status == 400 and doc['errors'][0]['path'] == 'name'
+        status, doc = await put_medium(client, job, 'a.iso', b'x', headers={'X-Content-SHA256': 'abc'})
+        assert status == 400 and doc['errors'][0]['path'] == 'X-Content-SHA256'
+        status, doc = await put_medium(client, job, 'a.iso', b'x', headers={'X-Content-SHA256': '0' * 64})
+        assert status == 400 and doc['errors'][0]['path'] == 'X-Content-SHA256' and 'nothing was stored' in doc['detail']
+        status, doc = await put_medium(client, job, 'big.iso', b'x' * 1025)
+        assert status == 413 and doc['errors'][0]['path'] == 'body'
+        assert (await put_medium(client, {'job_id': 'no-such-job'}, 'a.iso', b'x'))[0] == 404
+        media_path = urllib.parse.urlsplit(job['media_url']).path
+        for name in ('a.iso', 'big.iso'):  # nothing was stored: 404 by URL
+            assert (await client.get(media_path + name)).status == 404
+        # at the limit: accepted
+        assert (await put_medium(client, job, 'big.iso', b'x' * 1024))[0] == 201
+    run(tmp_path, scenario, max_medium_bytes=1024)

@@ -99,7 +99,7 @@ def test_a_database_of_the_previous_receiver_is_upgraded_in_place(tmp_path):
     store = st.JobStore(str(path))
     assert store.schema_version() == 1
     store.migrate()
-    assert store.schema_version() == st.SCHEMA_VERSION == 2
+    assert store.schema_version() == st.SCHEMA_VERSION == 3
     assert store.get_job('job-1').status == 'failed' and [e.status for e in store.events('job-1')] == ['queued', 'provisioning', 'failed']
     # what version 2 adds: a second outcome of the job is refused by the database
     with pytest.raises(sqlite3.IntegrityError):
