@@ -48,7 +48,7 @@ import time
 import typing as t
 from pathlib import Path
 
-from l3metal_lab.lab import Lab, serial
+from l3metal_lab.lab import Lab
 from l3metal_lab.nginx import NginxBalancer
 from l3metal_lab.paths import COLLECTION_ROOT as COLLECTION
 from l3metal_lab.playbook import ansible_env
@@ -205,7 +205,6 @@ def run_size(name: str, nodes: int, work: Path, postgres: Postgres | None, forks
             'requests': controller_requests / nodes,
             'requests_succeeded': sorted({per_system[i] - sim_reads for i in succeeded}),
             'receiver_cpu': receiver_cpu / nodes, 'injected': len(failing), 'unexpected': failed,
-            'jobs': sum(1 for i in range(nodes) if lab.jobs(i)), 'serials': [serial(i) for i in sorted(failing)],
         }
     finally:
         setup.stop()
