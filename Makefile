@@ -46,7 +46,7 @@ venv: $(VENV)/.installed
 # demo and the benches import them as the receiver, the node and the tool images do.
 RUNTIME_PACKAGES := common receiver maintenance_os/dispatcher maintenance_os/tools lab
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(RUNTIME_PACKAGES))
+$(VENV)/.installed: meta/requirements.txt requirements-dev.txt $(addsuffix /pyproject.toml,$(RUNTIME_PACKAGES))
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -r requirements-dev.txt
@@ -115,7 +115,7 @@ demo-fleet: setup
 clean:
 	rm -rf $(BUILD) .mypy_cache .ruff_cache l3metal-provision-*.tar.gz
 
-# The Redfish tests on the lowest and highest sushy of the range in requirements.txt (part of make test).
+# The Redfish tests on the lowest and highest sushy of the range in meta/requirements.txt (part of make test).
 .PHONY: units-sushy-range
 units-sushy-range: layout
 	bash tests/tools/sushy_range.sh

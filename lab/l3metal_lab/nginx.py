@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import Self
 from pathlib import Path
 
 from .ports import free_port
@@ -16,7 +17,8 @@ from .services import Service
 
 NGINX = shutil.which('nginx') or '/usr/sbin/nginx'
 
-_CONFIG = '''daemon off;
+# What every nginx of the lab shares: foreground, files under its work directory, no access log.
+_MAIN = '''daemon off;
 worker_processes {workers};
 pid {work}/nginx.pid;
 error_log {work}/error.log warn;
@@ -24,62 +26,21 @@ error_log {work}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
-    sendfile on;
-    tcp_nopush on;
-    default_type application/octet-stream;
     client_body_temp_path {work}/tmp; proxy_temp_path {work}/tmp; fastcgi_temp_path {work}/tmp;
     uwsgi_temp_path {work}/tmp; scgi_temp_path {work}/tmp;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-    }}
+{http}
 }}
 '''
 
+_STATIC = '''    sendfile on;
+    tcp_nopush on;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+    }}'''
 
-class Nginx:
-    """``nginx -c <generated config>`` in the foreground, serving ``root`` until ``stop()``.
-
-    ``workers``: worker processes; 0 is the Debian package's ``auto`` (one per core).
-    """
-
-    def __init__(self, root: Path, work_dir: Path, workers: int = 1) -> None:
-        self.root = Path(root).resolve()
-        self.work_dir = Path(work_dir).resolve()
-        self.port = free_port()
-        self.workers = workers
-        self.service: Service | None = None
-
-    @property
-    def url(self) -> str:
-        return 'http://127.0.0.1:%d' % self.port
-
-    def start(self) -> Nginx:
-        (self.work_dir / 'tmp').mkdir(parents=True, exist_ok=True)
-        # as root, nginx workers would drop to "nobody", who cannot read a test's private temp dir
-        user = 'user root;' if os.geteuid() == 0 else ''
-        config = self.work_dir / 'nginx.conf'
-        config.write_text(_CONFIG.format(workers=self.workers or 'auto', work=self.work_dir, user=user, port=self.port, root=self.root))
-        self.service = Service('nginx', [NGINX, '-c', str(config), '-p', str(self.work_dir)], self.work_dir / 'nginx.log', port=self.port)
-        self.service.start()
-        return self
-
-    def stop(self) -> None:
-        if self.service is not None:
-            self.service.stop()
-
-
-_BALANCER = '''daemon off;
-worker_processes 1;
-pid {work}/nginx.pid;
-error_log {work}/error.log warn;
-{user}
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {work}/tmp; proxy_temp_path {work}/tmp; fastcgi_temp_path {work}/tmp;
-    uwsgi_temp_path {work}/tmp; scgi_temp_path {work}/tmp;
-    upstream receivers {{
+_BALANCER = '''    upstream receivers {{
 {servers}
     }}
     server {{
@@ -98,16 +59,16 @@ http {{
             proxy_next_upstream error timeout;
             proxy_connect_timeout 2s;
         }}
-    }}
-}}
-'''
+    }}'''
 
 
-class NginxBalancer:
-    """nginx as a round-robin HTTP load balancer on 127.0.0.1 in front of ``backends`` (``host:port`` each) until ``stop()``."""
+class _NginxProcess:
+    """``nginx -c <generated config> -p <work_dir>`` in the foreground on a free port of 127.0.0.1 until ``stop()``;
+    subclasses give the ``http {}`` block's contents (``_http()``)."""
 
-    def __init__(self, backends: list[str], work_dir: Path) -> None:
-        self.backends = list(backends)
+    workers: int | str = 1
+
+    def __init__(self, work_dir: Path) -> None:
         self.work_dir = Path(work_dir).resolve()
         self.port = free_port()
         self.service: Service | None = None
@@ -116,13 +77,15 @@ class NginxBalancer:
     def url(self) -> str:
         return 'http://127.0.0.1:%d' % self.port
 
-    def start(self) -> NginxBalancer:
+    def _http(self) -> str:
+        raise NotImplementedError
+
+    def start(self) -> Self:
         (self.work_dir / 'tmp').mkdir(parents=True, exist_ok=True)
+        # as root, nginx workers would drop to "nobody", who cannot read a test's private temp dir
         user = 'user root;' if os.geteuid() == 0 else ''
-        # max_fails/fail_timeout: a dead receiver is skipped for 2 s after one refused connection
-        servers = '\n'.join('        server %s max_fails=1 fail_timeout=2s;' % backend for backend in self.backends)
         config = self.work_dir / 'nginx.conf'
-        config.write_text(_BALANCER.format(work=self.work_dir, user=user, port=self.port, servers=servers))
+        config.write_text(_MAIN.format(workers=self.workers, work=self.work_dir, user=user, http=self._http()))
         self.service = Service('nginx', [NGINX, '-c', str(config), '-p', str(self.work_dir)], self.work_dir / 'nginx.log', port=self.port)
         self.service.start()
         return self
@@ -130,3 +93,31 @@ class NginxBalancer:
     def stop(self) -> None:
         if self.service is not None:
             self.service.stop()
+
+
+class Nginx(_NginxProcess):
+    """nginx serving the directory ``root`` (sendfile, as packaged nginx serves files).
+
+    ``workers``: worker processes; 0 is the Debian package's ``auto`` (one per core).
+    """
+
+    def __init__(self, root: Path, work_dir: Path, workers: int = 1) -> None:
+        super().__init__(work_dir)
+        self.root = Path(root).resolve()
+        self.workers = workers or 'auto'
+
+    def _http(self) -> str:
+        return _STATIC.format(port=self.port, root=self.root)
+
+
+class NginxBalancer(_NginxProcess):
+    """nginx as a round-robin HTTP load balancer in front of ``backends`` (``host:port`` each)."""
+
+    def __init__(self, backends: list[str], work_dir: Path) -> None:
+        super().__init__(work_dir)
+        self.backends = list(backends)
+
+    def _http(self) -> str:
+        # max_fails/fail_timeout: a dead receiver is skipped for 2 s after one refused connection
+        servers = '\n'.join('        server %s max_fails=1 fail_timeout=2s;' % backend for backend in self.backends)
+        return _BALANCER.format(port=self.port, servers=servers)

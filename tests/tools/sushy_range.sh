@@ -4,10 +4,10 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 #
 # Run the Redfish unit tests (replayed vendor JSON) and the Redfish integration tests (sushy-tools
-# emulator, ansible-playbook) against the lowest and the highest sushy that requirements.txt allows,
+# emulator, ansible-playbook) against the lowest and the highest sushy that meta/requirements.txt allows,
 # each in a virtualenv of its own under .cache/sushy-range/<version>.
 #
-# The two versions are pinned here and must match the range in requirements.txt (checked below):
+# The two versions are pinned here and must match the range in meta/requirements.txt (checked below):
 #   LOW   the floor: 4.8.0 is the first release whose connector takes server_side_retries_left and
 #         allow_reauth, which the backend's retry loop passes (4.0-4.4 take neither, 4.5-4.7 no allow_reauth;
 #         sushy would hand the unknown keyword on to requests, which refuses it).
@@ -24,9 +24,9 @@ BUILD=$ROOT/.build
 COLL=$BUILD/ansible_collections/l3metal/provision
 CACHE=$ROOT/.cache/sushy-range
 
-range=$(grep -E '^sushy[<>=]' "$ROOT/requirements.txt")
+range=$(grep -E '^sushy[<>=]' "$ROOT/meta/requirements.txt")
 if [ "$range" != "sushy>=${LOW%.0},<6" ]; then
-    echo "sushy_range.sh: requirements.txt says '$range' but LOW=$LOW: update one of them" >&2
+    echo "sushy_range.sh: meta/requirements.txt says '$range' but LOW=$LOW: update one of them" >&2
     exit 2
 fi
 if [ ! -d "$COLL" ]; then
@@ -41,7 +41,7 @@ versions=("$@")
 requirements=$CACHE/requirements.txt
 mkdir -p "$CACHE"
 grep -vE '^(-r |ruff|ansible-lint|mypy|types-|antsibull)' "$ROOT/requirements-dev.txt" > "$requirements"
-grep -vE '^sushy[<>=]' "$ROOT/requirements.txt" >> "$requirements"
+grep -vE '^sushy[<>=]' "$ROOT/meta/requirements.txt" >> "$requirements"
 
 summary=()
 status=0
