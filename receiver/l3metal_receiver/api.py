@@ -31,6 +31,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from l3metal_contract import webhook
 from l3metal_contract.jobs import ACTIVE_STATUSES, FAILED, SERIAL_PATTERN, STATUSES, USER_TRANSITIONS
+from l3metal_contract.medium import UPLOAD_NAME, UPLOAD_NAME_RULE
 from l3metal_contract.recipe import RecipeError
 from l3metal_contract.recipe_schema import PAYLOAD_FILES
 
@@ -55,8 +56,8 @@ RETRY_AFTER = '5'                  # seconds, on 503 (storage cannot be written 
 MAX_JOB_BODY = 17 * 1024 * 1024    # a recipe may be 16 MiB (MAX_RECIPE_BYTES) plus the envelope
 # PUT /api/v1/jobs/{id}/media/{name}: small task media, kept in the database (--max-medium-bytes); large media by URL
 DEFAULT_MAX_MEDIUM = 16 * 1024 * 1024
-# an uploaded medium's name: one file name, not hidden, as a per-job media URL serves it
-MEDIUM_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z')
+# an uploaded medium's name: one file name, not hidden, as a per-job media URL serves it (one rule with the controller)
+MEDIUM_NAME = UPLOAD_NAME
 _SHA256 = re.compile(r'^[0-9a-fA-F]{64}\Z')
 SHA256_HEADER = 'X-Content-SHA256'
 MAX_SMALL_BODY = 16 * 1024         # status transitions
@@ -514,7 +515,7 @@ async def list_media(request: web.Request) -> web.Response:
     job, media = service.media(_job_id(request))
     _check_job_access(request, job.token)
     base = service.media_url(job) if job.active else None
-    doc = {'job_id': job.job_id, 'job_status': job.status, 'max_size': request.app[MAX_MEDIUM_KEY],
+    doc = {'job_id': job.job_id, 'job_status': job.status, 'max_size': request.app[MAX_MEDIUM_KEY], 'media_url': base,
            'media': [{'name': name, 'sha256': stored.sha256, 'size': stored.size, 'created_at': stored.created_at,
                       'url': base + name if base else None} for name, stored in media]}
     return json_response(doc)
@@ -527,7 +528,7 @@ async def put_medium(request: web.Request) -> web.Response:
     job = service.get(job_id)
     _check_job_access(request, job.token)
     if not MEDIUM_NAME.fullmatch(name):
-        message = 'must be a file name of 1 to 128 letters, digits and ._+- that does not start with . _ + or -'
+        message = UPLOAD_NAME_RULE
         raise ApiError(400, 'name: %s (got %s)' % (message, webhook.scrub_text(name)[:140]), [{'path': 'name', 'message': message}])
     expected = request.headers.get(SHA256_HEADER)
     if expected is not None and not _SHA256.fullmatch(expected.strip()):
