@@ -379,6 +379,16 @@ def _media_problem(exc: ReceiverError, job_id: str, name: str, src: str) -> Rece
     return exc
 
 
+def job_media(client: ReceiverClient, job_id: str) -> dict[str, t.Any]:
+    """The receiver's list of the job's uploaded media (``ReceiverClient.list_media``), its refusals naming ``job_id``."""
+    if not job_id:
+        raise ReceiverError('job_id: must be the id of an active job (provision_job returns it)')
+    try:
+        return client.list_media(job_id)
+    except ReceiverError as exc:
+        raise _media_problem(exc, job_id, '', '') from None
+
+
 def ensure_medium(client: ReceiverClient, job_id: str, name: str, src: str, check_mode: bool = False) -> MediumResult:
     """Make sure job ``job_id`` holds the file ``src`` as its medium ``name``: upload it unless that content is stored.
 
@@ -396,10 +406,7 @@ def ensure_medium(client: ReceiverClient, job_id: str, name: str, src: str, chec
         digest = file_sha256(src)
     except OSError as exc:
         raise ReceiverError('src: cannot read %s: %s' % (src, exc.strerror or exc)) from None
-    try:
-        listing = client.list_media(job_id)
-    except ReceiverError as exc:
-        raise _media_problem(exc, job_id, name, src) from None
+    listing = job_media(client, job_id)
     if listing.get('job_status') == COMPLETE:
         raise ReceiverError('job_id: job %s is complete and takes no more media; register a new job (provision_job)' % job_id, 409)
     stored = next((item for item in listing.get('media') or [] if item.get('name') == name), None)

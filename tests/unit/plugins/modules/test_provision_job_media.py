@@ -218,3 +218,17 @@ def test_the_upload_hands_the_open_file_to_open_url_not_its_bytes(monkeypatch, m
     assert seen['data'].closed  # and closed once sent
     assert seen['url'] == 'http://receiver.test/api/v1/jobs/job%201/media/a.iso'
     assert seen['headers']['Content-Length'] == str(medium.stat().st_size)
+
+
+def test_the_info_module_tells_what_is_stored(run_module, receiver, medium):
+    from ansible_collections.l3metal.provision.plugins.modules import provision_job_media_info
+
+    before = run_module(provision_job_media_info, {'url': receiver.url, 'job_id': JOB, 'name': 'XF-1-task.iso'}).result
+    assert before['changed'] is False and before['medium'] is None and before['media'] == [] and before['job_status'] == 'queued'
+    assert before['media_url'] == MEDIA_URL and before['max_size'] == 16 * 1024 * 1024
+    run_module(provision_job_media, args(receiver.url, medium))
+    after = run_module(provision_job_media_info, {'url': receiver.url, 'job_id': JOB, 'name': 'XF-1-task.iso'}).result
+    assert after['medium']['sha256'] == hashlib.sha256(medium.read_bytes()).hexdigest() and after['medium']['url'] == MEDIA_URL + 'XF-1-task.iso'
+    assert [item['name'] for item in after['media']] == ['XF-1-task.iso']
+    unknown = run_module(provision_job_media_info, {'url': receiver.url, 'job_id': 'job-2'})
+    assert unknown.failed and unknown.result['msg'].startswith('job_id: the receiver has no job job-2')
