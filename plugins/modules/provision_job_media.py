@@ -19,8 +19,8 @@ description:
   - Reads what the receiver holds first (C(GET /api/v1/jobs/{id}/media)), so the same content already stored sends
     nothing and reports C(changed=false), and a refusal the upload would get is told before a byte is sent.
   - A stored name takes no other content (the receiver answers 409 C(medium_exists)); give another O(name) or register a
-    new job. A complete job takes no media. The receiver's limit is C(--max-medium-bytes) (default 16 MiB): this is for
-    small task media, large ones are served by URL.
+    new job. A complete job takes no media. The receiver's limit is C(--max-medium-bytes) (default 16 MiB), which is meant for
+    small task media - large ones are served by URL.
   - The file is streamed from disk with its sha256 in C(X-Content-SHA256); the receiver refuses a body that does not
     match it and stores nothing.
 author:

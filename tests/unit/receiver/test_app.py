@@ -289,8 +289,8 @@ def test_the_media_list_tells_what_is_stored_without_writing(tmp_path):
     async def scenario(client: TestClient) -> None:
         job = await create_job(client, 'XF-MED-4')
         status, empty = await list_media(client, job, API_TOKEN)
-        assert status == 200 and empty == {'job_id': job['job_id'], 'job_status': 'queued', 'max_size': 2048, 'media_url': job['media_url'],
-                                 'media': []}
+        assert status == 200
+        assert empty == {'job_id': job['job_id'], 'job_status': 'queued', 'max_size': 2048, 'media_url': job['media_url'], 'media': []}
         # a file placed in the job's media directory is not an uploaded medium: not listed
         Path(job['media_dir'], 'placed.iso').write_bytes(b'by hand')
         assert (await list_media(client, job, API_TOKEN))[1]['media'] == []
