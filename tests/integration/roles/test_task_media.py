@@ -146,18 +146,21 @@ def test_upload_mode_builds_on_the_controller_uploads_and_is_idempotent(shared_r
     check = ansible_playbook(play(receiver, serial, task_media_upload=True), check=True, env=env).assert_ok()
     assert fact(check)['job_id'] is None and receiver.list_jobs(serial=serial) == [] and list(scratch_dir.iterdir()) == []
 
-    first = ansible_playbook(play(receiver, serial, task_media_upload=True), env=env).assert_ok()
+    first = ansible_playbook(play(receiver, serial, task_media_upload=True), env=env, extra_args=['-vvv']).assert_ok()
     medium = fact(first)
     assert medium['created'] and medium['built'] and medium['uploaded'] is True and medium['path'] is None
     assert medium['image_url'] == medium['media_url'] + serial + '-task.iso'
-    assert list(scratch_dir.iterdir()) == []
     [upload] = [task.result for task in ran(first, UPLOAD_TASK)]
     assert upload['changed'] and upload['url'] == medium['image_url']
+    # the medium was built in a scratch directory under the controller's TMPDIR, and that directory is gone
+    assert upload['invocation']['module_args']['src'].startswith(str(scratch_dir) + '/l3metal-task-media.')
+    assert list(scratch_dir.iterdir()) == []
     # the BMC's GET returns exactly the bytes that were built (their sha256, computed by the module from the built file)
     body, on_medium = downloaded(receiver, medium['image_url'], tmp_path)
     assert hashlib.sha256(body).hexdigest() == upload['sha256'] and len(body) == upload['size']
     recipe = json.loads(on_medium['recipe.json'])
     assert recipe['callback']['job_id'] == medium['job_id'] and on_medium['user-data'] == b'#cloud-config\n'
+    assert len(recipe['callback']['token']) >= 20 and leaks(first, recipe['callback']['token']) == []  # -vvv printed no token
     [stored] = stored_media(receiver, medium['job_id'])
     assert stored['name'] == serial + '-task.iso' and stored['sha256'] == upload['sha256']
 
