@@ -11,6 +11,8 @@ label and reads them.  Payloads the recipe moves to files of their own keep the 
 
 from __future__ import annotations
 
+import re
+
 from .recipe_schema import PAYLOAD_FILES
 
 DEFAULT_LABEL = 'L3M_TASK'           # the volume label task_iso writes and the dispatcher looks for
@@ -18,3 +20,8 @@ RECIPE_FILE = 'recipe.json'          # the recipe, normalized, payloads moved ou
 SCHEMA_FILE = 'recipe.schema.json'   # the schema the controller validated with (the node checks it is its own)
 META_DATA_FILE = 'meta-data'         # NoCloud meta-data, optional
 RESERVED_NAMES = frozenset([RECIPE_FILE, SCHEMA_FILE, META_DATA_FILE] + list(PAYLOAD_FILES.values()))
+
+# The name of a medium uploaded to the receiver (PUT /api/v1/jobs/{id}/media/{name}): one file name, not hidden, as a
+# per-job media URL serves it.  The receiver enforces it; the controller checks it first (check mode sends no PUT).
+UPLOAD_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z')
+UPLOAD_NAME_RULE = 'must be a file name of 1 to 128 letters, digits and ._+- that does not start with . _ + or -'

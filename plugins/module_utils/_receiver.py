@@ -13,8 +13,10 @@ messages name the URL and say what to change.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import http.client
 import json
+import os
 import time
 import typing as t
 import urllib.error
@@ -23,6 +25,7 @@ import urllib.parse
 from ansible.module_utils.common.parameters import env_fallback
 from ansible.module_utils.urls import open_url
 
+from ._contract.medium import UPLOAD_NAME, UPLOAD_NAME_RULE
 from ._contract.jobs import ACTIVE_STATUSES, COMPLETE, QUEUED, SERIAL_PATTERN, TransitionError, check_transition, job_recipe, recipe_digest
 from ._contract.retry import RetryPolicy
 
@@ -72,13 +75,15 @@ class ReceiverClient:
         self.timeout = timeout
 
     def request(self, method: str, path: str, body: t.Any = None, query: t.Mapping[str, t.Any] | None = None,
-                timeout: float | None = None) -> dict[str, t.Any]:
+                timeout: float | None = None, raw: t.Any = None, raw_headers: t.Mapping[str, str] | None = None) -> dict[str, t.Any]:
+        """One request; ``body`` is sent as JSON, ``raw`` (bytes or an open binary file, with its headers) as it is."""
         url = self.url + path + ('?' + urllib.parse.urlencode(query) if query else '')
         headers = {'Accept': 'application/json'}
-        data = None
+        data = raw
         if body is not None:
             data = json.dumps(body).encode('utf-8')
             headers['Content-Type'] = 'application/json'
+        headers.update(raw_headers or {})
         if self.api_token:
             headers['Authorization'] = 'Bearer ' + self.api_token
         try:
@@ -146,6 +151,28 @@ class ReceiverClient:
     def events(self, job_id: str, after: int = 0, wait: float = 0) -> dict[str, t.Any]:
         query = {'after': after, 'wait': '%g' % wait}
         return self.request('GET', '/api/v1/jobs/%s/events' % urllib.parse.quote(job_id, safe=''), query=query, timeout=self.timeout + wait)
+
+    def list_media(self, job_id: str) -> dict[str, t.Any]:
+        """The job's uploaded media without content: ``{job_id, job_status, max_size, media_url, media: [{name, sha256, size, created_at, url}]}``."""
+        return self.request('GET', '/api/v1/jobs/%s/media' % urllib.parse.quote(job_id, safe=''))
+
+    def upload_medium(self, job_id: str, name: str, path: str, sha256: str | None = None) -> dict[str, t.Any]:
+        """PUT the file ``path`` as the job's medium ``name``, streamed from disk (``http.client`` sends an open file in
+        blocks when Content-Length is given), with its sha256 for the receiver to check."""
+        digest = sha256 or file_sha256(path)
+        with open(path, 'rb') as handle:
+            size = os.fstat(handle.fileno()).st_size
+            headers = {'Content-Type': 'application/octet-stream', 'Content-Length': str(size), 'X-Content-SHA256': digest}
+            return self.request('PUT', '/api/v1/jobs/%s/media/%s' % (urllib.parse.quote(job_id, safe=''), urllib.parse.quote(name, safe='')),
+                                raw=handle, raw_headers=headers)
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -324,3 +351,79 @@ def wait_for_job(client: ReceiverClient, job_id: str, until: t.Collection[str], 
             return WaitResult(job, seen, False, clock() - start)
         if clock() - start >= timeout:
             return WaitResult(job, seen, False, clock() - start)
+
+
+# ---------------------------------------------------------------------------------------------------
+# provision_job_media
+
+class MediumResult(t.NamedTuple):
+    changed: bool
+    sha256: str
+    size: int
+    url: str | None         # where the BMC downloads it: the job's media URL + name
+    created_at: str | None  # when the receiver stored it; None in check mode before the upload
+
+
+def _media_problem(exc: ReceiverError, job_id: str, name: str, src: str) -> ReceiverError:
+    """The receiver's refusal in the words of the module's options."""
+    code = exc.problem.get('code')
+    if exc.status == 404:
+        return ReceiverError('job_id: the receiver has no job %s (%s)' % (job_id, exc), 404, exc.problem)
+    if exc.status == 409 and code == 'job_complete':
+        return ReceiverError('job_id: job %s is complete and takes no more media; register a new job (provision_job)' % job_id, 409, exc.problem)
+    if exc.status == 409 and code == 'medium_exists':
+        return ReceiverError('name: job %s already holds a medium %s with other content; a stored medium is written once: give another name, '
+                             'or register a new job (%s)' % (job_id, name, exc.problem.get('detail') or exc), 409, exc.problem)
+    if exc.status == 413:
+        return ReceiverError('src: %s is larger than the receiver takes (%s); serve large media by URL (docs/receiver.md)' % (src, exc), 413, exc.problem)
+    return exc
+
+
+def job_media(client: ReceiverClient, job_id: str) -> dict[str, t.Any]:
+    """The receiver's list of the job's uploaded media (``ReceiverClient.list_media``), its refusals naming ``job_id``."""
+    if not job_id:
+        raise ReceiverError('job_id: must be the id of an active job (provision_job returns it)')
+    try:
+        return client.list_media(job_id)
+    except ReceiverError as exc:
+        raise _media_problem(exc, job_id, '', '') from None
+
+
+def ensure_medium(client: ReceiverClient, job_id: str, name: str, src: str, check_mode: bool = False) -> MediumResult:
+    """Make sure job ``job_id`` holds the file ``src`` as its medium ``name``: upload it unless that content is stored.
+
+    Reads first (``GET .../media``) so that check mode and a re-run send nothing, and so that a refusal the upload
+    would get (other content under that name, a complete job, a file over the limit) is told before any byte is sent.
+    """
+    if not job_id:
+        raise ReceiverError('job_id: must be the id of an active job (provision_job returns it)')
+    if not UPLOAD_NAME.match(name or ''):
+        raise ReceiverError('name: %r %s' % (name, UPLOAD_NAME_RULE))
+    try:
+        size = os.stat(src).st_size
+        if not os.path.isfile(src):
+            raise ReceiverError('src: %s is not a regular file' % src)
+        digest = file_sha256(src)
+    except OSError as exc:
+        raise ReceiverError('src: cannot read %s: %s' % (src, exc.strerror or exc)) from None
+    listing = job_media(client, job_id)
+    if listing.get('job_status') == COMPLETE:
+        raise ReceiverError('job_id: job %s is complete and takes no more media; register a new job (provision_job)' % job_id, 409)
+    stored = next((item for item in listing.get('media') or [] if item.get('name') == name), None)
+    if stored is not None:
+        if stored.get('sha256') == digest:
+            return MediumResult(False, digest, size, stored.get('url'), stored.get('created_at'))
+        raise ReceiverError('name: job %s already holds a medium %s with other content (sha256 %s, src has %s); a stored medium is written once: '
+                            'give another name, or register a new job' % (job_id, name, stored.get('sha256'), digest), 409)
+    limit = listing.get('max_size')
+    if isinstance(limit, int) and size > limit:
+        raise ReceiverError('src: %s is %d bytes, larger than the receiver takes (%d bytes, its --max-medium-bytes); serve large media by URL '
+                            '(docs/receiver.md)' % (src, size, limit), 413)
+    url = listing['media_url'] + name if listing.get('media_url') else None
+    if check_mode:
+        return MediumResult(True, digest, size, url, None)
+    try:
+        doc = client.upload_medium(job_id, name, src, digest)
+    except ReceiverError as exc:
+        raise _media_problem(exc, job_id, name, src) from None
+    return MediumResult(bool(doc.get('changed')), str(doc.get('sha256') or digest), int(doc.get('size') or size), doc.get('url') or url, doc.get('created_at'))

@@ -31,6 +31,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from l3metal_contract import webhook
 from l3metal_contract.jobs import ACTIVE_STATUSES, FAILED, SERIAL_PATTERN, STATUSES, USER_TRANSITIONS
+from l3metal_contract.medium import UPLOAD_NAME, UPLOAD_NAME_RULE
 from l3metal_contract.recipe import RecipeError
 from l3metal_contract.recipe_schema import PAYLOAD_FILES
 
@@ -55,8 +56,8 @@ RETRY_AFTER = '5'                  # seconds, on 503 (storage cannot be written 
 MAX_JOB_BODY = 17 * 1024 * 1024    # a recipe may be 16 MiB (MAX_RECIPE_BYTES) plus the envelope
 # PUT /api/v1/jobs/{id}/media/{name}: small task media, kept in the database (--max-medium-bytes); large media by URL
 DEFAULT_MAX_MEDIUM = 16 * 1024 * 1024
-# an uploaded medium's name: one file name, not hidden, as a per-job media URL serves it
-MEDIUM_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z')
+# an uploaded medium's name: one file name, not hidden, as a per-job media URL serves it (one rule with the controller)
+MEDIUM_NAME = UPLOAD_NAME
 _SHA256 = re.compile(r'^[0-9a-fA-F]{64}\Z')
 SHA256_HEADER = 'X-Content-SHA256'
 MAX_SMALL_BODY = 16 * 1024         # status transitions
@@ -183,8 +184,8 @@ def _bearer(request: web.Request) -> str | None:
 def _check_api_token(request: web.Request) -> None:
     token = request.app[API_TOKEN_KEY]
     if token and request.path.startswith(USER_PATHS):
-        if request.match_info.route.name == PUT_MEDIUM_ROUTE:
-            return  # the API token or the job's token: checked by the handler (put_medium), which reads the job
+        if request.match_info.route.name in JOB_TOKEN_ROUTES:
+            return  # the API token or the job's token: checked by the handler (_check_job_access), which reads the job
         header = request.headers.get(hdrs.AUTHORIZATION, '')
         given = _bearer(request)
         if given is None or not hmac.compare_digest(given.encode('utf-8', 'replace'), token.encode('utf-8')):
@@ -497,19 +498,37 @@ async def job_media(request: web.Request) -> web.StreamResponse:
     return media_response(root, name)
 
 
+def _check_job_access(request: web.Request, job_token: str) -> None:
+    """The media endpoints of a job take the API token or the job's own token (what a playbook without the API token holds)."""
+    api_token = request.app[API_TOKEN_KEY]
+    given = _bearer(request)
+    if api_token and not (given is not None and any(hmac.compare_digest(given.encode('utf-8', 'replace'), key.encode('utf-8'))
+                                                    for key in (api_token, job_token))):
+        raise ApiError(401, 'this endpoint needs the API token or the job\'s token: Authorization: Bearer <token>' if given is None
+                       else 'wrong token (neither the API token nor the job\'s token)', headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="l3metal-receiver"'})
+
+
+async def list_media(request: web.Request) -> web.Response:
+    """The task media uploaded for a job (name, sha256, size, created_at, url), without their content: a client learns
+    whether its medium is stored, and with which content, without writing; ``max_size`` is the upload limit."""
+    service = _service(request)
+    job, media = service.media(_job_id(request))
+    _check_job_access(request, job.token)
+    base = service.media_url(job) if job.active else None
+    doc = {'job_id': job.job_id, 'job_status': job.status, 'max_size': request.app[MAX_MEDIUM_KEY], 'media_url': base,
+           'media': [{'name': name, 'sha256': stored.sha256, 'size': stored.size, 'created_at': stored.created_at,
+                      'url': base + name if base else None} for name, stored in media]}
+    return json_response(doc)
+
+
 async def put_medium(request: web.Request) -> web.Response:
     """Store a task medium of an active job (the body, any Content-Type) in the database: every receiver serves it."""
     service = _service(request)
     job_id, name = _job_id(request), request.match_info['name']
     job = service.get(job_id)
-    api_token = request.app[API_TOKEN_KEY]
-    given = _bearer(request)
-    if api_token and not (given is not None and any(hmac.compare_digest(given.encode('utf-8', 'replace'), key.encode('utf-8'))
-                                                    for key in (api_token, job.token))):
-        raise ApiError(401, 'this endpoint needs the API token or the job\'s token: Authorization: Bearer <token>' if given is None
-                       else 'wrong token (neither the API token nor the job\'s token)', headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="l3metal-receiver"'})
+    _check_job_access(request, job.token)
     if not MEDIUM_NAME.fullmatch(name):
-        message = 'must be a file name of 1 to 128 letters, digits and ._+- that does not start with . _ + or -'
+        message = UPLOAD_NAME_RULE
         raise ApiError(400, 'name: %s (got %s)' % (message, webhook.scrub_text(name)[:140]), [{'path': 'name', 'message': message}])
     expected = request.headers.get(SHA256_HEADER)
     if expected is not None and not _SHA256.fullmatch(expected.strip()):
@@ -528,6 +547,8 @@ async def put_medium(request: web.Request) -> web.Response:
 
 
 PUT_MEDIUM_ROUTE = 'put_medium'
+LIST_MEDIA_ROUTE = 'list_media'
+JOB_TOKEN_ROUTES = frozenset((PUT_MEDIUM_ROUTE, LIST_MEDIA_ROUTE))
 
 
 def build_app(api_token: str | None, body_timeout: float = DEFAULT_BODY_TIMEOUT, max_medium_bytes: int = DEFAULT_MAX_MEDIUM) -> web.Application:
@@ -543,6 +564,7 @@ def build_app(api_token: str | None, body_timeout: float = DEFAULT_BODY_TIMEOUT,
     app.router.add_get('/api/v1/jobs/{job_id}/events', job_events)
     app.router.add_post('/api/v1/jobs/{job_id}/status', set_status)
     app.router.add_post('/api/v1/jobs/{job_id}/token', reissue_token)
+    app.router.add_get('/api/v1/jobs/{job_id}/media', list_media, name=LIST_MEDIA_ROUTE)
     app.router.add_put('/api/v1/jobs/{job_id}/media/{name}', put_medium, name=PUT_MEDIUM_ROUTE)
     app.router.add_post('/api/v1/status-webhook/{serial}', status_webhook)
     app.router.add_get('/media/jobs/{job_id}/{key}/{name:.+}', job_media)

@@ -404,6 +404,11 @@ class JobService:
             LOG.info('job %s (serial %s): task medium %s uploaded (%d bytes, sha256 %s)', job_id, job.server_serial, name, stored.size, digest)
         return job, stored, written
 
+    def media(self, job_id: str) -> tuple[Job, list[tuple[str, StoredMedium]]]:
+        """A job and the task media uploaded for it (``JobNotFound`` for an unknown job; a complete job has none)."""
+        job = self.get(job_id)
+        return job, self.reader.media(job_id)
+
     async def materialize_medium(self, job_id: str, name: str) -> bool:
         """Write an uploaded medium of ``job_id`` from the database into this receiver's job media directory (so it is served
         exactly as a file placed there); False when none of that name is stored.  The file's mtime is the upload time, so

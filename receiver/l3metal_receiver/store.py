@@ -429,6 +429,11 @@ class BaseStore:
         row = self.execute('SELECT sha256, size, created_at FROM job_media WHERE job_id = ? AND name = ?', (job_id, name)).fetchone()
         return StoredMedium(row[0], int(row[1]), row[2]) if row else None
 
+    def media(self, job_id: str) -> list[tuple[str, StoredMedium]]:
+        """The task media uploaded for a job, by name (not their content; not the files placed in its media directory)."""
+        rows = self.execute('SELECT name, sha256, size, created_at FROM job_media WHERE job_id = ? ORDER BY name', (job_id,)).fetchall()
+        return [(row[0], StoredMedium(row[1], int(row[2]), row[3])) for row in rows]
+
     def medium_content(self, job_id: str, name: str) -> bytes | None:
         row = self.execute('SELECT content FROM job_media WHERE job_id = ? AND name = ?', (job_id, name)).fetchone()
         return bytes(row[0]) if row else None

@@ -276,3 +276,50 @@ def test_a_medium_upload_is_refused_with_the_field_named_and_nothing_stored(tmp_
         # at the limit: accepted
         assert (await put_medium(client, job, 'big.iso', b'x' * 1024))[0] == 201
     run(tmp_path, scenario, max_medium_bytes=1024)
+
+
+async def list_media(client: TestClient, job: t.Mapping[str, t.Any], token: str | None = None) -> tuple[int, t.Any]:
+    headers = {'Authorization': 'Bearer ' + token} if token else {}
+    response = await client.get('/api/v1/jobs/%s/media' % job['job_id'], headers=headers)
+    return response.status, await response.json()
+
+
+def test_the_media_list_tells_what_is_stored_without_writing(tmp_path):
+    """GET .../media: what a controller reads in check mode and before an upload (name, sha256, size, url, the limit)."""
+    async def scenario(client: TestClient) -> None:
+        job = await create_job(client, 'XF-MED-4')
+        status, empty = await list_media(client, job, API_TOKEN)
+        assert status == 200
+        assert empty == {'job_id': job['job_id'], 'job_status': 'queued', 'max_size': 2048, 'media_url': job['media_url'], 'media': []}
+        # a file placed in the job's media directory is not an uploaded medium: not listed
+        Path(job['media_dir'], 'placed.iso').write_bytes(b'by hand')
+        assert (await list_media(client, job, API_TOKEN))[1]['media'] == []
+        _status, put = await put_medium(client, job, 'task.iso', MEDIUM[:2000])
+        _status, other = await put_medium(client, job, 'a.img', b'fat')
+        # the job's own token reads it too; the list is sorted by name and each entry agrees with what the PUT answered
+        status, listed = await list_media(client, job, job['token'])
+        assert status == 200 and [item['name'] for item in listed['media']] == ['a.img', 'task.iso']
+        by_name = {item['name']: item for item in listed['media']}
+        for answer in (put, other):
+            assert by_name[answer['name']] == {key: answer[key] for key in ('name', 'sha256', 'size', 'created_at', 'url')}
+        assert by_name['task.iso']['sha256'] == hashlib.sha256(MEDIUM[:2000]).hexdigest()
+        # reading changed nothing: the same content again is still "not changed"
+        assert (await put_medium(client, job, 'task.iso', MEDIUM[:2000]))[1]['changed'] is False
+        # complete: the media went with the job, the status says why
+        response = await client.post('/api/v1/jobs/%s/status' % job['job_id'], json={'status': 'complete'}, headers=AUTH)
+        assert response.status == 200
+        status, done = await list_media(client, job, API_TOKEN)
+        assert status == 200 and done['job_status'] == 'complete' and done['media'] == [] and done['media_url'] is None
+    run(tmp_path, scenario, max_medium_bytes=2048)
+
+
+def test_the_media_list_needs_the_api_token_or_the_jobs_own(tmp_path):
+    async def scenario(client: TestClient) -> None:
+        job = await create_job(client, 'XF-MED-5')
+        other = await create_job(client, 'XF-MED-6')
+        await put_medium(client, job, 'task.iso', b'secret medium')
+        for token in (None, other['token'], 'wrong'):
+            status, doc = await list_media(client, job, token)
+            assert status == 401 and doc['status'] == 401 and 'media' not in doc
+        assert (await list_media(client, {'job_id': 'no-such-job'}, API_TOKEN))[0] == 404
+    run(tmp_path, scenario)
