@@ -47,6 +47,13 @@ from .sushy import SushyEmulator
 
 UNIT_DIR = COLLECTION_ROOT / 'maintenance_os' / 'systemd'
 
+# How many of the simulation's own processes (the dispatcher, notify) run at once, over every simulated node of this
+# Python process.  A real node runs them on its own CPU; here all nodes share the machine's cores, and a fleet's nodes
+# boot together (every reset comes at the end of the playbook's start phase): 100 nodes started 100 dispatchers at
+# once on 2 cores and each took more than its 120 s timeout.  Queued at this gate, each starts when a core is free and
+# its timeout counts from its own start.
+PROCESS_SLOTS = threading.BoundedSemaphore(2 * (os.cpu_count() or 1))
+
 _JOURNALCTL = '''#!/bin/sh
 # Stand-in for the node's journalctl: prints the simulated journal of the unit given with -u.
 unit=""
@@ -224,7 +231,8 @@ class SimulatedNode:
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
         if path:
             env['PATH'] = path + os.pathsep + env.get('PATH', '')
-        return subprocess.run([sys.executable, '-m', 'provisioner', *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+        with PROCESS_SLOTS:
+            return subprocess.run([sys.executable, '-m', 'provisioner', *args], env=env, capture_output=True, text=True, timeout=120, check=False)
 
     def _notify(self, run_dir: Path, *args: str, path: str | None = None) -> None:
         proc = self._provisioner('notify', '--run-dir', str(run_dir), '--attempts', '3', '--timeout', '5', *args, path=path)
