@@ -190,7 +190,7 @@ class SimulatedNode:
             if self._stop.wait(0.2):
                 return None
             if deadline is not None and time.monotonic() > deadline:
-                raise NodeSimulationError('no reset after a media insertion within %g s' % self.boot_timeout)
+                raise NodeSimulationError('no reset after a media insertion within %g s' % (deadline - started))
         self.report['boot_wait'] = time.monotonic() - started  # from start() to the reset it boots on
         system = self.bmc.get(self.system_path)
         target = system.get('Boot', {}).get('BootSourceOverrideTarget')
