@@ -19,7 +19,9 @@ receiver is aiohttp with group commit (all webhooks that arrive during an fsync 
    counts the answers and the jobs the database holds as succeeded (none may be lost).
 
 For scale it also measures an aiohttp handler that does nothing (``floor``): the most any
-single-process aiohttp service gets from this machine under the same load generator.
+single-process aiohttp service gets from this machine under the same load generator.  ``--uvloop`` adds the floor
+and the receiver on uvloop's event loop (``floor-uvloop``, ``ours-uvloop``: the same code, ``uvloop.install()``
+before it starts), to see whether another well-kept event loop raises the floor itself.
 
 The bench method (bench/_method.py): the servers on the server CPU, wrk and the burst client on the client CPU;
 ``--rounds`` rounds, the three servers in alternating order; ratios are medians of per-round ratios with min-max and
@@ -115,8 +117,11 @@ def serve_baseline(port: int, db_path: str) -> None:
     server.serve_forever()
 
 
-def serve_floor(port: int) -> None:
+def serve_floor(port: int, use_uvloop: bool = False) -> None:
     from aiohttp import web
+
+    if use_uvloop:
+        install_uvloop()
 
     async def nothing(request: web.Request) -> web.Response:
         await request.read()
@@ -125,6 +130,17 @@ def serve_floor(port: int) -> None:
     app = web.Application()
     app.router.add_post('/api/v1/status-webhook/{serial}', nothing)
     web.run_app(app, host='127.0.0.1', port=port, access_log=None, print=None)
+
+
+def install_uvloop() -> None:
+    import uvloop  # pylint: disable=import-outside-toplevel,import-error
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+# the receiver as ``python -m l3metal_receiver`` runs it, on uvloop's event loop
+OURS_ON_UVLOOP = ('import asyncio, sys, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); '
+                  'from l3metal_receiver.server import main; sys.exit(main(sys.argv[1:]))')
 
 
 def init_baseline_db(db_path: str, jobs: dict[str, str], status: str) -> None:
@@ -167,20 +183,23 @@ def wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) 
 class Server:
     def __init__(self, kind: str, workdir: Path) -> None:
         self.kind = kind
+        self.base, _, loop = kind.partition('-')  # ours, floor, baseline; '-uvloop': on uvloop
+        self.uvloop = loop == 'uvloop'
         self.dir = workdir / kind
         self.dir.mkdir(parents=True)
         self.port = free_port()
         self.url = 'http://127.0.0.1:%d' % self.port
         self.process: subprocess.Popen[bytes] | None = None
-        self.db = str(self.dir / ('receiver.sqlite3' if kind == 'ours' else 'baseline.sqlite3'))
+        self.db = str(self.dir / ('receiver.sqlite3' if self.base == 'ours' else 'baseline.sqlite3'))
 
     def start(self) -> Server:
         env = dict(os.environ)
-        if self.kind == 'ours':
-            argv = [sys.executable, '-m', 'l3metal_receiver', '--host', '127.0.0.1', '--port', str(self.port),
-                    '--data-dir', str(self.dir), '--media-dir', str(self.dir / 'media'), '--log-level', 'WARNING']
-        elif self.kind == 'floor':
-            argv = [sys.executable, __file__, '--serve-floor', str(self.port)]
+        if self.base == 'ours':
+            argv = [sys.executable] + (['-c', OURS_ON_UVLOOP] if self.uvloop else ['-m', 'l3metal_receiver']) + [
+                '--host', '127.0.0.1', '--port', str(self.port),
+                '--data-dir', str(self.dir), '--media-dir', str(self.dir / 'media'), '--log-level', 'WARNING']
+        elif self.base == 'floor':
+            argv = [sys.executable, __file__, '--serve-floor', str(self.port)] + (['--uvloop'] if self.uvloop else [])
         else:
             argv = [sys.executable, __file__, '--serve-baseline', str(self.port), self.db]
         with open(self.dir / 'server.log', 'ab') as log:
@@ -194,11 +213,11 @@ class Server:
             self.process.wait(timeout=30)
 
     def stored_events(self) -> int:
-        if self.kind == 'floor':
+        if self.base == 'floor':
             return 0
         conn = sqlite3.connect('file:%s?mode=ro' % self.db, uri=True)
         try:
-            if self.kind == 'ours':
+            if self.base == 'ours':
                 return int(conn.execute("SELECT COUNT(*) FROM events WHERE delivery_id IS NOT NULL").fetchone()[0])
             return int(conn.execute('SELECT COUNT(*) FROM events').fetchone()[0])
         finally:
@@ -214,7 +233,7 @@ class Server:
     def create_jobs(self, count: int, prefix: str, provisioning: bool) -> dict[str, str]:
         """serial -> token for ``count`` new jobs."""
         serials = ['%s-%05d' % (prefix, n) for n in range(count)]
-        if self.kind == 'floor':
+        if self.base == 'floor':
             return {serial: 'floor-token-%s-0123456789' % serial for serial in serials}
         if self.kind == 'baseline':
             jobs = {serial: 'baseline-token-%s-0123456789' % serial for serial in serials}
@@ -364,12 +383,13 @@ def main() -> int:
     parser.add_argument('--workdir', help='where to put databases and request files (default: a new temporary directory)')
     parser.add_argument('--serve-baseline', nargs=2, metavar=('PORT', 'DB'), help=argparse.SUPPRESS)
     parser.add_argument('--serve-floor', type=int, metavar='PORT', help=argparse.SUPPRESS)
+    parser.add_argument('--uvloop', action='store_true', help='also the floor and the receiver on uvloop (pip install uvloop)')
     args = parser.parse_args()
     if args.serve_baseline:
         serve_baseline(int(args.serve_baseline[0]), args.serve_baseline[1])
         return 0
     if args.serve_floor:
-        serve_floor(args.serve_floor)
+        serve_floor(args.serve_floor, args.uvloop)
         return 0
     if not shutil.which('wrk'):
         print('wrk is missing: apt-get install wrk (make test installs it: tests/apt-packages.d/receiver.txt)')
@@ -382,23 +402,24 @@ def main() -> int:
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix='receiver-bench-'))
     levels = [int(level) for level in args.concurrency.split(',')]
-    rounds: dict[str, dict[int, list[dict[str, t.Any]]]] = {'ours': {}, 'baseline': {}, 'floor': {}}
+    kinds = ['baseline', 'ours', 'floor'] + (['ours-uvloop', 'floor-uvloop'] if args.uvloop else [])
+    rounds: dict[str, dict[int, list[dict[str, t.Any]]]] = {kind: {} for kind in kinds}
     bursts: dict[str, dict[str, t.Any]] = {}
     try:
         for round_index in range(args.rounds):
-            for kind in _method.order(round_index, ['baseline', 'ours', 'floor']):
+            for kind in _method.order(round_index, kinds):
                 server = Server(kind, workdir / ('round-%d' % round_index)).start()
                 try:
                     jobs = server.create_jobs(256, 'LOAD', provisioning=True)
                     assert server.process is not None
                     method.pin_server(server.process.pid)
                     for level in levels:
-                        result = run_wrk(server, jobs, level, args.duration, workdir, per_second=12000 if kind == 'ours' else 2000)
+                        result = run_wrk(server, jobs, level, args.duration, workdir, per_second=12000 if server.base == 'ours' else 2000)
                         rounds[kind].setdefault(level, []).append(result)
-                        print('round %d %-8s %4d senders: %8.0f webhooks/s  p50 %7.1f ms  p99 %7.1f ms  non-2xx %d  socket errors %d  stored %d'
+                        print('round %d %-12s %4d senders: %8.0f webhooks/s  p50 %7.1f ms  p99 %7.1f ms  non-2xx %d  socket errors %d  stored %d'
                               % (round_index + 1, kind, level, result['rate'], result['p50'], result['p99'], result['non2xx'], result['socket_errors'],
                                  result['stored']), flush=True)
-                    if args.nodes and kind != 'floor' and round_index == 0:
+                    if args.nodes and kind in ('ours', 'baseline') and round_index == 0:
                         bursts[kind] = burst = nodes_at_once(server, args.nodes)
                         print('%-8s %d nodes at once: answers %s in %.1f s; jobs succeeded in the database: %d of %d'
                               % (kind, args.nodes, burst['answers'], burst['elapsed'], burst['succeeded'], args.nodes), flush=True)
@@ -424,11 +445,17 @@ def main() -> int:
         rates = {kind: [run['rate'] for run in rounds[kind][level]] for kind in rounds}
         print('    ' + _method.ratio_line('ours / baseline', rates['ours'], rates['baseline'], 1))
         print('    ' + _method.ratio_line('ours / floor (empty aiohttp handler)', rates['ours'], rates['floor']))
-        answered = sum(run['requests'] - run['non2xx'] for run in rounds['ours'][level])
-        stored = sum(run['stored'] for run in rounds['ours'][level])
-        if stored < answered:
-            print('  LOST: %d webhooks answered, %d stored' % (answered, stored))
-            ok = False
+        if args.uvloop:
+            print('    ' + _method.ratio_line('floor on uvloop / floor', rates['floor-uvloop'], rates['floor']))
+            print('    ' + _method.ratio_line('ours on uvloop / ours', rates['ours-uvloop'], rates['ours']))
+            print('    ' + _method.ratio_line('ours on uvloop / floor on uvloop', rates['ours-uvloop'], rates['floor-uvloop']))
+            print('    ' + _method.ratio_line('ours on uvloop / floor (asyncio)', rates['ours-uvloop'], rates['floor']))
+        for kind in [kind for kind in kinds if kind.startswith('ours')]:
+            answered = sum(run['requests'] - run['non2xx'] for run in rounds[kind][level])
+            stored = sum(run['stored'] for run in rounds[kind][level])
+            if stored < answered:
+                print('  LOST (%s): %d webhooks answered, %d stored' % (kind, answered, stored))
+                ok = False
     if 'ours' in bursts:
         burst = bursts['ours']
         lost = args.nodes - burst['succeeded']

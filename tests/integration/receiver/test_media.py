@@ -157,6 +157,65 @@ def test_slow_reader_and_hang_up_mid_body_on_keep_alive(servers, media_file):
     assert status == 206 and body == big[-7:]
 
 
+def read_response(sock, buffer, head_only=False):
+    """One response from a raw socket: (status, headers, body, rest of the buffer); ``head_only`` for a HEAD's."""
+    while b'\r\n\r\n' not in buffer:
+        chunk = sock.recv(1 << 20)
+        assert chunk, 'the connection closed before the headers: %r' % buffer[:200]
+        buffer += chunk
+    head, buffer = buffer.split(b'\r\n\r\n', 1)
+    lines = head.decode('latin-1').split('\r\n')
+    headers = {name.lower(): value.strip() for name, value in (line.split(':', 1) for line in lines[1:])}
+    length = 0 if head_only else int(headers['content-length'])
+    while len(buffer) < length:
+        chunk = sock.recv(1 << 20)
+        assert chunk, 'the connection closed %d bytes into a body of %d' % (len(buffer), length)
+        buffer += chunk
+    return int(lines[0].split()[1]), headers, buffer[:length], buffer[length:]
+
+
+def test_pipelined_ranges_head_and_304_keep_their_framing(servers, media_file):
+    """Headers leave with the body's first bytes (TCP_CORK around the headers and the first sendfile(2), media._send_file);
+    pipelined on one connection, so that later answers find the socket still full of earlier ones (the path where the
+    headers wait in the transport), every answer has its own status, headers and exactly its bytes, and a HEAD, a 304
+    and a 416 have none."""
+    import socket
+
+    receiver, _nginx = servers
+    root, _data = media_file
+    big = os.urandom(1 << 20) * 6
+    (root / 'pipelined.iso').write_bytes(big)
+    host, port = receiver.url.split('//')[1].split(':')
+    etag = get(receiver.url, '/media/pipelined.iso', method='HEAD')[1]['etag']
+    asks = [('GET', 'bytes=0-4194303', 206, big[:4 << 20]),
+            ('HEAD', 'bytes=100-199', 206, b''),
+            ('GET', 'bytes=-1', 206, big[-1:]),
+            ('GET', None, 304, b''),
+            ('GET', 'bytes=%d-' % len(big), 416, b''),
+            ('GET', 'bytes=1048575-3145728', 206, big[1048575:3145729]),
+            ('GET', None, 200, big)]
+    requests = b''
+    for method, byte_range, status, _body in asks:
+        extra = ('Range: %s\r\n' % byte_range if byte_range else '') + ('If-None-Match: %s\r\n' % etag if status == 304 else '')
+        requests += ('%s /media/pipelined.iso HTTP/1.1\r\nHost: x\r\n%s\r\n' % (method, extra)).encode()
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(requests)
+        buffer = b''
+        for method, byte_range, status, body in asks:
+            got_status, headers, got_body, buffer = read_response(sock, buffer, head_only=method == 'HEAD' or status in (304, 416))
+            assert (got_status, got_body == body) == (status, True), (method, byte_range)
+            if status == 206:
+                assert headers['content-range'].startswith('bytes ') and headers['etag'] == etag
+            if method == 'HEAD':
+                assert headers['content-length'] == '100'
+        assert buffer == b''
+        sock.settimeout(0.2)
+        try:
+            assert sock.recv(1) == b'', 'bytes after the last answer'
+        except TimeoutError:
+            pass  # nothing more: the connection stays open for the next request
+
+
 def test_compressed_sibling_is_never_sent_instead(servers, media_file):
     receiver, _nginx = servers
     root, data = media_file
