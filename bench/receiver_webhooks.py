@@ -183,7 +183,7 @@ def wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) 
 class Server:
     def __init__(self, kind: str, workdir: Path) -> None:
         self.kind = kind
-        self.base, _, loop = kind.partition('-')  # ours, floor, baseline; '-uvloop': on uvloop
+        self.base, _dash, loop = kind.partition('-')  # ours, floor, baseline; '-uvloop': on uvloop
         self.uvloop = loop == 'uvloop'
         self.dir = workdir / kind
         self.dir.mkdir(parents=True)

@@ -26,7 +26,7 @@ from ansible.module_utils.common.parameters import env_fallback
 from ansible.module_utils.urls import open_url
 
 from ._contract.medium import UPLOAD_NAME, UPLOAD_NAME_RULE
-from ._contract.jobs import ACTIVE_STATUSES, COMPLETE, QUEUED, SERIAL_PATTERN, TransitionError, check_transition, job_recipe, recipe_digest
+from ._contract.jobs import ACTIVE_STATUSES, COMPLETE, OUTCOME_STATUSES, PROVISIONING, QUEUED, SERIAL_PATTERN, TransitionError, check_transition, job_recipe, recipe_digest
 from ._contract.retry import RetryPolicy
 
 MAX_LONG_POLL = 25.0
@@ -266,6 +266,10 @@ def ensure_status(client: ReceiverClient, wanted: str, job_id: str | None = None
                 return False, None, None  # nothing active to complete
             raise ReceiverError('serial %s has no active job to mark %s; register one with state=present first' % (serial, wanted))
         current = found
+    if wanted == PROVISIONING and current.get('status') in OUTCOME_STATUSES:
+        # The node booted and reported its outcome before the playbook marked the job provisioning (a fast node, a slow
+        # controller): the job is already past what this marks, which is no error and changes nothing.
+        return False, current, current
     try:
         changed = check_transition(str(current.get('status')), wanted, 'user')
     except TransitionError as exc:

@@ -40,6 +40,8 @@ options:
     description:
       - V(present) registers a job for O(recipe) unless an active job with an equivalent recipe exists.
       - V(provisioning) marks the job provisioning (the node has been booted from the media).
+        A job the node has already taken to V(succeeded) or V(failed) (it reported before this task ran) is left
+        as it is (C(changed=false)).
       - V(failed) marks the job failed from the controller's side (for example the BMC refused the boot), with O(failed_step).
       - V(complete) closes the job once media are ejected; with O(server_serial) and no active job, nothing changes.
     type: str
