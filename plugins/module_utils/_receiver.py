@@ -26,7 +26,8 @@ from ansible.module_utils.common.parameters import env_fallback
 from ansible.module_utils.urls import open_url
 
 from ._contract.medium import UPLOAD_NAME, UPLOAD_NAME_RULE
-from ._contract.jobs import ACTIVE_STATUSES, COMPLETE, OUTCOME_STATUSES, PROVISIONING, QUEUED, SERIAL_PATTERN, TransitionError, check_transition, job_recipe, recipe_digest
+from ._contract.jobs import (ACTIVE_STATUSES, COMPLETE, OUTCOME_STATUSES, PROVISIONING, QUEUED, SERIAL_PATTERN, TransitionError, check_transition,
+                             job_recipe, recipe_digest)
 from ._contract.retry import RetryPolicy
 
 MAX_LONG_POLL = 25.0
