@@ -47,13 +47,6 @@ from .sushy import SushyEmulator
 
 UNIT_DIR = COLLECTION_ROOT / 'maintenance_os' / 'systemd'
 
-# How many of the simulation's own processes (the dispatcher, notify) run at once, over every simulated node of this
-# Python process.  A real node runs them on its own CPU; here all nodes share the machine's cores, and a fleet's nodes
-# boot together (every reset comes at the end of the playbook's start phase): 100 nodes started 100 dispatchers at
-# once on 2 cores and each took more than its 120 s timeout.  Queued at this gate, each starts when a core is free and
-# its timeout counts from its own start.
-PROCESS_SLOTS = threading.BoundedSemaphore(2 * (os.cpu_count() or 1))
-
 _JOURNALCTL = '''#!/bin/sh
 # Stand-in for the node's journalctl: prints the simulated journal of the unit given with -u.
 unit=""
@@ -90,7 +83,7 @@ class SimulatedNode:
 
     def __init__(self, bmc: SushyEmulator, system: int, work_dir: Path, kind: str = 'maintenance_os', fail_step: str | None = None,
                  failure_log: t.Sequence[str] = DEFAULT_FAILURE_LOG, step_seconds: float = 0.3, off_seconds: float = 6.0,
-                 boot_timeout: float | None = 300.0, on_event: t.Callable[[str, str], None] | None = None, firstboot: str = 'run',
+                 boot_timeout: float = 300.0, on_event: t.Callable[[str, str], None] | None = None, firstboot: str = 'run',
                  after_mark: int = 0, reboot: str = 'power_cycle') -> None:
         if kind not in ('maintenance_os', 'esxi'):
             raise ValueError('kind must be maintenance_os or esxi, not %r' % kind)
@@ -102,9 +95,6 @@ class SimulatedNode:
         self.reboot = reboot  # warm: the installer's reboot leaves the power state On, as many BMCs show it
         self.after_mark = after_mark  # only a boot after this place in the BMC's access log counts (a node's second install)
         self._inserted: list[dict[str, t.Any]] = []
-        # where _booted() has read the BMC's access log up to, and the last InsertMedia / Reset of this system seen there
-        self._log_cursor = after_mark
-        self._last_insert = self._last_reset = -1
         self.bmc = bmc
         self.system = system
         self.system_path = bmc.system_path(system)
@@ -115,8 +105,6 @@ class SimulatedNode:
         self.failure_log = list(failure_log)
         self.step_seconds = step_seconds
         self.off_seconds = off_seconds
-        # None: wait for the boot until stop(), for a caller whose own run bounds the simulation (bench/fleet: in a fleet of
-        # N the resets come after every node's start phase, which grows with N, so no fixed deadline fits every size)
         self.boot_timeout = boot_timeout
         self.on_event = on_event
         self.report: dict[str, t.Any] = {'node': self.name, 'kind': kind, 'events': []}
@@ -144,11 +132,6 @@ class SimulatedNode:
             raise NodeSimulationError('%s: %s' % (self.name, self._error)) from self._error
         return self.report
 
-    @property
-    def error(self) -> BaseException | None:
-        """What went wrong inside the simulation so far (None while it goes well): for a caller that cannot wait for result()."""
-        return self._error
-
     def _main(self) -> None:
         try:
             medium = self._wait_for_boot()
@@ -169,29 +152,24 @@ class SimulatedNode:
     # -- the boot ----------------------------------------------------------------------------------
 
     def _booted(self) -> bool:
-        """A reset of this system answered 2xx after the last InsertMedia on it: the node boots the media now.
-
-        Reads only what the BMC logged since the last call (a fleet's nodes poll together: O(new lines) each, not O(log))."""
-        new = self.bmc.requests_since(self._log_cursor)
-        for index, record in enumerate(new, start=self._log_cursor):
+        """A reset of this system answered 2xx after the last InsertMedia on it: the node boots the media now."""
+        last_insert = last_reset = -1
+        for index, record in enumerate(self.bmc.requests_since(self.after_mark)):
             if record.method != 'POST' or not record.path.startswith(self.system_path + '/') or record.status >= 300:
                 continue
             if record.path.endswith('/VirtualMedia.InsertMedia'):
-                self._last_insert = index
+                last_insert = index
             elif record.path.endswith('/ComputerSystem.Reset'):
-                self._last_reset = index
-        self._log_cursor += len(new)
-        return self._last_insert >= 0 and self._last_reset > self._last_insert
+                last_reset = index
+        return last_insert >= 0 and last_reset > last_insert
 
     def _wait_for_boot(self) -> Path | None:
-        started = time.monotonic()
-        deadline = None if self.boot_timeout is None else started + self.boot_timeout
+        deadline = time.monotonic() + self.boot_timeout
         while not self._booted():
             if self._stop.wait(0.2):
                 return None
-            if deadline is not None and time.monotonic() > deadline:
-                raise NodeSimulationError('no reset after a media insertion within %g s' % (deadline - started))
-        self.report['boot_wait'] = time.monotonic() - started  # from start() to the reset it boots on
+            if time.monotonic() > deadline:
+                raise NodeSimulationError('no reset after a media insertion within %g s' % self.boot_timeout)
         system = self.bmc.get(self.system_path)
         target = system.get('Boot', {}).get('BootSourceOverrideTarget')
         self.report['boot_override'] = target
@@ -231,8 +209,7 @@ class SimulatedNode:
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
         if path:
             env['PATH'] = path + os.pathsep + env.get('PATH', '')
-        with PROCESS_SLOTS:
-            return subprocess.run([sys.executable, '-m', 'provisioner', *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run([sys.executable, '-m', 'provisioner', *args], env=env, capture_output=True, text=True, timeout=120, check=False)
 
     def _notify(self, run_dir: Path, *args: str, path: str | None = None) -> None:
         proc = self._provisioner('notify', '--run-dir', str(run_dir), '--attempts', '3', '--timeout', '5', *args, path=path)

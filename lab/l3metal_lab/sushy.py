@@ -10,9 +10,7 @@ the test).  The fake driver delays power changes by ``random.randint(1, 11)`` se
 replaces that with a fixed delay through a small wrapper (0 makes changes show on the next GET).
 
 Every request the emulator served is in its log (werkzeug's access log); ``requests()`` parses it, so a
-test can count what a module sent, independently of the module's own bookkeeping.  The log is read
-incrementally (only what was appended since the last call is parsed), so that many pollers - the simulated
-nodes of a fleet poll it every 0.2 s each - cost O(new lines), not O(log), per poll.
+test can count what a module sent, independently of the module's own bookkeeping.
 """
 
 from __future__ import annotations
@@ -41,10 +39,8 @@ ONE_CD_AND_USB: dict[str, dict[str, t.Any]] = {
     'Usb': {'Name': 'Virtual Removable Disk', 'MediaTypes': ['USBStick']},
 }
 
-ANSI_COLOUR = re.compile(r'\x1b\[[0-9;]*m')
-"""werkzeug colours non-2xx access lines, also when it writes to a file: strip these before parsing."""
-ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
-"""One request in werkzeug's access log: ``"GET /redfish/v1/ HTTP/1.1" 200``."""
+_ANSI = re.compile(r'\x1b\[[0-9;]*m')  # werkzeug colours non-2xx lines, also in a file
+_ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
 
 _WRAPPER = '''\
 import os, sys, types
@@ -60,11 +56,6 @@ class AccessRecord(t.NamedTuple):
     method: str
     path: str
     status: int
-
-
-def parse_access_log(text: str) -> list[AccessRecord]:
-    """The requests in a piece of the emulator's log (werkzeug access lines; colours and other lines ignored)."""
-    return [AccessRecord(m['method'], m['path'], int(m['status'])) for m in ACCESS_LINE.finditer(ANSI_COLOUR.sub('', text))]
 
 
 def fake_system(index: int, power_state: str = 'Off') -> dict[str, t.Any]:
@@ -110,9 +101,6 @@ class SushyEmulator:
         self.tls: TlsFiles | None = make_tls_files(self.workdir / 'tls') if tls else None
         self.power_delay = power_delay
         self.service: Service | None = None
-        self._log_lock = threading.Lock()
-        self._log_offset = 0  # bytes of emulator.log parsed into _records (complete lines only)
-        self._records: list[AccessRecord] = []
 
     # -- addresses ------------------------------------------------------------------------------
 
@@ -182,32 +170,19 @@ class SushyEmulator:
 
     # -- observing ------------------------------------------------------------------------------
 
-    def _read_log(self) -> None:
-        """Parse what was appended to the log since the last call (the service appends; a line still being written waits)."""
-        log = self.workdir / 'emulator.log'
-        if not log.exists():
-            return
-        with open(log, 'rb') as handle:
-            handle.seek(self._log_offset)
-            chunk = handle.read()
-        complete = chunk.rfind(b'\n') + 1
-        self._log_offset += complete
-        self._records.extend(parse_access_log(chunk[:complete].decode('utf-8', 'replace')))
-
     def requests(self) -> list[AccessRecord]:
         """Every request served so far, in order (parsed from the access log)."""
-        return self.requests_since(0)
+        log = self.workdir / 'emulator.log'
+        if not log.exists():
+            return []
+        return [AccessRecord(m['method'], m['path'], int(m['status'])) for m in _ACCESS_LINE.finditer(_ANSI.sub('', log.read_text(errors='replace')))]
 
     def mark(self) -> int:
         """A position in the access log; ``requests_since(mark)`` returns what came after it."""
-        with self._log_lock:
-            self._read_log()
-            return len(self._records)
+        return len(self.requests())
 
     def requests_since(self, mark: int) -> list[AccessRecord]:
-        with self._log_lock:
-            self._read_log()
-            return self._records[mark:]
+        return self.requests()[mark:]
 
     def get(self, path: str) -> dict[str, t.Any]:
         """Read a resource directly (not through the code under test), for assertions."""

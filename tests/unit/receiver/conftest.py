@@ -2,8 +2,7 @@
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Fixtures: the receiver in-process (``l3metal_lab.receiver_inprocess.InProcess``), per test or per module, each on both
-stores: SQLite and a new database on one real PostgreSQL server per session (``postgres_server``)."""
+"""Fixtures: the receiver in-process (``l3metal_lab.receiver_inprocess.InProcess``), per test or per module."""
 
 from __future__ import annotations
 
@@ -33,40 +32,28 @@ def postgres_url(postgres_server: Postgres) -> str:
     return postgres_server.database()
 
 
-BACKENDS = ['sqlite', 'postgresql']
-
-
-def store_settings(request: pytest.FixtureRequest) -> dict[str, t.Any]:
-    """The settings that put a receiver on the test's backend: none for SQLite (its file in the data directory), a new
-    database on the session's PostgreSQL server for ``postgresql``."""
-    if request.param == 'postgresql':
-        return {'database_url': request.getfixturevalue('postgres_server').database()}
-    return {}
-
-
-@pytest.fixture(params=BACKENDS)
-def inprocess(request: pytest.FixtureRequest, tmp_path: Path) -> t.Iterator[InProcess]:
-    """A receiver for one test, on SQLite and on PostgreSQL (``snapshot``/``invariants`` read either, l3metal_lab.store_view)."""
-    harness = InProcess(tmp_path, **store_settings(request))
+@pytest.fixture
+def inprocess(tmp_path: Path) -> t.Iterator[InProcess]:
+    """A receiver for one test."""
+    harness = InProcess(tmp_path)
     yield harness
     harness.close()
 
 
-@pytest.fixture(scope='module', params=BACKENDS)
-def shared_inprocess(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[InProcess]:
-    """One receiver for the tests of a module (each uses serials of its own), per backend: the fuzz suite's thousands of cases.
+@pytest.fixture(scope='module')
+def shared_inprocess(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[InProcess]:
+    """One receiver for the tests of a module (each uses serials of its own): the fuzz suite's thousands of cases.
 
     Its directories are on a tmpfs (/dev/shm) when there is one: thousands of commits, each an fsync on a disk, would
     take minutes, and these tests are about what is stored, not whether it reached the disk (durability is what the
-    kill -9 tests of the real process show, tests/integration/receiver).  The PostgreSQL cluster's data directory is
-    on /dev/shm too (l3metal_lab.postgres)."""
+    kill -9 tests of the real process show, tests/integration/receiver)."""
     shm = Path('/dev/shm')
     if shm.is_dir() and os.access(shm, os.W_OK):
         directory = Path(tempfile.mkdtemp(prefix='l3metal-receiver-fuzz-', dir=shm))
     else:
         directory = tmp_path_factory.mktemp('receiver')
     try:
-        harness = InProcess(directory, **store_settings(request))
+        harness = InProcess(directory)
         try:
             yield harness
         finally:
@@ -74,9 +61,3 @@ def shared_inprocess(request: pytest.FixtureRequest, tmp_path_factory: pytest.Te
     finally:
         if directory.parent == shm:
             shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture(params=BACKENDS)
-def store_options(request: pytest.FixtureRequest) -> dict[str, t.Any]:
-    """``InProcess`` keyword arguments for a test that starts its receivers itself (a restart on the same store)."""
-    return store_settings(request)

@@ -8,8 +8,7 @@ raw bytes, and webhooks signed correctly with random field contents (the cases: 
 After every case (``receiver_fuzz.check``): never a 5xx, nothing stored changed by a 4xx or by a read, and
 the store's invariants (one active job per serial, each job's status its last status event reached
 through allowed transitions, at most one outcome per job, unique delivery ids, media directories exactly
-for the active jobs).  The stateful test drives whole job lives with hostile input mixed in.  Every test runs
-on both stores (``shared_inprocess``: SQLite, and one database on the session's PostgreSQL server per module).
+for the active jobs).  The stateful test drives whole job lives with hostile input mixed in.
 ``FUZZ_SCALE`` multiplies the example counts, ``FUZZ_SHRINK=1`` shrinks a failing case;
 bench/receiver_soak.py runs the same for minutes, and against the real process.
 """

@@ -7,7 +7,6 @@
 Every refusal is checked to change nothing (``snapshot``), and the store's invariants are checked
 after each scenario.  What only a real process shows (timeouts, connection and file limits, a full
 or read-only disk, kill -9) is in tests/integration/receiver/test_limits.py.
-Every test runs on both stores (``inprocess``: SQLite, and a new database on the session's PostgreSQL server).
 """
 
 from __future__ import annotations
@@ -271,7 +270,6 @@ def _media_job(h: InProcess) -> tuple[dict[str, t.Any], str]:
 
 def test_a_symlink_in_a_job_directory_to_the_database_is_not_served(inprocess):
     h = inprocess
-    # on PostgreSQL there is no database file: the links to it dangle, the ones to the data directory and /etc/passwd do not
     job, url = _media_job(h)
     media_dir = h.settings.media_dir / 'jobs' / job['job_id']
     for name, target in (('wal.iso', h.settings.data_dir / 'receiver.sqlite3-wal'), ('db.iso', h.database),
@@ -434,8 +432,8 @@ def test_a_report_for_a_queued_job_records_provisioning_first(inprocess, body, f
 # ------------------------------------------------------------------------------------------------
 # kill -9 between a job's media directory and its commit (or between completion and the removal)
 
-def test_per_job_media_directories_of_jobs_that_are_not_active_are_removed_at_start(tmp_path, store_options):
-    h = InProcess(tmp_path, **store_options)
+def test_per_job_media_directories_of_jobs_that_are_not_active_are_removed_at_start(tmp_path):
+    h = InProcess(tmp_path)
     try:
         active = h.run(h.create_job())
         done = h.run(h.create_job())
@@ -447,7 +445,7 @@ def test_per_job_media_directories_of_jobs_that_are_not_active_are_removed_at_st
     (jobs_dir / done['job_id'] / 'task.iso').write_bytes(b'token inside')
     (jobs_dir / '0b8c7d1e-0000-4000-8000-000000000000').mkdir()         # made, the process killed before the commit
     (jobs_dir / active['job_id'] / 'task.iso').write_bytes(b'still needed')
-    h = InProcess(tmp_path, **store_options)  # the same store: the jobs it knows decide which directories stay
+    h = InProcess(tmp_path)
     try:
         assert sorted(os.listdir(jobs_dir)) == [active['job_id']]
         assert (jobs_dir / active['job_id'] / 'task.iso').read_bytes() == b'still needed'
