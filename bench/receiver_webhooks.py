@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import re
@@ -393,6 +394,9 @@ def main() -> int:
         return 0
     if not shutil.which('wrk'):
         print('wrk is missing: apt-get install wrk (make test installs it: tests/apt-packages.d/receiver.txt)')
+        return 2
+    if args.uvloop and importlib.util.find_spec('uvloop') is None:
+        print('--uvloop needs uvloop in this virtualenv: %s -m pip install uvloop (not a dependency of the collection)' % sys.executable)
         return 2
     method = _method.Method(enabled=not args.no_pin).start('receiver_webhooks')
     method.pin_client()
