@@ -323,3 +323,19 @@ def test_the_media_list_needs_the_api_token_or_the_jobs_own(tmp_path):
             assert status == 401 and doc['status'] == 401 and 'media' not in doc
         assert (await list_media(client, {'job_id': 'no-such-job'}, API_TOKEN))[0] == 404
     run(tmp_path, scenario)
+
+
+def test_a_replay_after_the_serial_got_a_new_job_is_401_and_changes_nothing(tmp_path):
+    """A completed job's delivery sent again once a new job holds the serial is checked against the new job's token:
+    401, and neither job changes (the fuzz suite found this answer; its oracle expected only 400/404/409)."""
+    async def scenario(client: TestClient) -> None:
+        old = await create_job(client, 'XF-APP-REPLAY')
+        assert (await post_webhook(client, old, webhook.progress_body('partition.service', 'done'), delivery_id='delivery-replay-1'))[0] == 200
+        response = await client.post('/api/v1/jobs/%s/status' % old['job_id'], json={'status': 'complete'}, headers=AUTH)
+        assert response.status == 200, await response.text()
+        new = await create_job(client, 'XF-APP-REPLAY')
+        before = (await events(client, old['job_id']), await events(client, new['job_id']))
+        status, doc = await post_webhook(client, old, webhook.success_body(), delivery_id='delivery-replay-1')
+        assert status == 401 and doc['status'] == 401
+        assert (await events(client, old['job_id']), await events(client, new['job_id'])) == before
+    run(tmp_path, scenario)
