@@ -46,6 +46,7 @@ import time
 import typing as t
 
 from aiohttp import hdrs, web
+from aiohttp.helpers import parse_http_date  # what aiohttp's request.if_modified_since and the like use
 
 from .service import JOBS_MEDIA_DIR
 
@@ -59,10 +60,6 @@ _ETAGS = re.compile(r'(W/)?("[^"]*"|\*)')
 
 class Unsatisfiable(Exception):
     """The Range header names no byte of the file (416)."""
-
-
-def etag_of(st: os.stat_result) -> str:
-    return '"%x-%x"' % (st.st_mtime_ns, st.st_size)
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -119,10 +116,6 @@ class MediaResponse(web.StreamResponse):
         self._handle = handle
         self._stat = st
 
-    def _status_only(self, status: int) -> None:
-        self.set_status(status)
-        self.content_length = 0
-
     async def prepare(self, request: web.BaseRequest) -> t.Any:
         if self.prepared:
             return await super().prepare(request)
@@ -132,62 +125,87 @@ class MediaResponse(web.StreamResponse):
             self._handle.close()
 
     async def _prepare(self, request: web.BaseRequest) -> t.Any:
-        st = self._stat
-        size = st.st_size
-        etag = etag_of(st)
-        mtime = math.ceil(st.st_mtime)  # what Last-Modified says (whole seconds, rounded up as aiohttp does)
-        self.headers[hdrs.ETAG] = etag
-        self.headers[hdrs.LAST_MODIFIED] = _http_date(mtime)
-        headers = request.headers
-        if_match = headers.get(hdrs.IF_MATCH)
-        if_unmodified = request.if_unmodified_since
-        if (if_match is not None and not _tag_matches(if_match, etag, weak=False)) or \
-                (if_match is None and if_unmodified is not None and mtime > if_unmodified.timestamp()):
-            self._status_only(412)
-            return await super().prepare(request)
-        if_none_match = headers.get(hdrs.IF_NONE_MATCH)
-        if_modified = request.if_modified_since
-        if (if_none_match is not None and _tag_matches(if_none_match, etag, weak=True)) or \
-                (if_none_match is None and if_modified is not None and mtime <= if_modified.timestamp()):
-            self.set_status(304)
-            return await super().prepare(request)
-
-        first, last = 0, size - 1
-        range_header = headers.get(hdrs.RANGE)
-        if range_header is not None and self._range_applies(request, etag, mtime):
-            try:
-                span = parse_range(range_header, size)
-            except Unsatisfiable:
-                self.headers[hdrs.CONTENT_RANGE] = 'bytes */%d' % size
-                self._status_only(416)
-                return await super().prepare(request)
-            if span is not None:
-                first, last = span
-                self.set_status(206)
-                self.headers[hdrs.CONTENT_RANGE] = 'bytes %d-%d/%d' % (first, last, size)
-        count = last - first + 1 if size else 0
-        self.content_length = count
+        plan = plan_answer(self._stat, request.headers)
+        for name, value in plan.headers:
+            self.headers[name] = value
+        self.set_status(plan.status)
+        if plan.content_length is not None:
+            self.content_length = plan.content_length
         writer = await super().prepare(request)
-        if request.method == hdrs.METH_HEAD or count == 0:
+        if request.method == hdrs.METH_HEAD or not plan.count:
             return writer
         transport = request.transport
         if transport is None:
             raise ConnectionResetError('connection lost')
-        await _send_file(transport, self._handle, first, count, _take_headers(writer))
+        await _send_file(transport, self._handle, plan.first, plan.count, _take_headers(writer))
         await super().write_eof()
         return writer
 
-    @staticmethod
-    def _range_applies(request: web.BaseRequest, etag: str, mtime: int) -> bool:
-        """If-Range: the range only for the representation the client already has (RFC 9110 section 13.1.5)."""
-        if_range = request.headers.get(hdrs.IF_RANGE)
-        if if_range is None:
-            return True
-        value = if_range.strip()
-        if value.startswith(('"', 'W/')):
-            return value == etag  # strong comparison: a weak tag never matches
-        date = request.if_range
-        return date is not None and mtime == int(date.timestamp())
+
+class Plan(t.NamedTuple):
+    """What a media request is answered with: the status, the headers after ``BASE_HEADERS`` (in the order they are
+    written), the Content-Length (None: none, 304) and the span of the file that is the body (``count`` 0: no body)."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    content_length: int | None
+    first: int
+    count: int
+
+
+# The headers every media answer starts with, in this order (MediaResponse's own, then the plan's, then aiohttp's Date and Server).
+BASE_HEADERS = ((hdrs.CONTENT_TYPE, 'application/octet-stream'), (hdrs.CACHE_CONTROL, 'no-cache'), (hdrs.ACCEPT_RANGES, 'bytes'))
+
+
+@functools.lru_cache(maxsize=64)
+def _validators(mtime_ns: int, size: int, mtime: int) -> tuple[tuple[str, str], tuple[str, str]]:
+    """ETag and Last-Modified (``mtime``: whole seconds) of a file version, made once per version."""
+    return (hdrs.ETAG, '"%x-%x"' % (mtime_ns, size)), (hdrs.LAST_MODIFIED, _http_date(mtime))
+
+
+def plan_answer(st: os.stat_result, headers: t.Mapping[str, str]) -> Plan:
+    """The answer to a GET or HEAD of the file whose ``fstat`` is ``st``, given the request's ``headers`` (a mapping whose
+    ``get`` ignores the name's case): conditional requests, then If-Range and Range.  One function for aiohttp's path
+    (``MediaResponse``) and the connection layer's fast path (``connections.ReceiverProtocol``)."""
+    size = st.st_size
+    mtime = math.ceil(st.st_mtime)  # what Last-Modified says (whole seconds, rounded up as aiohttp does)
+    validators = _validators(st.st_mtime_ns, size, mtime)
+    etag = validators[0][1]
+    out = list(validators)
+    if_match = headers.get(hdrs.IF_MATCH)
+    if_unmodified = parse_http_date(headers.get(hdrs.IF_UNMODIFIED_SINCE)) if if_match is None else None
+    if (if_match is not None and not _tag_matches(if_match, etag, weak=False)) or \
+            (if_unmodified is not None and mtime > if_unmodified.timestamp()):
+        return Plan(412, out, 0, 0, 0)
+    if_none_match = headers.get(hdrs.IF_NONE_MATCH)
+    if_modified = parse_http_date(headers.get(hdrs.IF_MODIFIED_SINCE)) if if_none_match is None else None
+    if (if_none_match is not None and _tag_matches(if_none_match, etag, weak=True)) or \
+            (if_modified is not None and mtime <= if_modified.timestamp()):
+        return Plan(304, out, None, 0, 0)
+    status, first, last = 200, 0, size - 1
+    range_header = headers.get(hdrs.RANGE)
+    if range_header is not None and _range_applies(headers.get(hdrs.IF_RANGE), etag, mtime):
+        try:
+            span = parse_range(range_header, size)
+        except Unsatisfiable:
+            out.append((hdrs.CONTENT_RANGE, 'bytes */%d' % size))
+            return Plan(416, out, 0, 0, 0)
+        if span is not None:
+            status, (first, last) = 206, span
+            out.append((hdrs.CONTENT_RANGE, 'bytes %d-%d/%d' % (first, last, size)))
+    count = last - first + 1 if size else 0
+    return Plan(status, out, count, first, count)
+
+
+def _range_applies(if_range: str | None, etag: str, mtime: int) -> bool:
+    """If-Range: the range only for the representation the client already has (RFC 9110 section 13.1.5)."""
+    if if_range is None:
+        return True
+    value = if_range.strip()
+    if value.startswith(('"', 'W/')):
+        return value == etag  # strong comparison: a weak tag never matches
+    date = parse_http_date(if_range)
+    return date is not None and mtime == int(date.timestamp())
 
 
 def _take_headers(writer: t.Any) -> bytes:
@@ -235,18 +253,23 @@ async def _send_file(transport: asyncio.BaseTransport, handle: t.BinaryIO, first
     loop = asyncio.get_running_loop()
     writable = t.cast(asyncio.WriteTransport, transport)
     sock = transport.get_extra_info('socket')
-    add_writer = getattr(loop, '_add_writer', None)
-    remove_writer = getattr(loop, '_remove_writer', None)
-    if sock is None or add_writer is None or remove_writer is None or transport.get_extra_info('sslcontext') is not None \
+    if sock is None or getattr(loop, '_add_writer', None) is None or transport.get_extra_info('sslcontext') is not None \
             or writable.get_write_buffer_size():
         if head:
             writable.write(head)
         await loop.sendfile(writable, handle, first, count)  # it waits for the transport's buffer to be empty first
         return
-    out, source = sock.fileno(), handle.fileno()
-    offset, end = first, first + count
-    reading = t.cast(asyncio.ReadTransport, transport)
-    paused = False
+    offset = send_now(transport, sock, handle.fileno(), first, first + count, head)
+    if offset < first + count:
+        await send_rest(transport, handle, offset, first + count)
+
+
+def send_now(transport: asyncio.BaseTransport, sock: socket.socket, source: int, offset: int, end: int, head: bytes) -> int:
+    """``_send_file`` without waiting: ``head`` (written to the transport, whose buffer is empty) and bytes ``offset`` to
+    ``end`` of the file ``source`` by sendfile(2), until done or the socket is full; returns the offset reached (``end``:
+    all sent).  When the socket refused part of ``head`` (it is in the transport's buffer) nothing of the body is sent:
+    ``send_rest`` then uses ``loop.sendfile()``, which waits for that buffer first.  Raises what sendfile(2) raises."""
+    writable = t.cast(asyncio.WriteTransport, transport)
     corked = False
     if head:
         corked = _TCP_CORK is not None
@@ -256,28 +279,18 @@ async def _send_file(transport: asyncio.BaseTransport, handle: t.BinaryIO, first
         if writable.get_write_buffer_size():  # the socket is full (the previous response is still unread): asyncio's way
             if corked:
                 _cork(sock, False)
-            await loop.sendfile(writable, handle, first, count)
-            return
+            return offset
+    out = sock.fileno()
     try:
         while offset < end:
             try:
                 sent = os.sendfile(out, source, offset, end - offset)
             except (BlockingIOError, InterruptedError):
-                sent = -1
-            if corked:  # the headers are in the first segment (or queued before the body): the rest as usual
-                corked = False
-                _cork(sock, False)
-            if sent < 0:
-                if not paused and reading.is_reading():
-                    reading.pause_reading()
-                    paused = True
-                ready = loop.create_future()
-                add_writer(out, _wake, ready)
-                try:
-                    await ready
-                finally:
-                    remove_writer(out)
-                continue
+                return offset
+            finally:
+                if corked:  # the headers are in the first segment (or queued before the body): the rest as usual
+                    corked = False
+                    _cork(sock, False)
             if sent == 0:
                 raise RuntimeError('the file ended %d bytes short of the response\'s Content-Length (it shrank while it was sent)'
                                    % (end - offset))
@@ -285,6 +298,37 @@ async def _send_file(transport: asyncio.BaseTransport, handle: t.BinaryIO, first
     finally:
         if corked:
             _cork(sock, False)
+    return offset
+
+
+async def send_rest(transport: asyncio.BaseTransport, handle: t.BinaryIO, offset: int, end: int) -> None:
+    """The rest of a ``send_now``: wait until the socket is writable (reading paused meanwhile, as asyncio does for a
+    whole send), sendfile(2) until it is full again, and so on until ``end``; ``loop.sendfile()`` when the headers are
+    still queued in the transport."""
+    loop = asyncio.get_running_loop()
+    writable = t.cast(asyncio.WriteTransport, transport)
+    if writable.get_write_buffer_size():
+        await loop.sendfile(writable, handle, offset, end - offset)
+        return
+    sock = transport.get_extra_info('socket')
+    add_writer = getattr(loop, '_add_writer')
+    remove_writer = getattr(loop, '_remove_writer')
+    out, source = sock.fileno(), handle.fileno()
+    reading = t.cast(asyncio.ReadTransport, transport)
+    paused = False
+    try:
+        while offset < end:
+            if not paused and reading.is_reading():
+                reading.pause_reading()
+                paused = True
+            ready = loop.create_future()
+            add_writer(out, _wake, ready)
+            try:
+                await ready
+            finally:
+                remove_writer(out)
+            offset = send_now(transport, sock, source, offset, end, b'')
+    finally:
         if paused and not transport.is_closing():
             reading.resume_reading()
 
