@@ -46,7 +46,9 @@ import time
 import typing as t
 
 from aiohttp import hdrs, web
-from aiohttp.helpers import parse_http_date  # what aiohttp's request.if_modified_since and the like use
+from aiohttp.helpers import parse_http_date, rfc822_formatted_time  # what aiohttp's request.if_modified_since and its Date use
+from aiohttp.http import SERVER_SOFTWARE
+from aiohttp.web_response import REASON_PHRASES
 
 from .service import JOBS_MEDIA_DIR
 
@@ -421,20 +423,65 @@ def open_regular_file(path: str, root: str, exclude: str | None = None) -> tuple
     return t.cast(t.BinaryIO, open(fd, 'rb', buffering=0)), st  # unbuffered (FileIO): only its descriptor is used, or loop.sendfile()'s reads
 
 
-def media_response(root: str, tail: str, exclude: str | None = None) -> web.StreamResponse:
-    """The file ``tail`` (a URL path below the route) of the resolved directory ``root``, or 404."""
+def open_media(root: str, tail: str, exclude: str | None = None) -> tuple[t.BinaryIO, os.stat_result] | None:
+    """The file ``tail`` (a URL path below the route) of the resolved directory ``root`` open with its stat, or None."""
     relative = _safe_relative(tail)
     if relative is None:
-        raise _not_found()
-    opened = open_regular_file(os.path.join(root, *relative), root, exclude)
+        return None
+    return open_regular_file(os.path.join(root, *relative), root, exclude)
+
+
+def media_response(root: str, tail: str, exclude: str | None = None) -> web.StreamResponse:
+    """The file ``tail`` (a URL path below the route) of the resolved directory ``root``, or 404."""
+    opened = open_media(root, tail, exclude)
     if opened is None:
         raise _not_found()
     return MediaResponse(*opened)
 
 
+def _refused_publicly(tail: str) -> bool:
+    relative = _safe_relative(tail)
+    return relative is None or relative[0] == JOBS_MEDIA_DIR
+
+
 def public_media_path(tail: str) -> str:
     """Refuse the per-job tree under the public route: per-job media are only served with their key."""
-    relative = _safe_relative(tail)
-    if relative is None or relative[0] == JOBS_MEDIA_DIR:
+    if _refused_publicly(tail):
         raise _not_found()
     return tail
+
+
+class FastMedia:
+    """The public media (``/media/<tail>``, not ``jobs/``) as the connection layer's fast path answers them
+    (``connections.ReceiverProtocol``): the same checks, the same ``plan_answer`` and the same bytes on the wire as
+    ``MediaResponse`` under aiohttp; only finding the request is done by the connection layer."""
+
+    __slots__ = ('root', 'exclude')
+
+    def __init__(self, root: str, exclude: str) -> None:
+        self.root = root
+        self.exclude = exclude
+
+    def open(self, tail: str) -> tuple[t.BinaryIO, os.stat_result] | None:
+        """What ``api.public_media`` would serve for ``tail``; None when it would not (404) or cannot (a transient
+        error: aiohttp's path then answers it, 503)."""
+        if _refused_publicly(tail):
+            return None
+        try:
+            return open_media(self.root, tail, self.exclude)
+        except OSError:
+            return None
+
+
+def answer_head(plan: Plan) -> bytes:
+    """The status line and headers ``MediaResponse`` sends for ``plan`` over HTTP/1.1 keep-alive, as aiohttp serializes
+    them: its own headers, the plan's, Content-Length, then aiohttp's Date and Server."""
+    lines = ['HTTP/1.1 %d %s' % (plan.status, REASON_PHRASES[plan.status]), _BASE_LINES]
+    lines.extend('%s: %s' % pair for pair in plan.headers)
+    if plan.content_length is not None:
+        lines.append('Content-Length: %d' % plan.content_length)
+    lines.append('Date: %s\r\nServer: %s\r\n\r\n' % (rfc822_formatted_time(), SERVER_SOFTWARE))
+    return '\r\n'.join(lines).encode('ascii')
+
+
+_BASE_LINES = '\r\n'.join('%s: %s' % pair for pair in BASE_HEADERS)
