@@ -32,6 +32,7 @@ import collections
 import errno
 import functools
 import logging
+import os
 import re
 import resource
 import socket
@@ -281,13 +282,14 @@ class ReceiverProtocol(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if data and not self._in_request and self._header_timer is None:
-            self._request_begins()
         if self._fast is not None:
+            # no header timer for a request whose head is here whole (the usual case): _serve_fast starts it otherwise
             self._fast_buffer += data
             if self._fast_task is None:
                 self._serve_fast()
             return
+        if data and not self._in_request and self._header_timer is None:
+            self._request_begins()
         super().data_received(data)
 
     def _request_begins(self) -> None:
@@ -342,12 +344,14 @@ class ReceiverProtocol(RequestHandler):
         """From here on aiohttp reads this connection, starting with the bytes the fast path holds."""
         self._fast = None
         data, self._fast_buffer = self._fast_buffer, b''
+        if data and not self._in_request and self._header_timer is None:
+            self._request_begins()
         if data:
             super().data_received(data)
 
-    def _answer_fast(self, request: FastRequest, handle: t.BinaryIO, st: t.Any) -> bool:
-        """Answer ``request`` with the open file ``handle`` (``st`` its fstat) as ``MediaResponse`` would; True when it
-        is all sent, False when a task sends the rest (or the connection is closed)."""
+    def _answer_fast(self, request: FastRequest, source: int, st: t.Any) -> bool:
+        """Answer ``request`` with the open file ``source`` (a descriptor, ``st`` its fstat) as ``MediaResponse`` would;
+        True when it is all sent, False when a task sends the rest (or the connection is closed)."""
         self.request_started()
         loop = self._loop
         started = loop.time() if self._logging_enabled else 0.0
@@ -367,28 +371,28 @@ class ReceiverProtocol(RequestHandler):
             else:
                 logged = (plan.status, 0)
                 offset, end = plan.first, plan.first + plan.count
-                offset = send_now(transport, self._socket, handle.fileno(), offset, end, head)
+                offset = send_now(transport, self._socket, source, offset, end, head)
         except BaseException as exc:
-            handle.close()
+            os.close(source)
             self._fast_failed(request, exc, started, logged)
             if not isinstance(exc, Exception):
                 raise
             return False
         if offset < end:
             self._request_in_progress = True  # aiohttp's shutdown waits for it, as for a handler
-            self._fast_task = loop.create_task(self._send_rest_fast(request, handle, logged, offset, end, started))
+            self._fast_task = loop.create_task(self._send_rest_fast(request, source, logged, offset, end, started))
             return False
-        handle.close()
+        os.close(source)
         self._fast_answered(request, logged, started)
         return True
 
-    async def _send_rest_fast(self, request: FastRequest, handle: t.BinaryIO, logged: tuple[int, int], offset: int, end: int,
+    async def _send_rest_fast(self, request: FastRequest, source: int, logged: tuple[int, int], offset: int, end: int,
                               started: float) -> None:
         try:
             try:
-                await send_rest(t.cast(asyncio.Transport, self.transport), handle, offset, end)
+                await send_rest(t.cast(asyncio.Transport, self.transport), source, offset, end)
             finally:
-                handle.close()
+                os.close(source)
                 self._fast_task = None
                 self._request_in_progress = False
                 if self._handler_waiter is not None and not self._handler_waiter.done():

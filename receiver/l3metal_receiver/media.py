@@ -263,7 +263,7 @@ async def _send_file(transport: asyncio.BaseTransport, handle: t.BinaryIO, first
         return
     offset = send_now(transport, sock, handle.fileno(), first, first + count, head)
     if offset < first + count:
-        await send_rest(transport, handle, offset, first + count)
+        await send_rest(transport, handle.fileno(), offset, first + count)
 
 
 def send_now(transport: asyncio.BaseTransport, sock: socket.socket, source: int, offset: int, end: int, head: bytes) -> int:
@@ -303,19 +303,20 @@ def send_now(transport: asyncio.BaseTransport, sock: socket.socket, source: int,
     return offset
 
 
-async def send_rest(transport: asyncio.BaseTransport, handle: t.BinaryIO, offset: int, end: int) -> None:
+async def send_rest(transport: asyncio.BaseTransport, source: int, offset: int, end: int) -> None:
     """The rest of a ``send_now``: wait until the socket is writable (reading paused meanwhile, as asyncio does for a
     whole send), sendfile(2) until it is full again, and so on until ``end``; ``loop.sendfile()`` when the headers are
     still queued in the transport."""
     loop = asyncio.get_running_loop()
     writable = t.cast(asyncio.WriteTransport, transport)
     if writable.get_write_buffer_size():
-        await loop.sendfile(writable, handle, offset, end - offset)
+        with open(source, 'rb', buffering=0, closefd=False) as handle:
+            await loop.sendfile(writable, handle, offset, end - offset)
         return
     sock = transport.get_extra_info('socket')
     add_writer = getattr(loop, '_add_writer')
     remove_writer = getattr(loop, '_remove_writer')
-    out, source = sock.fileno(), handle.fileno()
+    out = sock.fileno()
     reading = t.cast(asyncio.ReadTransport, transport)
     paused = False
     try:
@@ -391,6 +392,14 @@ def _allowed(real: str, root: str, exclude: str | None) -> bool:
 def open_regular_file(path: str, root: str, exclude: str | None = None) -> tuple[t.BinaryIO, os.stat_result] | None:
     """``path`` open for reading with its stat, when it is a regular file whose resolved location lies beneath
     ``root`` (a resolved directory) and not in ``exclude``; None otherwise.  Never opens anything else for reading."""
+    opened = open_regular_fd(path, root, exclude)
+    if opened is None:
+        return None
+    return t.cast(t.BinaryIO, open(opened[0], 'rb', buffering=0)), opened[1]  # unbuffered (FileIO): only its descriptor is used, or loop.sendfile()'s reads
+
+
+def open_regular_fd(path: str, root: str, exclude: str | None = None) -> tuple[int, os.stat_result] | None:
+    """``open_regular_file`` with a bare descriptor (the fast path's: no file object, no second fstat for it)."""
     if _HAS_PROC_FD:
         try:
             probe = os.open(path, _O_PATH | _O_CLOEXEC)
@@ -420,7 +429,7 @@ def open_regular_file(path: str, root: str, exclude: str | None = None) -> tuple
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             return None
-    return t.cast(t.BinaryIO, open(fd, 'rb', buffering=0)), st  # unbuffered (FileIO): only its descriptor is used, or loop.sendfile()'s reads
+    return fd, st
 
 
 def open_media(root: str, tail: str, exclude: str | None = None) -> tuple[t.BinaryIO, os.stat_result] | None:
@@ -462,13 +471,15 @@ class FastMedia:
         self.root = root
         self.exclude = exclude
 
-    def open(self, tail: str) -> tuple[t.BinaryIO, os.stat_result] | None:
-        """What ``api.public_media`` would serve for ``tail``; None when it would not (404) or cannot (a transient
-        error: aiohttp's path then answers it, 503)."""
-        if _refused_publicly(tail):
+    def open(self, tail: str) -> tuple[int, os.stat_result] | None:
+        """What ``api.public_media`` would serve for ``tail`` (``public_media_path``, then ``media_response``), as a
+        descriptor and its stat; None when it would not (404) or cannot (a transient error: aiohttp's path then
+        answers it, 503)."""
+        relative = _safe_relative(tail)
+        if relative is None or relative[0] == JOBS_MEDIA_DIR:
             return None
         try:
-            return open_media(self.root, tail, self.exclude)
+            return open_regular_fd(os.path.join(self.root, *relative), self.root, self.exclude)
         except OSError:
             return None
 

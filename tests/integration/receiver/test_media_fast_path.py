@@ -6,7 +6,7 @@
 two receivers on the same media directory, one with ``--no-media-fast-path``, sent the same bytes on raw sockets
 (pipelined, split across packets, HEAD, 304, 412, 416, several ranges, keep-alive then other requests); every answer
 must be the same (status line, headers but Date, body, and the access-log line).  That the fast path is what answered
-is tested in tests/unit/receiver/test_media_fast_path.py (aiohttp's media handler never called)."""
+is tested in tests/unit/receiver/test_media_fast_requests.py (aiohttp's media handler never called)."""
 
 from __future__ import annotations
 
