@@ -145,14 +145,21 @@ class MediaResponse(web.StreamResponse):
 
 
 class Plan(t.NamedTuple):
-    """What a media request is answered with: the status, the headers after ``BASE_HEADERS`` (in the order they are
-    written), the Content-Length (None: none, 304) and the span of the file that is the body (``count`` 0: no body)."""
+    """What a media request is answered with: the status, the file version's ETag and Last-Modified (``validators``,
+    one tuple per version), Content-Range (None: none), the Content-Length (None: none, 304) and the span of the file
+    that is the body (``count`` 0: no body)."""
 
     status: int
-    headers: list[tuple[str, str]]
+    validators: tuple[tuple[str, str], tuple[str, str]]
+    content_range: str | None
     content_length: int | None
     first: int
     count: int
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """The headers after ``BASE_HEADERS``, in the order they are written, Content-Length aside."""
+        return list(self.validators) + ([(hdrs.CONTENT_RANGE, self.content_range)] if self.content_range is not None else [])
 
 
 # The headers every media answer starts with, in this order (MediaResponse's own, then the plan's, then aiohttp's Date and Server).
@@ -173,30 +180,26 @@ def plan_answer(st: os.stat_result, headers: t.Mapping[str, str]) -> Plan:
     mtime = math.ceil(st.st_mtime)  # what Last-Modified says (whole seconds, rounded up as aiohttp does)
     validators = _validators(st.st_mtime_ns, size, mtime)
     etag = validators[0][1]
-    out = list(validators)
     if_match = headers.get(hdrs.IF_MATCH)
     if_unmodified = parse_http_date(headers.get(hdrs.IF_UNMODIFIED_SINCE)) if if_match is None else None
     if (if_match is not None and not _tag_matches(if_match, etag, weak=False)) or \
             (if_unmodified is not None and mtime > if_unmodified.timestamp()):
-        return Plan(412, out, 0, 0, 0)
+        return Plan(412, validators, None, 0, 0, 0)
     if_none_match = headers.get(hdrs.IF_NONE_MATCH)
     if_modified = parse_http_date(headers.get(hdrs.IF_MODIFIED_SINCE)) if if_none_match is None else None
     if (if_none_match is not None and _tag_matches(if_none_match, etag, weak=True)) or \
             (if_modified is not None and mtime <= if_modified.timestamp()):
-        return Plan(304, out, None, 0, 0)
-    status, first, last = 200, 0, size - 1
+        return Plan(304, validators, None, None, 0, 0)
     range_header = headers.get(hdrs.RANGE)
     if range_header is not None and _range_applies(headers.get(hdrs.IF_RANGE), etag, mtime):
         try:
             span = parse_range(range_header, size)
         except Unsatisfiable:
-            out.append((hdrs.CONTENT_RANGE, 'bytes */%d' % size))
-            return Plan(416, out, 0, 0, 0)
+            return Plan(416, validators, 'bytes */%d' % size, 0, 0, 0)
         if span is not None:
-            status, (first, last) = 206, span
-            out.append((hdrs.CONTENT_RANGE, 'bytes %d-%d/%d' % (first, last, size)))
-    count = last - first + 1 if size else 0
-    return Plan(status, out, count, first, count)
+            first, last = span
+            return Plan(206, validators, 'bytes %d-%d/%d' % (first, last, size), last - first + 1, first, last - first + 1)
+    return Plan(200, validators, None, size, 0, size)
 
 
 def _range_applies(if_range: str | None, etag: str, mtime: int) -> bool:
@@ -486,13 +489,22 @@ class FastMedia:
 
 def answer_head(plan: Plan) -> bytes:
     """The status line and headers ``MediaResponse`` sends for ``plan`` over HTTP/1.1 keep-alive, as aiohttp serializes
-    them: its own headers, the plan's, Content-Length, then aiohttp's Date and Server."""
-    lines = ['HTTP/1.1 %d %s' % (plan.status, REASON_PHRASES[plan.status]), _BASE_LINES]
-    lines.extend('%s: %s' % pair for pair in plan.headers)
+    them: its own headers, the plan's, Content-Length, then aiohttp's Date and Server.  What depends only on the status
+    and the file version is made once (``_head_start``)."""
+    start = _head_start(plan.status, plan.validators)
+    if plan.content_range is not None:
+        return start + ('Content-Range: %s\r\nContent-Length: %d\r\nDate: %s\r\n%s' % (
+            plan.content_range, plan.content_length, rfc822_formatted_time(), _HEAD_END)).encode('ascii')
     if plan.content_length is not None:
-        lines.append('Content-Length: %d' % plan.content_length)
-    lines.append('Date: %s\r\nServer: %s\r\n\r\n' % (rfc822_formatted_time(), SERVER_SOFTWARE))
-    return '\r\n'.join(lines).encode('ascii')
+        return start + ('Content-Length: %d\r\nDate: %s\r\n%s' % (plan.content_length, rfc822_formatted_time(), _HEAD_END)).encode('ascii')
+    return start + ('Date: %s\r\n%s' % (rfc822_formatted_time(), _HEAD_END)).encode('ascii')
 
 
-_BASE_LINES = '\r\n'.join('%s: %s' % pair for pair in BASE_HEADERS)
+@functools.lru_cache(maxsize=256)
+def _head_start(status: int, validators: tuple[tuple[str, str], tuple[str, str]]) -> bytes:
+    lines = ['HTTP/1.1 %d %s' % (status, REASON_PHRASES[status])]
+    lines.extend('%s: %s' % pair for pair in BASE_HEADERS + validators)
+    return ('\r\n'.join(lines) + '\r\n').encode('ascii')
+
+
+_HEAD_END = 'Server: %s\r\n\r\n' % SERVER_SOFTWARE
