@@ -78,7 +78,7 @@ _FAST_MAX_HEAD = 8190       # aiohttp's max_line_size; a longer head without its
 _FAST_MAX_HEADERS = 100
 
 
-class _Headers(dict):  # type: ignore[type-arg]
+class _Headers(dict[str, str]):
     """A request's headers by lower-case name; ``get`` takes any case (as aiohttp's ``CIMultiDict``)."""
 
     def get(self, name: str, default: t.Any = None) -> t.Any:
@@ -368,13 +368,13 @@ class ReceiverProtocol(RequestHandler):
         try:
             plan = plan_answer(st, request.headers)
             head = answer_head(plan)
-            if request.method == 'HEAD' or not plan.count:
+            if request.method == 'HEAD' or not plan.body_bytes:
                 # aiohttp's access log says the bytes its writer wrote: the headers, or nothing when sendfile(2) took them
                 logged = (plan.status, len(head))
                 transport.write(head)
             else:
                 logged = (plan.status, 0)
-                offset, end = plan.first, plan.first + plan.count
+                offset, end = plan.first, plan.first + plan.body_bytes
                 offset = send_now(transport, self._socket, source, offset, end, head)
         except BaseException as exc:
             os.close(source)

@@ -134,12 +134,12 @@ class MediaResponse(web.StreamResponse):
         if plan.content_length is not None:
             self.content_length = plan.content_length
         writer = await super().prepare(request)
-        if request.method == hdrs.METH_HEAD or not plan.count:
+        if request.method == hdrs.METH_HEAD or not plan.body_bytes:
             return writer
         transport = request.transport
         if transport is None:
             raise ConnectionResetError('connection lost')
-        await _send_file(transport, self._handle, plan.first, plan.count, _take_headers(writer))
+        await _send_file(transport, self._handle, plan.first, plan.body_bytes, _take_headers(writer))
         await super().write_eof()
         return writer
 
@@ -147,14 +147,14 @@ class MediaResponse(web.StreamResponse):
 class Plan(t.NamedTuple):
     """What a media request is answered with: the status, the file version's ETag and Last-Modified (``validators``,
     one tuple per version), Content-Range (None: none), the Content-Length (None: none, 304) and the span of the file
-    that is the body (``count`` 0: no body)."""
+    that is the body (``body_bytes`` 0: no body)."""
 
     status: int
     validators: tuple[tuple[str, str], tuple[str, str]]
     content_range: str | None
     content_length: int | None
     first: int
-    count: int
+    body_bytes: int
 
     @property
     def headers(self) -> list[tuple[str, str]]:
@@ -317,8 +317,8 @@ async def send_rest(transport: asyncio.BaseTransport, source: int, offset: int, 
             await loop.sendfile(writable, handle, offset, end - offset)
         return
     sock = transport.get_extra_info('socket')
-    add_writer = getattr(loop, '_add_writer')
-    remove_writer = getattr(loop, '_remove_writer')
+    selector_loop = t.cast(t.Any, loop)  # send_now ran: asyncio's selector loop (_send_file checked), its private writer calls
+    add_writer, remove_writer = selector_loop._add_writer, selector_loop._remove_writer
     out = sock.fileno()
     reading = t.cast(asyncio.ReadTransport, transport)
     paused = False
@@ -494,7 +494,7 @@ def answer_head(plan: Plan) -> bytes:
     start = _head_start(plan.status, plan.validators)
     if plan.content_range is not None:
         return start + ('Content-Range: %s\r\nContent-Length: %d\r\nDate: %s\r\n%s' % (
-            plan.content_range, plan.content_length, rfc822_formatted_time(), _HEAD_END)).encode('ascii')
+            plan.content_range, t.cast(int, plan.content_length), rfc822_formatted_time(), _HEAD_END)).encode('ascii')
     if plan.content_length is not None:
         return start + ('Content-Length: %d\r\nDate: %s\r\n%s' % (plan.content_length, rfc822_formatted_time(), _HEAD_END)).encode('ascii')
     return start + ('Date: %s\r\n%s' % (rfc822_formatted_time(), _HEAD_END)).encode('ascii')

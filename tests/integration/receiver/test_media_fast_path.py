@@ -117,7 +117,8 @@ def same_answers(pair, pieces, methods):
     got_fast = exchange(fast, pieces, methods)
     got_slow = exchange(slow, pieces, methods)
     assert got_fast[1] == got_slow[1], 'one closed the connection, the other did not'
-    for number, (one, other) in enumerate(zip(got_fast[0], got_slow[0])):
+    assert len(got_fast[0]) == len(got_slow[0])
+    for number, (one, other) in enumerate(zip(got_fast[0], got_slow[0], strict=True)):
         assert one[:2] == other[:2], 'answer %d: %r\n!= %r' % (number + 1, one[:2], other[:2])
         assert one[2] == other[2], 'answer %d: the bodies differ (%d and %d bytes)' % (number + 1, len(one[2]), len(other[2]))
     deadline = time.monotonic() + 5
@@ -207,7 +208,8 @@ def test_keep_alive_then_another_request_then_media_again(pair, media, other):
     methods = ['GET'] * (3 if follows else 2)
     # ``other`` in a packet of its own: when a request aiohttp refuses (no Host) arrives in the same read as a good one
     # before it, aiohttp's parser answers only the 400, the fast path answers both (docs/testing.md)
-    pieces = [request('GET', '/media/maintenance.iso', 'Range: bytes=0-9'), other + (request('GET', '/media/sub/small.img', 'Range: bytes=-3') if follows else b'')]
+    after = request('GET', '/media/sub/small.img', 'Range: bytes=-3') if follows else b''
+    pieces = [request('GET', '/media/maintenance.iso', 'Range: bytes=0-9'), other + after]
     answers, closed = same_answers(pair, pieces, methods)
     assert closed == closes
     assert answers[0][2] == data[:10]
