@@ -125,3 +125,40 @@ def test_the_fast_path_is_what_answers(tmp_path, monkeypatch, fast_path):
     assert ranges == [b'HTTP/1.1 206 Partial Content ' + data[n * 1000:n * 1000 + 1000] for n in range(20)]
     assert encoded == [b'HTTP/1.1 206 Partial Content ' + data[:4]]
     assert calls == ([] if fast_path else ['/media/disk.iso'] * 20) + ['/media/disk.iso']
+
+
+def test_a_stop_lets_a_fast_answer_finish_then_closes(tmp_path):
+    """SIGTERM while the fast path is still sending an answer (the client reads slowly): as for a request in aiohttp's
+    path, the answer is completed (aiohttp's shutdown waits for ``_request_in_progress``), then the connection closes."""
+    (tmp_path / 'media').mkdir()
+    data = os.urandom(24 << 20)  # far more than the socket buffers hold
+    (tmp_path / 'media' / 'big.iso').write_bytes(data)
+    port = free_port()
+    settings = server.Settings(host='127.0.0.1', port=port, data_dir=tmp_path / 'data', media_dir=tmp_path / 'media')
+
+    async def scenario() -> tuple[bytes, bytes]:
+        stop = asyncio.Event()
+        serving = asyncio.create_task(server.serve(settings, stop))
+        try:
+            for _attempt in range(200):
+                try:
+                    reader, writer = await asyncio.open_connection('127.0.0.1', port)
+                    break
+                except OSError:
+                    await asyncio.sleep(0.02)
+            writer.write(b'GET /media/big.iso HTTP/1.1\r\nHost: x\r\n\r\n')
+            head = await asyncio.wait_for(reader.readuntil(b'\r\n\r\n'), 10)
+            body = await asyncio.wait_for(reader.readexactly(1 << 20), 10)
+            stop.set()
+            await asyncio.sleep(0.2)  # the receiver is stopping, the answer not yet sent
+            body += await asyncio.wait_for(reader.readexactly(len(data) - len(body)), 20)
+            tail = await asyncio.wait_for(reader.read(), 20)
+            writer.close()
+            return head, body + tail
+        finally:
+            stop.set()
+            await serving
+
+    head, body = asyncio.run(scenario())
+    assert head.startswith(b'HTTP/1.1 200 OK\r\n')
+    assert body == data  # all of it, and nothing after: the connection closed
