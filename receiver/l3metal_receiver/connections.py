@@ -32,15 +32,19 @@ import collections
 import errno
 import functools
 import logging
+import os
+import re
 import resource
 import socket
 import ssl
 import typing as t
 
 from aiohttp import web
+from aiohttp.http import HttpVersion11
 from aiohttp.web_protocol import RequestHandler
 
 from .logs import CLIENT_LOG, RateLimitedLog
+from .media import FastMedia, answer_head, plan_answer, send_now, send_rest
 
 LOG = logging.getLogger('l3metal_receiver.connections')
 
@@ -58,6 +62,82 @@ _EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 MIN_IDLE_TO_RECLAIM = 1.0
 _RETRY_ACCEPT = 0.1
 _REQUEST_TIMEOUT_RESPONSE = b'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
+
+# ------------------------------------------------------------------ the media fast path (docs/receiver.md, "Media")
+# A request the fast path answers: GET or HEAD of /media/<path> over HTTP/1.1, the path of unreserved characters only
+# (no percent-encoding, no query, no empty or dot-led segment: aiohttp's URL handling cannot change it, and hidden
+# files are 404 anyway), every header
+# line a token, a colon and printable ASCII.  Anything else, and these headers, go to aiohttp untouched: a body
+# (Content-Length, Transfer-Encoding), Expect, Upgrade, a Connection other than keep-alive, a header given twice, no Host.
+_FAST_REQUEST_LINE = re.compile(rb'(GET|HEAD) (/media/([A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*)) HTTP/1\.1\Z')
+# What a header line may hold (a token, a colon, printable ASCII and tabs) and what a name may: bytes.translate() deletes
+# them, leaving what is not allowed (one pass in C per head instead of a regular expression per line).
+_FAST_LINE_BYTES = bytes(range(0x20, 0x7f)) + b'\t'
+_FAST_TOKEN_BYTES = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_FAST_MAX_HEAD = 8190       # aiohttp's max_line_size; a longer head without its end goes to aiohttp, which answers it
+_FAST_MAX_HEADERS = 100
+
+
+class _Headers(dict[str, str]):
+    """A request's headers by lower-case name; ``get`` takes any case (as aiohttp's ``CIMultiDict``)."""
+
+    def get(self, name: str, default: t.Any = None) -> t.Any:
+        return dict.get(self, name.lower(), default)
+
+
+class FastRequest(t.NamedTuple):
+    method: str     # GET or HEAD
+    target: str     # /media/...
+    tail: str       # below /media/
+    headers: _Headers
+
+
+def fast_media_request(head: bytes) -> FastRequest | None:
+    """``head`` (a request line and its header lines, without the empty line that ends them) as a request the fast
+    path may answer, or None: aiohttp reads it."""
+    line_end = head.find(b'\r\n')
+    match = _FAST_REQUEST_LINE.match(head, 0, line_end if line_end >= 0 else len(head))
+    if match is None or line_end < 0 or b'/.' in match.group(2):
+        return None
+    lines = head[line_end + 2:].split(b'\r\n')
+    if len(lines) > _FAST_MAX_HEADERS or b''.join(lines).translate(None, _FAST_LINE_BYTES):
+        return None  # too many, or a byte that is not printable ASCII or a tab (a bare CR or LF among them)
+    headers = _Headers()
+    for line in lines:
+        name, colon, value = line.partition(b':')
+        if not colon or not name or name.translate(None, _FAST_TOKEN_BYTES):
+            return None  # no colon, or a name that is not a token (obs-fold, a space before the colon)
+        key = name.lower().decode('ascii')
+        if key in headers:
+            return None
+        headers[key] = value.strip(b' \t').decode('ascii')
+    connection = headers.get('connection')
+    if 'host' not in headers or 'content-length' in headers or 'transfer-encoding' in headers or 'expect' in headers \
+            or 'upgrade' in headers or (connection is not None and connection.lower() != 'keep-alive'):
+        return None  # no Host (aiohttp's 400), a body, or a change of the connection's course
+    return FastRequest(match.group(1).decode('ascii'), match.group(2).decode('ascii'), match.group(3).decode('ascii'), headers)
+
+
+class _LoggedRequest:
+    """What aiohttp's access logger reads of a request, for a request the fast path answered (made only when it logs)."""
+
+    __slots__ = ('remote', 'method', 'path_qs', 'version', 'headers')
+
+    def __init__(self, remote: str, request: FastRequest) -> None:
+        self.remote = remote
+        self.method = request.method
+        self.path_qs = request.target
+        self.version = HttpVersion11
+        self.headers = request.headers
+
+
+class _LoggedResponse:
+    __slots__ = ('status', 'body_length', 'headers')
+
+    def __init__(self, status: int, body_length: int) -> None:
+        self.status = status
+        self.body_length = body_length
+        self.headers = _Headers()
 
 
 def raise_open_file_limit() -> tuple[int, int]:
@@ -159,11 +239,18 @@ class ConnectionLimiter:
 class ReceiverProtocol(RequestHandler):
     """aiohttp's protocol with a header timeout, a send timeout and idle/busy tracking for ``ConnectionLimiter``."""
 
-    __slots__ = ('_limiter', '_header_timeout', '_send_timeout', '_header_timer', '_in_request', '_holds_slot', '_client_log')
+    __slots__ = ('_limiter', '_header_timeout', '_send_timeout', '_header_timer', '_in_request', '_holds_slot', '_client_log',
+                 '_fast', '_fast_buffer', '_fast_task', '_socket')
 
     def __init__(self, manager: web.Server, *, loop: asyncio.AbstractEventLoop, limiter: ConnectionLimiter, header_timeout: float,
-                 send_timeout: float, client_log: RateLimitedLog, **kwargs: t.Any) -> None:
+                 send_timeout: float, client_log: RateLimitedLog, fast_media: FastMedia | None = None, **kwargs: t.Any) -> None:
         super().__init__(manager, loop=loop, **kwargs)
+        # The media fast path: while set, this connection's bytes are read here first (``_serve_fast``); None once they
+        # go to aiohttp, for the rest of the connection.
+        self._fast = fast_media
+        self._fast_buffer = b''
+        self._fast_task: asyncio.Task[None] | None = None
+        self._socket: t.Any = None
         self._limiter = limiter
         self._header_timeout = header_timeout
         self._send_timeout = send_timeout
@@ -179,7 +266,9 @@ class ReceiverProtocol(RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        sock = transport.get_extra_info('socket')
+        sock = self._socket = transport.get_extra_info('socket')
+        if sock is None:
+            self._fast = None
         if sock is not None and self._send_timeout > 0 and hasattr(socket, 'TCP_USER_TIMEOUT'):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(self._send_timeout * 1000))
@@ -189,17 +278,29 @@ class ReceiverProtocol(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_header_timer()
+        self._fast_buffer = b''
+        if self._fast_task is not None:
+            self._fast_task.cancel()
         self._limiter.mark_busy(self)
         self.release_slot()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._fast is not None:
+            # no header timer for a request whose head is here whole (the usual case): _serve_fast starts it otherwise
+            self._fast_buffer += data
+            if self._fast_task is None:
+                self._serve_fast()
+            return
         if data and not self._in_request and self._header_timer is None:
-            # the first bytes of a request: its headers must be complete within the header timeout
-            self._limiter.mark_busy(self)
-            if self._header_timeout > 0:
-                self._header_timer = self._loop.call_later(self._header_timeout, self._header_expired)
+            self._request_begins()
         super().data_received(data)
+
+    def _request_begins(self) -> None:
+        """The first bytes of a request: its headers must be complete within the header timeout."""
+        self._limiter.mark_busy(self)
+        if self._header_timeout > 0:
+            self._header_timer = self._loop.call_later(self._header_timeout, self._header_expired)
 
     def request_started(self) -> None:
         """Called by the app's middleware once a request's headers are read."""
@@ -213,6 +314,139 @@ class ReceiverProtocol(RequestHandler):
         self._in_request = False
         if self.transport is not None:
             self._limiter.mark_idle(self)
+
+    # -------------------------------------------------------------- the media fast path
+
+    def _serve_fast(self) -> None:
+        """Answer the complete requests at the start of the buffer that the fast path may answer, until one it may not
+        (that one and everything after it go to aiohttp), an incomplete one (wait for more), or one whose body waits for
+        the socket (its task goes on from here when it is sent)."""
+        fast = self._fast
+        while fast is not None and self._fast_buffer:
+            if self._force_close or self._close or self.transport is None:
+                self._fast_buffer = b''
+                return
+            buffer = self._fast_buffer
+            end = buffer.find(b'\r\n\r\n')
+            if end < 0:
+                if len(buffer) > _FAST_MAX_HEAD:
+                    self._hand_over()
+                elif not self._in_request and self._header_timer is None:
+                    self._request_begins()
+                return
+            request = fast_media_request(buffer[:end])
+            opened = fast.open(request.tail) if request is not None else None
+            if request is None or opened is None:
+                self._hand_over()
+                return
+            self._fast_buffer = buffer[end + 4:]
+            if not self._answer_fast(request, *opened):
+                return
+            fast = self._fast
+
+    def _hand_over(self) -> None:
+        """From here on aiohttp reads this connection, starting with the bytes the fast path holds."""
+        self._fast = None
+        data, self._fast_buffer = self._fast_buffer, b''
+        if data and not self._in_request and self._header_timer is None:
+            self._request_begins()
+        if data:
+            super().data_received(data)
+
+    def _answer_fast(self, request: FastRequest, source: int, st: t.Any) -> bool:
+        """Answer ``request`` with the open file ``source`` (a descriptor, ``st`` its fstat) as ``MediaResponse`` would;
+        True when it is all sent, False when a task sends the rest (or the connection is closed)."""
+        self.request_started()
+        loop = self._loop
+        started = loop.time() if self._logging_enabled else 0.0
+        self._request_count += 1
+        if self._manager is not None:
+            self._manager.requests_count += 1
+        transport = t.cast(asyncio.Transport, self.transport)
+        offset = end = 0
+        logged = (200, 0)
+        try:
+            plan = plan_answer(st, request.headers)
+            head = answer_head(plan)
+            if request.method == 'HEAD' or not plan.body_bytes:
+                # aiohttp's access log says the bytes its writer wrote: the headers, or nothing when sendfile(2) took them
+                logged = (plan.status, len(head))
+                transport.write(head)
+            else:
+                logged = (plan.status, 0)
+                offset, end = plan.first, plan.first + plan.body_bytes
+                offset = send_now(transport, self._socket, source, offset, end, head)
+        except BaseException as exc:
+            os.close(source)
+            self._fast_failed(request, exc, started, logged)
+            if not isinstance(exc, Exception):
+                raise
+            return False
+        if offset < end:
+            self._request_in_progress = True  # aiohttp's shutdown waits for it, as for a handler
+            self._fast_task = loop.create_task(self._send_rest_fast(request, source, logged, offset, end, started))
+            return False
+        os.close(source)
+        self._fast_answered(request, logged, started)
+        return True
+
+    async def _send_rest_fast(self, request: FastRequest, source: int, logged: tuple[int, int], offset: int, end: int,
+                              started: float) -> None:
+        try:
+            try:
+                await send_rest(t.cast(asyncio.Transport, self.transport), source, offset, end)
+            finally:
+                os.close(source)
+                self._fast_task = None
+                self._request_in_progress = False
+                if self._handler_waiter is not None and not self._handler_waiter.done():
+                    self._handler_waiter.set_result(None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # as aiohttp: logged, the connection closed
+            self._fast_failed(request, exc, started, logged)
+            return
+        self._fast_answered(request, logged, started)
+        self._serve_fast()
+
+    def _fast_answered(self, request: FastRequest, logged: tuple[int, int], started: float) -> None:
+        """What aiohttp does once a response is written: the access log, idle again, the keep-alive timer."""
+        if self._logging_enabled and self.access_logger is not None:
+            self._log_fast(request, logged, started)
+        self._in_request = False
+        if self.transport is None:
+            return
+        self._limiter.mark_idle(self)
+        if self._keepalive and not self._close and not self._force_close:
+            loop = self._loop
+            close_time = loop.time() + self._keepalive_timeout
+            self._next_keepalive_close_time = close_time
+            if self._keepalive_handle is None:
+                self._keepalive_handle = loop.call_at(close_time, self._process_keepalive)
+
+    def _fast_failed(self, request: FastRequest, exc: BaseException, started: float, logged: tuple[int, int] = (200, 0)) -> None:
+        """The client went away mid-answer (logged as aiohttp logs it), or the file failed us: the connection is closed."""
+        if isinstance(exc, ConnectionError):
+            if self._logging_enabled and self.access_logger is not None:
+                self._log_fast(request, logged, started)
+        elif isinstance(exc, Exception):
+            self.log_exception('Error handling request', exc_info=exc)
+        self._in_request = False
+        self.force_close()
+
+    def _log_fast(self, request: FastRequest, logged: tuple[int, int], started: float) -> None:
+        assert self.access_logger is not None
+        peer = self.transport.get_extra_info('peername') if self.transport is not None else None
+        remote = str(peer[0]) if isinstance(peer, (list, tuple)) else str(peer)
+        self.access_logger.log(t.cast(web.BaseRequest, _LoggedRequest(remote, request)), t.cast(web.StreamResponse, _LoggedResponse(*logged)),
+                               self._loop.time() - started)
+
+    def _process_keepalive(self) -> None:
+        if self._fast_task is not None:  # a fast answer is being sent: not idle (aiohttp sees its own task waiting)
+            self._next_keepalive_close_time = self._loop.time() + self._keepalive_timeout
+            self._keepalive_handle = self._loop.call_at(self._next_keepalive_close_time, self._process_keepalive)
+            return
+        super()._process_keepalive()
 
     def _cancel_header_timer(self) -> None:
         if self._header_timer is not None:
@@ -268,11 +502,11 @@ class ListeningSite(web.BaseSite):
     """A TCP site (``host``, ``port``, optional TLS) whose accept loop enforces the connection limit."""
 
     __slots__ = ('_host', '_port', '_handler_args', 'limiter', '_header_timeout', '_send_timeout', '_tasks', '_pending',
-                 '_client_log')
+                 '_client_log', '_fast_media')
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, handler_args: t.Mapping[str, t.Any], limiter: ConnectionLimiter,
                  header_timeout: float = DEFAULT_HEADER_TIMEOUT, send_timeout: float = DEFAULT_SEND_TIMEOUT,
-                 ssl_context: ssl.SSLContext | None = None, backlog: int = 4096) -> None:
+                 ssl_context: ssl.SSLContext | None = None, backlog: int = 4096, fast_media: FastMedia | None = None) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._host = host
         self._port = port
@@ -283,6 +517,7 @@ class ListeningSite(web.BaseSite):
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: set[asyncio.Task[None]] = set()
         self._client_log = CLIENT_LOG
+        self._fast_media = fast_media if ssl_context is None else None  # under TLS the bytes are the TLS layer's: aiohttp alone
 
     @property
     def name(self) -> str:
@@ -306,7 +541,8 @@ class ListeningSite(web.BaseSite):
         server = self._runner.server
         assert server is not None
         protocol = ReceiverProtocol(server, loop=asyncio.get_running_loop(), limiter=self.limiter, header_timeout=self._header_timeout,
-                                    send_timeout=self._send_timeout, client_log=self._client_log, **self._handler_args)
+                                    send_timeout=self._send_timeout, client_log=self._client_log, fast_media=self._fast_media,
+                                    **self._handler_args)
         holder.append(protocol)
         return protocol
 

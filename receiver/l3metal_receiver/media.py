@@ -46,6 +46,9 @@ import time
 import typing as t
 
 from aiohttp import hdrs, web
+from aiohttp.helpers import parse_http_date, rfc822_formatted_time  # what aiohttp's request.if_modified_since and its Date use
+from aiohttp.http import SERVER_SOFTWARE
+from aiohttp.web_response import REASON_PHRASES
 
 from .service import JOBS_MEDIA_DIR
 
@@ -59,10 +62,6 @@ _ETAGS = re.compile(r'(W/)?("[^"]*"|\*)')
 
 class Unsatisfiable(Exception):
     """The Range header names no byte of the file (416)."""
-
-
-def etag_of(st: os.stat_result) -> str:
-    return '"%x-%x"' % (st.st_mtime_ns, st.st_size)
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -119,10 +118,6 @@ class MediaResponse(web.StreamResponse):
         self._handle = handle
         self._stat = st
 
-    def _status_only(self, status: int) -> None:
-        self.set_status(status)
-        self.content_length = 0
-
     async def prepare(self, request: web.BaseRequest) -> t.Any:
         if self.prepared:
             return await super().prepare(request)
@@ -132,62 +127,90 @@ class MediaResponse(web.StreamResponse):
             self._handle.close()
 
     async def _prepare(self, request: web.BaseRequest) -> t.Any:
-        st = self._stat
-        size = st.st_size
-        etag = etag_of(st)
-        mtime = math.ceil(st.st_mtime)  # what Last-Modified says (whole seconds, rounded up as aiohttp does)
-        self.headers[hdrs.ETAG] = etag
-        self.headers[hdrs.LAST_MODIFIED] = _http_date(mtime)
-        headers = request.headers
-        if_match = headers.get(hdrs.IF_MATCH)
-        if_unmodified = request.if_unmodified_since
-        if (if_match is not None and not _tag_matches(if_match, etag, weak=False)) or \
-                (if_match is None and if_unmodified is not None and mtime > if_unmodified.timestamp()):
-            self._status_only(412)
-            return await super().prepare(request)
-        if_none_match = headers.get(hdrs.IF_NONE_MATCH)
-        if_modified = request.if_modified_since
-        if (if_none_match is not None and _tag_matches(if_none_match, etag, weak=True)) or \
-                (if_none_match is None and if_modified is not None and mtime <= if_modified.timestamp()):
-            self.set_status(304)
-            return await super().prepare(request)
-
-        first, last = 0, size - 1
-        range_header = headers.get(hdrs.RANGE)
-        if range_header is not None and self._range_applies(request, etag, mtime):
-            try:
-                span = parse_range(range_header, size)
-            except Unsatisfiable:
-                self.headers[hdrs.CONTENT_RANGE] = 'bytes */%d' % size
-                self._status_only(416)
-                return await super().prepare(request)
-            if span is not None:
-                first, last = span
-                self.set_status(206)
-                self.headers[hdrs.CONTENT_RANGE] = 'bytes %d-%d/%d' % (first, last, size)
-        count = last - first + 1 if size else 0
-        self.content_length = count
+        plan = plan_answer(self._stat, request.headers)
+        for name, value in plan.headers:
+            self.headers[name] = value
+        self.set_status(plan.status)
+        if plan.content_length is not None:
+            self.content_length = plan.content_length
         writer = await super().prepare(request)
-        if request.method == hdrs.METH_HEAD or count == 0:
+        if request.method == hdrs.METH_HEAD or not plan.body_bytes:
             return writer
         transport = request.transport
         if transport is None:
             raise ConnectionResetError('connection lost')
-        await _send_file(transport, self._handle, first, count, _take_headers(writer))
+        await _send_file(transport, self._handle, plan.first, plan.body_bytes, _take_headers(writer))
         await super().write_eof()
         return writer
 
-    @staticmethod
-    def _range_applies(request: web.BaseRequest, etag: str, mtime: int) -> bool:
-        """If-Range: the range only for the representation the client already has (RFC 9110 section 13.1.5)."""
-        if_range = request.headers.get(hdrs.IF_RANGE)
-        if if_range is None:
-            return True
-        value = if_range.strip()
-        if value.startswith(('"', 'W/')):
-            return value == etag  # strong comparison: a weak tag never matches
-        date = request.if_range
-        return date is not None and mtime == int(date.timestamp())
+
+class Plan(t.NamedTuple):
+    """What a media request is answered with: the status, the file version's ETag and Last-Modified (``validators``,
+    one tuple per version), Content-Range (None: none), the Content-Length (None: none, 304) and the span of the file
+    that is the body (``body_bytes`` 0: no body)."""
+
+    status: int
+    validators: tuple[tuple[str, str], tuple[str, str]]
+    content_range: str | None
+    content_length: int | None
+    first: int
+    body_bytes: int
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """The headers after ``BASE_HEADERS``, in the order they are written, Content-Length aside."""
+        return list(self.validators) + ([(hdrs.CONTENT_RANGE, self.content_range)] if self.content_range is not None else [])
+
+
+# The headers every media answer starts with, in this order (MediaResponse's own, then the plan's, then aiohttp's Date and Server).
+BASE_HEADERS = ((hdrs.CONTENT_TYPE, 'application/octet-stream'), (hdrs.CACHE_CONTROL, 'no-cache'), (hdrs.ACCEPT_RANGES, 'bytes'))
+
+
+@functools.lru_cache(maxsize=64)
+def _validators(mtime_ns: int, size: int, mtime: int) -> tuple[tuple[str, str], tuple[str, str]]:
+    """ETag and Last-Modified (``mtime``: whole seconds) of a file version, made once per version."""
+    return (hdrs.ETAG, '"%x-%x"' % (mtime_ns, size)), (hdrs.LAST_MODIFIED, _http_date(mtime))
+
+
+def plan_answer(st: os.stat_result, headers: t.Mapping[str, str]) -> Plan:
+    """The answer to a GET or HEAD of the file whose ``fstat`` is ``st``, given the request's ``headers`` (a mapping whose
+    ``get`` ignores the name's case): conditional requests, then If-Range and Range.  One function for aiohttp's path
+    (``MediaResponse``) and the connection layer's fast path (``connections.ReceiverProtocol``)."""
+    size = st.st_size
+    mtime = math.ceil(st.st_mtime)  # what Last-Modified says (whole seconds, rounded up as aiohttp does)
+    validators = _validators(st.st_mtime_ns, size, mtime)
+    etag = validators[0][1]
+    if_match = headers.get(hdrs.IF_MATCH)
+    if_unmodified = parse_http_date(headers.get(hdrs.IF_UNMODIFIED_SINCE)) if if_match is None else None
+    if (if_match is not None and not _tag_matches(if_match, etag, weak=False)) or \
+            (if_unmodified is not None and mtime > if_unmodified.timestamp()):
+        return Plan(412, validators, None, 0, 0, 0)
+    if_none_match = headers.get(hdrs.IF_NONE_MATCH)
+    if_modified = parse_http_date(headers.get(hdrs.IF_MODIFIED_SINCE)) if if_none_match is None else None
+    if (if_none_match is not None and _tag_matches(if_none_match, etag, weak=True)) or \
+            (if_modified is not None and mtime <= if_modified.timestamp()):
+        return Plan(304, validators, None, None, 0, 0)
+    range_header = headers.get(hdrs.RANGE)
+    if range_header is not None and _range_applies(headers.get(hdrs.IF_RANGE), etag, mtime):
+        try:
+            span = parse_range(range_header, size)
+        except Unsatisfiable:
+            return Plan(416, validators, 'bytes */%d' % size, 0, 0, 0)
+        if span is not None:
+            first, last = span
+            return Plan(206, validators, 'bytes %d-%d/%d' % (first, last, size), last - first + 1, first, last - first + 1)
+    return Plan(200, validators, None, size, 0, size)
+
+
+def _range_applies(if_range: str | None, etag: str, mtime: int) -> bool:
+    """If-Range: the range only for the representation the client already has (RFC 9110 section 13.1.5)."""
+    if if_range is None:
+        return True
+    value = if_range.strip()
+    if value.startswith(('"', 'W/')):
+        return value == etag  # strong comparison: a weak tag never matches
+    date = parse_http_date(if_range)
+    return date is not None and mtime == int(date.timestamp())
 
 
 def _take_headers(writer: t.Any) -> bytes:
@@ -235,18 +258,23 @@ async def _send_file(transport: asyncio.BaseTransport, handle: t.BinaryIO, first
     loop = asyncio.get_running_loop()
     writable = t.cast(asyncio.WriteTransport, transport)
     sock = transport.get_extra_info('socket')
-    add_writer = getattr(loop, '_add_writer', None)
-    remove_writer = getattr(loop, '_remove_writer', None)
-    if sock is None or add_writer is None or remove_writer is None or transport.get_extra_info('sslcontext') is not None \
+    if sock is None or getattr(loop, '_add_writer', None) is None or transport.get_extra_info('sslcontext') is not None \
             or writable.get_write_buffer_size():
         if head:
             writable.write(head)
         await loop.sendfile(writable, handle, first, count)  # it waits for the transport's buffer to be empty first
         return
-    out, source = sock.fileno(), handle.fileno()
-    offset, end = first, first + count
-    reading = t.cast(asyncio.ReadTransport, transport)
-    paused = False
+    offset = send_now(transport, sock, handle.fileno(), first, first + count, head)
+    if offset < first + count:
+        await send_rest(transport, handle.fileno(), offset, first + count)
+
+
+def send_now(transport: asyncio.BaseTransport, sock: socket.socket, source: int, offset: int, end: int, head: bytes) -> int:
+    """``_send_file`` without waiting: ``head`` (written to the transport, whose buffer is empty) and bytes ``offset`` to
+    ``end`` of the file ``source`` by sendfile(2), until done or the socket is full; returns the offset reached (``end``:
+    all sent).  When the socket refused part of ``head`` (it is in the transport's buffer) nothing of the body is sent:
+    ``send_rest`` then uses ``loop.sendfile()``, which waits for that buffer first.  Raises what sendfile(2) raises."""
+    writable = t.cast(asyncio.WriteTransport, transport)
     corked = False
     if head:
         corked = _TCP_CORK is not None
@@ -256,28 +284,18 @@ async def _send_file(transport: asyncio.BaseTransport, handle: t.BinaryIO, first
         if writable.get_write_buffer_size():  # the socket is full (the previous response is still unread): asyncio's way
             if corked:
                 _cork(sock, False)
-            await loop.sendfile(writable, handle, first, count)
-            return
+            return offset
+    out = sock.fileno()
     try:
         while offset < end:
             try:
                 sent = os.sendfile(out, source, offset, end - offset)
             except (BlockingIOError, InterruptedError):
-                sent = -1
-            if corked:  # the headers are in the first segment (or queued before the body): the rest as usual
-                corked = False
-                _cork(sock, False)
-            if sent < 0:
-                if not paused and reading.is_reading():
-                    reading.pause_reading()
-                    paused = True
-                ready = loop.create_future()
-                add_writer(out, _wake, ready)
-                try:
-                    await ready
-                finally:
-                    remove_writer(out)
-                continue
+                return offset
+            finally:
+                if corked:  # the headers are in the first segment (or queued before the body): the rest as usual
+                    corked = False
+                    _cork(sock, False)
             if sent == 0:
                 raise RuntimeError('the file ended %d bytes short of the response\'s Content-Length (it shrank while it was sent)'
                                    % (end - offset))
@@ -285,6 +303,38 @@ async def _send_file(transport: asyncio.BaseTransport, handle: t.BinaryIO, first
     finally:
         if corked:
             _cork(sock, False)
+    return offset
+
+
+async def send_rest(transport: asyncio.BaseTransport, source: int, offset: int, end: int) -> None:
+    """The rest of a ``send_now``: wait until the socket is writable (reading paused meanwhile, as asyncio does for a
+    whole send), sendfile(2) until it is full again, and so on until ``end``; ``loop.sendfile()`` when the headers are
+    still queued in the transport."""
+    loop = asyncio.get_running_loop()
+    writable = t.cast(asyncio.WriteTransport, transport)
+    if writable.get_write_buffer_size():
+        with open(source, 'rb', buffering=0, closefd=False) as handle:
+            await loop.sendfile(writable, handle, offset, end - offset)
+        return
+    sock = transport.get_extra_info('socket')
+    selector_loop = t.cast(t.Any, loop)  # send_now ran: asyncio's selector loop (_send_file checked), its private writer calls
+    add_writer, remove_writer = selector_loop._add_writer, selector_loop._remove_writer
+    out = sock.fileno()
+    reading = t.cast(asyncio.ReadTransport, transport)
+    paused = False
+    try:
+        while offset < end:
+            if not paused and reading.is_reading():
+                reading.pause_reading()
+                paused = True
+            ready = loop.create_future()
+            add_writer(out, _wake, ready)
+            try:
+                await ready
+            finally:
+                remove_writer(out)
+            offset = send_now(transport, sock, source, offset, end, b'')
+    finally:
         if paused and not transport.is_closing():
             reading.resume_reading()
 
@@ -345,6 +395,14 @@ def _allowed(real: str, root: str, exclude: str | None) -> bool:
 def open_regular_file(path: str, root: str, exclude: str | None = None) -> tuple[t.BinaryIO, os.stat_result] | None:
     """``path`` open for reading with its stat, when it is a regular file whose resolved location lies beneath
     ``root`` (a resolved directory) and not in ``exclude``; None otherwise.  Never opens anything else for reading."""
+    opened = open_regular_fd(path, root, exclude)
+    if opened is None:
+        return None
+    return t.cast(t.BinaryIO, open(opened[0], 'rb', buffering=0)), opened[1]  # unbuffered (FileIO): only its descriptor is used, or loop.sendfile()'s reads
+
+
+def open_regular_fd(path: str, root: str, exclude: str | None = None) -> tuple[int, os.stat_result] | None:
+    """``open_regular_file`` with a bare descriptor (the fast path's: no file object, no second fstat for it)."""
     if _HAS_PROC_FD:
         try:
             probe = os.open(path, _O_PATH | _O_CLOEXEC)
@@ -374,23 +432,79 @@ def open_regular_file(path: str, root: str, exclude: str | None = None) -> tuple
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
             return None
-    return t.cast(t.BinaryIO, open(fd, 'rb', buffering=0)), st  # unbuffered (FileIO): only its descriptor is used, or loop.sendfile()'s reads
+    return fd, st
+
+
+def open_media(root: str, tail: str, exclude: str | None = None) -> tuple[t.BinaryIO, os.stat_result] | None:
+    """The file ``tail`` (a URL path below the route) of the resolved directory ``root`` open with its stat, or None."""
+    relative = _safe_relative(tail)
+    if relative is None:
+        return None
+    return open_regular_file(os.path.join(root, *relative), root, exclude)
 
 
 def media_response(root: str, tail: str, exclude: str | None = None) -> web.StreamResponse:
     """The file ``tail`` (a URL path below the route) of the resolved directory ``root``, or 404."""
-    relative = _safe_relative(tail)
-    if relative is None:
-        raise _not_found()
-    opened = open_regular_file(os.path.join(root, *relative), root, exclude)
+    opened = open_media(root, tail, exclude)
     if opened is None:
         raise _not_found()
     return MediaResponse(*opened)
 
 
+def _refused_publicly(tail: str) -> bool:
+    relative = _safe_relative(tail)
+    return relative is None or relative[0] == JOBS_MEDIA_DIR
+
+
 def public_media_path(tail: str) -> str:
     """Refuse the per-job tree under the public route: per-job media are only served with their key."""
-    relative = _safe_relative(tail)
-    if relative is None or relative[0] == JOBS_MEDIA_DIR:
+    if _refused_publicly(tail):
         raise _not_found()
     return tail
+
+
+class FastMedia:
+    """The public media (``/media/<tail>``, not ``jobs/``) as the connection layer's fast path answers them
+    (``connections.ReceiverProtocol``): the same checks, the same ``plan_answer`` and the same bytes on the wire as
+    ``MediaResponse`` under aiohttp; only finding the request is done by the connection layer."""
+
+    __slots__ = ('root', 'exclude')
+
+    def __init__(self, root: str, exclude: str) -> None:
+        self.root = root
+        self.exclude = exclude
+
+    def open(self, tail: str) -> tuple[int, os.stat_result] | None:
+        """What ``api.public_media`` would serve for ``tail`` (``public_media_path``, then ``media_response``), as a
+        descriptor and its stat; None when it would not (404) or cannot (a transient error: aiohttp's path then
+        answers it, 503)."""
+        relative = _safe_relative(tail)
+        if relative is None or relative[0] == JOBS_MEDIA_DIR:
+            return None
+        try:
+            return open_regular_fd(os.path.join(self.root, *relative), self.root, self.exclude)
+        except OSError:
+            return None
+
+
+def answer_head(plan: Plan) -> bytes:
+    """The status line and headers ``MediaResponse`` sends for ``plan`` over HTTP/1.1 keep-alive, as aiohttp serializes
+    them: its own headers, the plan's, Content-Length, then aiohttp's Date and Server.  What depends only on the status
+    and the file version is made once (``_head_start``)."""
+    start = _head_start(plan.status, plan.validators)
+    if plan.content_range is not None:
+        return start + ('Content-Range: %s\r\nContent-Length: %d\r\nDate: %s\r\n%s' % (
+            plan.content_range, t.cast(int, plan.content_length), rfc822_formatted_time(), _HEAD_END)).encode('ascii')
+    if plan.content_length is not None:
+        return start + ('Content-Length: %d\r\nDate: %s\r\n%s' % (plan.content_length, rfc822_formatted_time(), _HEAD_END)).encode('ascii')
+    return start + ('Date: %s\r\n%s' % (rfc822_formatted_time(), _HEAD_END)).encode('ascii')
+
+
+@functools.lru_cache(maxsize=256)
+def _head_start(status: int, validators: tuple[tuple[str, str], tuple[str, str]]) -> bytes:
+    lines = ['HTTP/1.1 %d %s' % (status, REASON_PHRASES[status])]
+    lines.extend('%s: %s' % pair for pair in BASE_HEADERS + validators)
+    return ('\r\n'.join(lines) + '\r\n').encode('ascii')
+
+
+_HEAD_END = 'Server: %s\r\n\r\n' % SERVER_SOFTWARE

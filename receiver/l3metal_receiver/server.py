@@ -45,6 +45,7 @@ from .committer import GroupCommitter
 from .connections import (DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_SEND_TIMEOUT, ConnectionLimiter, ListeningSite, connection_limit,
                           raise_open_file_limit)
 from .logs import install_client_error_filter
+from .media import FastMedia
 from .service import JOBS_MEDIA_DIR, JobService
 from .store import is_postgres_url, redact_url
 
@@ -77,6 +78,8 @@ class Settings:
     send_timeout: float = DEFAULT_SEND_TIMEOUT
     max_medium_bytes: int = DEFAULT_MAX_MEDIUM  # PUT /api/v1/jobs/{id}/media/{name}: the largest task medium stored in the database
     max_connections: int | None = None  # None: as many as the open-file limit allows (connections.connection_limit)
+    # public media (/media/, not jobs/) answered by the connection layer (connections.ReceiverProtocol) on plain HTTP
+    media_fast_path: bool = True
     # The embedded OCI registry (registry/, docs/registry.md): /v2/ only when oci_layout is set.
     oci_layout: Path | None = None
     oci_htpasswd: Path | None = None
@@ -153,6 +156,9 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
     parser.add_argument('--max-connections', type=_positive_int,
                         help='open connections at most; at the limit idle keep-alive connections are closed first, then new ones wait in '
                              'the listen backlog (default: as many as the open-file limit allows, (limit - 64) / 2)')
+    parser.add_argument('--no-media-fast-path', dest='media_fast_path', action='store_false',
+                        help='answer /media/ requests through aiohttp\'s request path too (by default the connection layer answers '
+                             'simple GET and HEAD requests for public media itself, with the same answers; docs/receiver.md)')
     parser.add_argument('--version', action='version', version='%(prog)s ' + __version__)
     _add_registry_args(parser)
     args = parser.parse_args(argv)
@@ -190,6 +196,7 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
                     log_file=args.log_file, log_level=args.log_level, pid_file=args.pid_file, backlog=args.backlog,
                     header_timeout=args.header_timeout, body_timeout=args.body_timeout, idle_timeout=args.idle_timeout,
                     send_timeout=args.send_timeout, max_connections=args.max_connections, max_medium_bytes=args.max_medium_bytes,
+                    media_fast_path=args.media_fast_path,
                     **_registry_settings(parser, args))
 
 
@@ -408,9 +415,11 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=10.0, **handler_args)
     await runner.setup()
     try:
+        service = app[SERVICE_KEY]
+        fast_media = FastMedia(service.media_real, service.jobs_media_real) if settings.media_fast_path else None
         site = ListeningSite(runner, settings.host, settings.port, handler_args=handler_args, limiter=limiter,
                              header_timeout=settings.header_timeout, send_timeout=settings.send_timeout, ssl_context=ssl_context,
-                             backlog=settings.backlog)
+                             backlog=settings.backlog, fast_media=fast_media)
         await site.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
