@@ -12,7 +12,8 @@
 #         allow_reauth, which the backend's retry loop passes (4.0-4.4 take neither, 4.5-4.7 no allow_reauth;
 #         sushy would hand the unknown keyword on to requests, which refuses it).
 #   HIGH  the newest release below the ceiling that was tested.
-# Usage: tests/tools/sushy_range.sh [VERSION...]   (default: LOW and HIGH)
+# Usage: tests/tools/sushy_range.sh [VERSION...]   (default: LOW and HIGH, but not the main virtualenv's version,
+#        which make units and make integration test; versions given on the command line always run)
 # Needs: python3 with venv, the package index; the checkout's .build layout (make layout).
 set -euo pipefail
 
@@ -43,9 +44,19 @@ mkdir -p "$CACHE"
 grep -vE '^(-r |ruff|ansible-lint|mypy|types-|antsibull)' "$ROOT/requirements-dev.txt" > "$requirements"
 grep -vE '^sushy[<>=]' "$ROOT/meta/requirements.txt" >> "$requirements"
 
+# The sushy of the main virtualenv (make venv): make units and make integration have just run every Redfish test on it,
+# so a pinned version equal to it is not run a second time (MAIN_PYTHON=none runs every pinned version).
+MAIN_PYTHON=${MAIN_PYTHON:-$ROOT/.venv/bin/python}
+main_sushy=$("$MAIN_PYTHON" -c 'import importlib.metadata as m; print(m.version("sushy"))' 2>/dev/null || true)
+
 summary=()
 status=0
 for version in "${versions[@]}"; do
+    if [ "$version" = "$main_sushy" ] && [ $# -eq 0 ]; then
+        echo "== sushy $version: the main virtualenv's version ($MAIN_PYTHON): its Redfish tests ran in make units and make integration"
+        summary+=("sushy $version: tested in the main virtualenv (make units, make integration)")
+        continue
+    fi
     venv=$CACHE/$version
     if [ ! -x "$venv/bin/python" ] || [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("sushy"))' 2>/dev/null)" != "$version" ]; then
         echo "== sushy $version: creating $venv"
