@@ -291,7 +291,7 @@ def soak_process(seconds: float, work: Path, threads: int) -> None:
     time.sleep(6)  # the idle timeout closes what the load left open
     end = process_figures(receiver.service.process.pid)
     try:
-        StoreChecker(receiver.database, receiver.media_dir).check(full=True)
+        StoreChecker(receiver.store, receiver.media_dir).check(full=True)
     except AssertionError as exc:
         fail('invariants after the soak: %s' % exc)
     missing = stored_deliveries(receiver.database, load.stored)

@@ -35,7 +35,8 @@ as a delivery that does not confirm one (``WebhookSender.send``).
 Text that is not valid Unicode (a lone surrogate: what Python makes of journal, firmware or BIOS
 bytes that are not UTF-8) is replaced with U+FFFD on both sides (``scrub_text``): the sender encodes
 nothing the receiver would have to guess about, and the receiver stores a failure report rather than
-losing it for one bad byte of its log tail.
+losing it for one bad byte of its log tail.  The receiver also replaces a NUL (U+0000) in ``reason`` and
+``log_tail`` (``storable_text``: PostgreSQL text cannot hold one).
 
 Bodies (JSON objects)::
 
@@ -139,6 +140,17 @@ def scrub_text(text: str) -> str:
     so each becomes one U+FFFD, as ``bytes.decode('utf-8', 'replace')`` does for a bad byte.
     """
     return _SURROGATES.sub('\ufffd', text) if _SURROGATES.search(text) else text
+
+
+def storable_text(text: str) -> str:
+    """A node's free text (``reason``, ``log_tail``) as the receiver stores it: ``scrub_text``, and every NUL (U+0000)
+    replaced by U+FFFD too.
+
+    A NUL is valid Unicode (JSON ``"\\u0000"``) but PostgreSQL's ``text`` cannot hold it, and SQLite can: replaced here,
+    once, before either store, so both keep the same report; a NUL in a journal line is one bad byte, as a surrogate is.
+    """
+    text = scrub_text(text)
+    return text.replace('\x00', '\ufffd') if '\x00' in text else text
 
 
 def scrub(value: t.Any) -> t.Any:
@@ -345,11 +357,11 @@ def parse_body(data: bytes) -> dict[str, t.Any]:
             problems.append('state: must be one of %s, got %s' % (', '.join(PROGRESS_STATES), _short_repr(body.get('state'))))
     if problems:
         raise BodyError(problems)
-    # A report is not refused for text that is not valid Unicode (its failure would be lost for a byte of
-    # journal): the free-text fields are kept with U+FFFD in place of each bad code unit.
+    # A report is not refused for text that is not valid Unicode or holds a NUL (its failure would be lost for a byte
+    # of journal): the free-text fields are kept with U+FFFD in place of each bad code unit and each NUL.
     for key in ('reason', 'log_tail'):
         if key in body:
-            body[key] = scrub_text(body[key])
+            body[key] = storable_text(body[key])
     return body
 
 

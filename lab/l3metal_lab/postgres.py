@@ -18,6 +18,7 @@ import glob
 import itertools
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
@@ -111,10 +112,18 @@ class Postgres:
             return list(cursor.fetchall()) if cursor.description else []
 
     def database(self) -> str:
-        """A new empty database; its URL."""
-        name = 'l3metal_%d' % next(self._names)
+        """A new empty database; its URL.  The name holds the process id: test processes forked from the one that started
+        the server (ansible-test runs each unit test in a fork of its own) share it and each counts from the same number."""
+        name = 'l3metal_%d_%d_%s' % (os.getpid(), next(self._names), secrets.token_hex(3))  # (a process id may come again)
         self.execute('CREATE DATABASE %s TEMPLATE template0' % name)
         return self.url_of(name)
+
+    def drop(self, url: str) -> None:
+        """Remove a database made by ``database()``, ending the sessions still connected to it."""
+        name = url.rsplit('/', 1)[-1]
+        if not name.replace('_', '').isalnum():
+            raise ValueError('not a database of this server: %s' % url)
+        self.execute('DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
 
     def kill_connections(self, database: str) -> int:
         """Terminate every session on ``database`` (a server restart as the receiver sees it); how many."""

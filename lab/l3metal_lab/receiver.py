@@ -20,7 +20,6 @@ import itertools
 import json
 import os
 import signal
-import sqlite3
 import ssl
 import sys
 import typing as t
@@ -33,6 +32,7 @@ from l3metal_contract import webhook as _webhook
 
 from .ports import free_port
 from .services import Service
+from .store_view import StoreView
 
 # Small valid recipes (validation is not what most receiver tests are about).
 FIRMWARE_RECIPE: dict[str, t.Any] = {'task_target': 'supermicro-update.target', 'firmware_url': 'http://firmware.example.com/bios-1.2.bin'}
@@ -124,7 +124,23 @@ class Receiver:
 
     @property
     def database(self) -> Path:
+        """The SQLite file (where the receiver keeps its jobs unless it was given ``--database-url``)."""
         return self.data_dir / 'receiver.sqlite3'
+
+    @property
+    def database_url(self) -> str | None:
+        """The PostgreSQL URL given with ``--database-url`` in ``extra_args``, or None (SQLite)."""
+        for index, arg in enumerate(self.extra_args):
+            if arg == '--database-url' and index + 1 < len(self.extra_args):
+                return self.extra_args[index + 1]
+            if arg.startswith('--database-url='):
+                return arg.split('=', 1)[1]
+        return None
+
+    @property
+    def store(self) -> str | Path:
+        """Where its jobs are stored: the PostgreSQL URL or the SQLite file (for ``StoreView`` and ``StoreChecker``)."""
+        return self.database_url or self.database
 
     def argv(self) -> list[str]:
         argv = [self.python, '-m', 'l3metal_receiver', '--host', '127.0.0.1', '--port', str(self.port),
@@ -236,12 +252,9 @@ class Receiver:
         return _webhook.WebhookSender(self.url, job['server_serial'], job['token'], job_id=job['job_id'],
                                       ca_file=self.tls[2] if self.tls else None, **kwargs)
 
-    # ------------------------------------------------------------------------------ state on disk
+    # ------------------------------------------------------------------------------ stored state
 
     def snapshot(self) -> dict[str, list[tuple[t.Any, ...]]]:
-        """Every stored row, read straight from the database file: compare before and after a refused request."""
-        conn = sqlite3.connect('file:%s?mode=ro' % self.database, uri=True)
-        try:
-            return {table: conn.execute('SELECT * FROM %s ORDER BY rowid' % table).fetchall() for table in ('jobs', 'events')}
-        finally:
-            conn.close()
+        """Every stored row, read straight from the database (another connection; SQLite file or PostgreSQL): compare
+        before and after a refused request."""
+        return StoreView(self.store).snapshot()

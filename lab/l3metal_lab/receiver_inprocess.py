@@ -6,7 +6,8 @@
 127.0.0.1), started once and driven from synchronous code (tests, hypothesis, bench/receiver_soak.py)
 through ``InProcess.run``.  The subprocess twin is ``receiver.Receiver``.
 
-``snapshot()`` reads every stored row straight from the database file (another connection), and
+``snapshot()`` reads every stored row straight from the database (another connection; SQLite file or PostgreSQL,
+``l3metal_lab.store_view``), and
 ``invariants()`` checks what must hold after any request: one active job per serial, every job's
 status equal to its last status event and reached through allowed transitions, at most one outcome
 per job, delivery ids unique, a media directory for each active job and none for complete ones.
@@ -19,7 +20,6 @@ import hashlib
 import hmac
 import json
 import os
-import sqlite3
 import time
 import typing as t
 from pathlib import Path
@@ -32,6 +32,8 @@ from l3metal_contract import webhook
 from l3metal_contract.jobs import NODE_TRANSITIONS, OUTCOME_STATUSES, USER_TRANSITIONS
 from l3metal_receiver.api import SERVICE_KEY
 from l3metal_receiver.server import Settings, create_app
+
+from .store_view import StoreView
 
 API_TOKEN = 'in-process-api-token'
 AUTH = {'Authorization': 'Bearer ' + API_TOKEN}
@@ -59,10 +61,11 @@ class ProcessLikeTestServer(TestServer):
 
 
 class StoreChecker:
-    """The store's invariants, for a receiver in-process or a real process (a read-only connection to its database)."""
+    """The store's invariants, for a receiver in-process or a real process (a read-only connection to its database, on
+    either backend: an SQLite file path or a PostgreSQL URL)."""
 
-    def __init__(self, database: Path, media_dir: Path) -> None:
-        self.database = database
+    def __init__(self, database: str | Path | StoreView, media_dir: Path) -> None:
+        self.view = database if isinstance(database, StoreView) else StoreView(database)
         self.media_dir = media_dir
         self._checked_seq = 0
         self._checked_update = ''
@@ -73,10 +76,11 @@ class StoreChecker:
         failed job with its step, delivery ids unique, no event without its job, a media directory for exactly the
         active jobs.  Incremental, so it can run after every fuzz case on thousands of jobs: the per-job rules are
         checked for the jobs with new events or a changed row since the last call (``full``: for all of them)."""
-        conn = sqlite3.connect('file:%s?mode=ro' % self.database, uri=True)
-        try:
+        with self.view.connection() as conn:
+            self.view.begin_snapshot(conn)
+
             def rows(sql: str, *args: t.Any) -> list[t.Any]:
-                return conn.execute(sql, args).fetchall()
+                return self.view.rows(conn, sql, *args)
             doubled = rows("SELECT server_serial FROM jobs WHERE status != 'complete' GROUP BY server_serial HAVING COUNT(*) > 1")
             assert not doubled, 'two active jobs for serial(s) %s' % doubled
             since = 0 if full else self._checked_seq
@@ -92,11 +96,17 @@ class StoreChecker:
             for job_id in {row[0] for row in rows('SELECT DISTINCT job_id FROM events WHERE seq > ?', since)} - changed:
                 fingerprint[job_id] = tuple(rows('SELECT status, failed_step, last_update FROM jobs WHERE job_id = ?', job_id)[0])
                 changed.add(job_id)
-            events = rows("SELECT job_id, source, status FROM events WHERE type = 'status' AND job_id IN (SELECT value FROM json_each(?)) "
-                          "ORDER BY seq", json.dumps(sorted(changed)))
+            if full:
+                events = rows("SELECT job_id, source, status FROM events WHERE type = 'status' ORDER BY seq")
+            else:
+                events = []
+                ordered = sorted(changed)
+                for start in range(0, len(ordered), 500):  # a bounded number of placeholders per statement
+                    chunk = ordered[start:start + 500]
+                    events += rows("SELECT seq, job_id, source, status FROM events WHERE type = 'status' AND job_id IN (%s)"
+                                   % ', '.join('?' * len(chunk)), *chunk)
+                events = [row[1:] for row in sorted(events)]
             active = {row[0] for row in rows("SELECT job_id FROM jobs WHERE status != 'complete'")}
-        finally:
-            conn.close()
         paths: dict[str, list[tuple[str, str]]] = {job_id: [] for job_id in changed}
         for event_job, source, event_status in events:
             paths[event_job].append((source, event_status))
@@ -120,28 +130,29 @@ class StoreChecker:
 
 
 class StateMark:
-    """A read transaction pinned at the moment of ``InProcess.mark()`` (WAL: the writer goes on), and the data version then."""
+    """A read snapshot pinned at the moment of ``InProcess.mark()`` (the writer goes on), and the store's version then."""
 
     def __init__(self, harness: InProcess) -> None:
         self.harness = harness
-        self.conn = sqlite3.connect('file:%s?mode=ro' % harness.database, uri=True, isolation_level=None)
-        self.conn.execute('BEGIN')
-        self.conn.execute('SELECT COUNT(*) FROM jobs').fetchone()  # the read snapshot starts here
+        self.conn: t.Any = harness.view.acquire()
+        harness.view.begin_snapshot(self.conn)
         self.version = harness.data_version()
         self.media = harness._media()  # pylint: disable=protected-access
 
     def close(self) -> None:
-        self.conn.close()
+        if self.conn is not None:
+            self.harness.view.release(self.conn)
+            self.conn = None
 
     def unchanged(self) -> bool:
         try:
             if self.harness.data_version() == self.version:
                 return self.harness._media() == self.media  # pylint: disable=protected-access
-            before = self.harness._state(self.conn)  # pylint: disable=protected-access
+            before: dict[str, t.Any] = self.harness.view.tables(self.conn)
             before['media'] = self.media
-            return before == self.harness.snapshot()  # something committed: compare every row
+            return before == self.harness.snapshot()  # something may have committed: compare every row
         finally:
-            self.conn.close()
+            self.close()
 
 
 class InProcess:
@@ -157,17 +168,17 @@ class InProcess:
         self.app = create_app(self.settings)
         self.client = TestClient(ProcessLikeTestServer(self.app, skip_url_asserts=True), loop=self.loop)
         self.run(self.client.start_server())
-        self.database = self.settings.data_dir / 'receiver.sqlite3'
+        self.database = self.settings.data_dir / 'receiver.sqlite3'  # the SQLite file (also where there is none: the PostgreSQL backend)
+        self.backend = 'postgresql' if self.settings.database_url else 'sqlite'
+        self.view = StoreView(self.settings.database_url or self.database)
         self.serials = 0
-        self._version_conn: sqlite3.Connection | None = None
-        self.checker = StoreChecker(self.database, self.settings.media_dir)
+        self.checker = StoreChecker(self.view, self.settings.media_dir)
 
     def run(self, awaitable: t.Awaitable[t.Any]) -> t.Any:
         return self.loop.run_until_complete(awaitable)
 
     def close(self) -> None:
-        if self._version_conn is not None:
-            self._version_conn.close()
+        self.view.close()
         self.run(self.client.close())
         self.loop.close()
 
@@ -252,15 +263,8 @@ class InProcess:
     # ------------------------------------------------------------------ state
 
     def snapshot(self) -> dict[str, t.Any]:
-        """Every stored row and the per-job media directories: equal before and after a refused request."""
-        conn = sqlite3.connect('file:%s?mode=ro' % self.database, uri=True)
-        try:
-            return self._state(conn)
-        finally:
-            conn.close()
-
-    def _state(self, conn: sqlite3.Connection) -> dict[str, t.Any]:
-        tables: dict[str, t.Any] = {table: conn.execute('SELECT * FROM %s ORDER BY rowid' % table).fetchall() for table in ('jobs', 'events')}
+        """Every stored row (``StoreView.snapshot``) and the per-job media directories: equal before and after a refused request."""
+        tables: dict[str, t.Any] = self.view.snapshot()
         tables['media'] = self._media()
         return tables
 
@@ -270,13 +274,11 @@ class InProcess:
 
     def mark(self) -> StateMark:
         """The stored state now, to ask after a request whether it changed: as exact as comparing two ``snapshot()``s,
-        but costs a ``PRAGMA data_version`` instead of reading every row when nothing was committed."""
+        but costs one version query (``StoreView.version``) instead of reading every row when nothing was committed."""
         return StateMark(self)
 
-    def data_version(self) -> int:
-        if self._version_conn is None:
-            self._version_conn = sqlite3.connect('file:%s?mode=ro' % self.database, uri=True)
-        return int(self._version_conn.execute('PRAGMA data_version').fetchone()[0])
+    def data_version(self) -> str:
+        return self.view.version()
 
     def invariants(self, full: bool = False) -> None:
         """``StoreChecker.check`` on this receiver's database and media directory."""

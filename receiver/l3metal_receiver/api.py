@@ -11,9 +11,10 @@ delivered).  A request that is refused changes nothing: every check comes before
 
 Input is read strictly: numbers are ASCII digits of bounded length (``"²"`` passes ``str.isdigit()``
 and fails ``int()``; 5,000 digits fail ``int()`` too), patterns match the whole value, and the job
-API refuses text that is not valid Unicode (a lone surrogate such as JSON ``"\\ud800"``) with 400
-naming the field: a recipe is an instruction its author can correct, whereas a node's report keeps
-its text with U+FFFD (``l3metal_contract.webhook.parse_body``).
+API refuses text that is not valid Unicode (a lone surrogate such as JSON ``"\\ud800"``) or holds a NUL
+(U+0000, which PostgreSQL text cannot hold) with 400 naming the field: a recipe is an instruction its
+author can correct, whereas a node's report keeps its text with U+FFFD (``l3metal_contract.webhook.parse_body``).
+A job id in a path that is not one the receiver makes is no job (404) without a database read.
 """
 
 from __future__ import annotations
@@ -64,11 +65,13 @@ MAX_SMALL_BODY = 16 * 1024         # status transitions
 MAX_LONG_POLL = 60.0
 MAX_LIST_LIMIT = 1000
 MAX_FIELD = 2048
-_URL = re.compile(r'^https?://[^\s/?#]+[^\s?#]*\Z')
+# no whitespace and no control characters (RFC 3986 has none; PostgreSQL text cannot hold a NUL)
+_URL = re.compile(r'^https?://[^\s/?#\x00-\x1f\x7f]+[^\s?#\x00-\x1f\x7f]*\Z')
 # Query numbers: ASCII digits only, at most as many as the upper bound has (no "²", no 5,000-digit values).
 _DIGITS = re.compile(r'^[0-9]+\Z')
 _SECONDS = re.compile(r'^[0-9]{1,3}(?:\.[0-9]{1,6})?\Z')
-_SURROGATE = re.compile('[\ud800-\udfff]')
+# what text the store cannot hold: a lone surrogate (not UTF-8) or a NUL (not in a PostgreSQL text column)
+_UNSTORABLE = re.compile('[\ud800-\udfff\x00]')
 USER_PATHS = '/api/v1/jobs'
 
 
@@ -232,7 +235,7 @@ async def api_middleware(request: web.Request, handler: t.Callable[[web.Request]
 async def read_body(request: web.Request, limit: int, json_body: bool = True) -> bytes:
     """The request body, at most ``limit`` bytes, each read within the body timeout (408 when the client stalls); a JSON one
     unless ``json_body`` is false."""
-    if json_body and request.content_type != 'application/json':
+    if json_body and _media_type(request) != 'application/json':
         raise ApiError(415, 'Content-Type must be application/json, got %s' % (request.headers.get(hdrs.CONTENT_TYPE) or 'none'))
     length = request.content_length
     if length is not None and length > limit:
@@ -263,6 +266,13 @@ async def read_body(request: web.Request, limit: int, json_body: bool = True) ->
         _client_warning(request, 'the body ended after %d of its %d bytes' % (len(data), length))
         raise ClientGone()
     return bytes(data)
+
+
+def _media_type(request: web.BaseRequest) -> str:
+    """The Content-Type's media type without its parameters, read here: aiohttp's ``content_type`` goes through the stdlib's
+    MIME parser, which raises ValueError (a 500) on parameters such as ``q*³=1`` (an RFC 2231 section number that is a
+    digit to ``str.isdigit()`` and not to ``int()``), and parameters do not matter to the receiver."""
+    return (request.headers.get(hdrs.CONTENT_TYPE) or '').split(';', 1)[0].strip().lower()
 
 
 def _client_warning(request: web.BaseRequest, what: str) -> None:
@@ -335,20 +345,28 @@ def _int_query(request: web.Request, key: str, default: int, low: int, high: int
     return int(raw)
 
 
+def _text_message(found: re.Match[str]) -> str:
+    if found.group() == '\x00':
+        return 'contains a NUL character (U+0000) at character %d, which cannot be stored (remove it)' % found.start()
+    return 'is not valid Unicode text: lone surrogate U+%04X at character %d (send UTF-8 text)' % (ord(found.group()), found.start())
+
+
 def _text_problems(value: t.Any, path: str, problems: list[dict[str, str]], depth: int = 0) -> list[dict[str, str]]:
-    """Every string (and key) of a JSON body that is not valid Unicode: a lone surrogate cannot be stored as UTF-8."""
+    """Every string (and key) of a JSON body that cannot be stored: a lone surrogate (not UTF-8) or a NUL (PostgreSQL text
+    holds none; refused on SQLite too, so that both stores answer the same)."""
     if len(problems) >= 20 or depth > 70:
         return problems
     if isinstance(value, str):
-        found = _SURROGATE.search(value)
+        found = _UNSTORABLE.search(value)
         if found:
-            problems.append({'path': path, 'message': 'is not valid Unicode text: lone surrogate U+%04X at character %d (send UTF-8 text)'
-                             % (ord(found.group()), found.start())})
+            problems.append({'path': path, 'message': _text_message(found)})
     elif isinstance(value, dict):
         for key, item in value.items():
-            child = '%s.%s' % (path, webhook.scrub_text(key)) if path else webhook.scrub_text(key)
-            if _SURROGATE.search(key):
-                problems.append({'path': child, 'message': 'this key is not valid Unicode text (send UTF-8 text)'})
+            shown = webhook.storable_text(key)
+            child = '%s.%s' % (path, shown) if path else shown
+            found = _UNSTORABLE.search(key)
+            if found:
+                problems.append({'path': child, 'message': 'this key ' + _text_message(found)})
             _text_problems(item, child, problems, depth + 1)
     elif isinstance(value, list):
         for index, item in enumerate(value):
@@ -359,7 +377,7 @@ def _text_problems(value: t.Any, path: str, problems: list[dict[str, str]], dept
 def _check_text(body: t.Any) -> None:
     problems = _text_problems(body, '', [])
     if problems:
-        raise ApiError(400, 'text that is not valid Unicode: %s' % ', '.join(item['path'] for item in problems), problems)
+        raise ApiError(400, 'text that cannot be stored (not valid Unicode, or a NUL): %s' % ', '.join(item['path'] for item in problems), problems)
 
 
 def _origin(request: web.Request) -> str:
@@ -371,7 +389,12 @@ def _service(request: web.Request) -> JobService:
 
 
 def _job_id(request: web.Request) -> str:
-    return request.match_info['job_id']
+    """The job id of the path: one the receiver could have made (its pattern), else no job (404) without a database read
+    (a NUL in it would not even reach PostgreSQL as a query parameter)."""
+    job_id = request.match_info['job_id']
+    if not webhook.JOB_ID_PATTERN.fullmatch(job_id):
+        raise JobNotFound(webhook.storable_text(job_id)[:100])
+    return job_id
 
 
 # ----------------------------------------------------------------------------------------- handlers

@@ -105,8 +105,15 @@ class Listener:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wake: t.Callable[[], None] | None = None) -> None:
+        """End the thread.  ``wake`` sends a notification on the channel (the thread waits for one at most 0.5 s at a time:
+        woken, the receiver stops at once instead of after up to that wait)."""
         self._stop.set()
+        if wake is not None and self._thread.is_alive():
+            try:
+                wake()
+            except Exception:  # pylint: disable=broad-exception-caught  # the server is gone: the thread sees the stop within 0.5 s
+                pass
         self._thread.join(timeout=5)
 
     def _main(self) -> None:
@@ -118,6 +125,8 @@ class Listener:
                     self.connected.set()  # a notification sent while not connected is caught by the waiters' REMOTE_POLL re-read
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
+                            if self._stop.is_set():
+                                break
                             self.loop.call_soon_threadsafe(self.notifier.notify, note.payload)
             except Exception as exc:  # pylint: disable=broad-exception-caught  # the server went away: listen again
                 self.connected.clear()
@@ -161,7 +170,8 @@ class JobService:
 
     def close(self) -> None:
         if self.listener is not None:
-            self.listener.stop()
+            # woken with an empty job id (no job has one: nobody waits for it, here or on another receiver)
+            self.listener.stop(wake=(lambda: self.reader.notify('')) if self.reader.usable() else None)
             self.listener = None
         self.reader.close()
 

@@ -2,7 +2,13 @@
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The webhook receiver's job API and signed webhooks, against the real process on 127.0.0.1."""
+"""The webhook receiver's job API and signed webhooks, against the real process on 127.0.0.1.
+
+What is stored runs on both stores: ``receiver`` and ``shared_receiver`` here are ``receiver_on_both`` and
+``shared_receiver_on_both`` (SQLite, and a database of its own on the session's PostgreSQL server), with the same
+assertions (``Receiver.snapshot`` reads either store).  The API token, TLS and the node's command line are the HTTP
+layer and the sender, the same on either store: they run once, on SQLite (``receiver_factory``).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,16 @@ from l3metal_contract import webhook as _webhook
 from l3metal_contract.recipe import validate_recipe
 from l3metal_lab.receiver import FIRMWARE_RECIPE, LINUX_RECIPE, unique_serial
 from l3metal_lab.waiting import wait_for
+
+
+@pytest.fixture
+def receiver(receiver_on_both):
+    return receiver_on_both
+
+
+@pytest.fixture(scope='module')
+def shared_receiver(shared_receiver_on_both):
+    return shared_receiver_on_both
 
 
 def statuses(receiver, job_id):
@@ -103,6 +119,27 @@ def test_one_active_job_per_serial(shared_receiver):
                                          'recipe_sha256': first['recipe_sha256']}
     assert receiver.snapshot() == before
     assert receiver.list_jobs(serial=serial, active='true')[0]['job_id'] == first['job_id']
+
+
+def test_a_nul_is_kept_as_the_replacement_character_in_a_report_and_refused_elsewhere(shared_receiver):
+    """PostgreSQL text cannot hold a NUL: a report's free text keeps U+FFFD in its place, an identifier or a URL is refused
+    naming the field, a path with one is no job; the same answers on both stores, never a 500."""
+    receiver = shared_receiver
+    job = receiver.create_job(unique_serial())
+    raw = b'{"failed_step":"bootloader-linux.service","log_tail":"grub\\u0000 end","reason":"exit\\u0000","status":"failed"}'
+    assert receiver.send_webhook(job, raw).status == 200
+    stored = receiver.get_job(job['job_id'])
+    assert (stored['status'], stored['reason'], stored['log_tail']) == ('failed', 'exit\ufffd', 'grub\ufffd end')
+    before = receiver.snapshot()
+    for body, path in (({'server_serial': unique_serial(), 'recipe': FIRMWARE_RECIPE, 'public_url': 'http://10.0.0.1/\x00'}, 'public_url'),
+                       ({'server_serial': unique_serial() + '\x00', 'recipe': FIRMWARE_RECIPE}, 'server_serial')):
+        answer = receiver.request('POST', '/api/v1/jobs', body=body)
+        assert answer.status == 400 and [error['path'] for error in answer.json['errors']] == [path], answer.body
+    answer = receiver.request('POST', '/api/v1/jobs/%s/status' % job['job_id'], body={'status': 'complete', 'reason': '\x00'})
+    assert answer.status == 400 and answer.json['errors'][0]['path'] == 'reason', answer.body
+    assert receiver.request('GET', '/api/v1/jobs/%s%%00' % job['job_id']).status == 404
+    assert receiver.send_webhook(dict(job, server_serial=job['server_serial'] + '\x00'), _webhook.success_body()).status == 404  # (quoted: %00)
+    assert receiver.snapshot() == before
 
 
 def test_list_filters(receiver):
@@ -409,7 +446,8 @@ def test_long_poll_answers_when_an_event_arrives(shared_receiver):
         assert receiver.request('GET', '/api/v1/jobs/%s/events?%s' % (job['job_id'], query)).status == 400
 
 
-def test_node_command_line_for_systemd_units(receiver, tmp_path):
+def test_node_command_line_for_systemd_units(receiver_factory, tmp_path):
+    receiver = receiver_factory()
     job = receiver.create_job('XF-CLI')
     token_file = tmp_path / 'token'
     token_file.write_text(job['token'] + '\n')
@@ -477,10 +515,21 @@ def _encode(value):
     return value if isinstance(value, bytes) else json.dumps(value).encode()
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(body=JOB_BODIES | JSON_VALUES | st.binary(max_size=200))
-def test_generated_job_bodies(shared_receiver, body):
-    receiver = shared_receiver
+def generated(receiver, **strategies):
+    """Hypothesis settings for ``receiver``'s store: 120 examples on SQLite, 40 on PostgreSQL (the same checks; each example
+    costs a few more round trips there, and the unit fuzz suite runs thousands in-process)."""
+    return lambda test: settings(max_examples=40 if receiver.database_url else 120, deadline=None,
+                                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])(given(**strategies)(test))
+
+
+def test_generated_job_bodies(shared_receiver):
+    @generated(shared_receiver, body=JOB_BODIES | JSON_VALUES | st.binary(max_size=200))
+    def run(body):
+        check_generated_job_body(shared_receiver, body)
+    run()
+
+
+def check_generated_job_body(receiver, body):
     before = receiver.snapshot()
     answer = receiver.request('POST', '/api/v1/jobs', raw=_encode(body))
     assert answer.status in (202, 400, 409), (answer.status, answer.body[:300])
@@ -492,10 +541,14 @@ def test_generated_job_bodies(shared_receiver, body):
         assert receiver.snapshot() == before
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(body=WEBHOOK_BODIES | JSON_VALUES | st.binary(max_size=200), signed=st.booleans())
-def test_generated_webhook_bodies(shared_receiver, body, signed):
-    receiver = shared_receiver
+def test_generated_webhook_bodies(shared_receiver):
+    @generated(shared_receiver, body=WEBHOOK_BODIES | JSON_VALUES | st.binary(max_size=200), signed=st.booleans())
+    def run(body, signed):
+        check_generated_webhook_body(shared_receiver, body, signed)
+    run()
+
+
+def check_generated_webhook_body(receiver, body, signed):
     job = receiver.create_job(unique_serial('GEN'))
     receiver.set_status(job['job_id'], 'provisioning')
     before = receiver.snapshot()

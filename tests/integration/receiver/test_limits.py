@@ -7,6 +7,11 @@ timeouts, the connection and open-file limits, and what each of them leaves in t
 
 Full and read-only file systems are real: a tmpfs with ``size=`` filled with a file, a read-only bind
 mount (root only; skipped otherwise).  Open files are limited with a real RLIMIT_NOFILE.
+
+Stores: the start-up and full-disk tests are about the SQLite file in the data directory and run on SQLite; their
+PostgreSQL counterpart is the server ending the receiver's sessions while it runs (section 6, PostgreSQL only; a server
+that refuses writes is in tests/unit/receiver/test_hostile.py on both stores).  Timeouts, the connection limit, the
+open-file limit and malformed requests are the HTTP layer, the same code on either store: they run once, on SQLite.
 """
 
 from __future__ import annotations
@@ -185,6 +190,38 @@ def test_a_disk_that_fills_while_running_answers_503_and_recovers(tmp_path):
         conn = sqlite3.connect(str(receiver.database))
         assert conn.execute('PRAGMA integrity_check').fetchone()[0] == 'ok'
         conn.close()
+
+
+def test_database_sessions_ended_by_the_server_answer_503_and_the_receiver_reconnects(receiver_factory, postgres_server):
+    """PostgreSQL's counterpart of storage failing under a running receiver: the server ends its sessions (a restart, a
+    failover, pg_terminate_backend).  What is answered meanwhile is 503 with Retry-After and stores nothing; the receiver
+    connects again by itself (writer, reader, LISTEN), and the sender's retry of the same delivery is stored once."""
+    url = postgres_server.database()
+    receiver = receiver_factory(extra_args=['--database-url', url])
+    job = receiver.create_job(unique_serial())
+    receiver.set_status(job['job_id'], 'provisioning')
+    before = receiver.snapshot()
+    assert postgres_server.kill_connections(url) >= 2  # the writer and the reader (and LISTEN)
+    body = _webhook.failed_body('bootloader-linux.service', 'lost the database', 'log')
+    answers = []
+
+    def delivered() -> bool:
+        answers.append(receiver.send_webhook(job, body, delivery_id='lost-session-01'))
+        return answers[-1].status == 200
+
+    wait_for(delivered, 30, interval=0.2, what='the webhook to be stored after the sessions ended')
+    assert all(answer.status == 503 and (answer.header('Retry-After') or '').isdigit() for answer in answers[:-1]), \
+        [(answer.status, answer.body[:200]) for answer in answers]
+    reads = []
+    wait_for(lambda: reads.append(receiver.request('GET', '/api/v1/jobs/' + job['job_id'])) or reads[-1].status == 200, 30, interval=0.2,
+             what='a read after the sessions ended')
+    assert {read.status for read in reads} <= {200, 503}
+    stored = reads[-1].json
+    assert (stored['status'], stored['reason']) == ('failed', 'lost the database')
+    after = receiver.snapshot()
+    assert after['jobs'] != before['jobs'] and len(after['events']) == len(before['events']) + 1  # one outcome, stored once
+    assert receiver.send_webhook(job, body, delivery_id='lost-session-01').json['code'] == _webhook.DUPLICATE_DELIVERY_CODE
+    assert not any('Traceback' in line for line in log_lines(receiver)), receiver.log_tail()
 
 
 # ------------------------------------------------------------------------------------------------

@@ -3,10 +3,16 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Media for BMCs: exact bytes for Range requests (checked against the file and against nginx on the
-same file), HEAD, ETag, conditional requests, and per-job URLs that stop working once complete."""
+same file), HEAD, ETag, conditional requests, and per-job URLs that stop working once complete.
+
+Per-job media and uploaded task media depend on what is stored (the job, its media key, the medium's bytes in the
+database): they run on both stores (``shared_receiver_on_both``).  Serving a file (ranges, framing, conditional requests,
+TLS) is the same code on either store: once, on SQLite.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import re
@@ -237,7 +243,8 @@ def test_no_file_outside_the_media_directory(servers, media_file, path):
     assert get(receiver.url, path)[0] == 404
 
 
-def test_per_job_media_stop_working_when_the_job_is_complete(receiver):
+def test_per_job_media_stop_working_when_the_job_is_complete(shared_receiver_on_both):
+    receiver = shared_receiver_on_both
     job = receiver.create_job(unique_serial())
     job_dir = receiver.media_dir / 'jobs' / job['job_id']
     assert str(job_dir) == job['media_dir'] and job_dir.is_dir()
@@ -257,6 +264,39 @@ def test_per_job_media_stop_working_when_the_job_is_complete(receiver):
     assert get(receiver.url, path)[0] == 410
     assert not job_dir.exists()
     assert receiver.get_job(job['job_id'])['media_url'] is None
+
+
+def test_an_uploaded_task_medium_is_served_from_the_store_and_goes_with_the_job(shared_receiver_on_both):
+    """PUT /api/v1/jobs/{id}/media/{name}: kept in the database, served as a file (Range, ETag), again after a restart
+    from the database alone, never replaced by other content, refused with a name that is no file name, gone once complete."""
+    receiver = shared_receiver_on_both
+    job = receiver.create_job(unique_serial())
+    upload = '/api/v1/jobs/%s/media/task.iso' % job['job_id']
+    content = os.urandom(70_001)
+    put = receiver.request('PUT', upload, raw=content, content_type='application/octet-stream')
+    assert put.status == 201, put.body
+    assert (put.json['sha256'], put.json['size'], put.json['changed']) == (hashlib.sha256(content).hexdigest(), len(content), True)
+    again = receiver.request('PUT', upload, raw=content, content_type='application/octet-stream')
+    assert again.status == 200 and again.json['changed'] is False
+    before = receiver.snapshot()
+    other = receiver.request('PUT', upload, raw=b'other content', content_type='application/octet-stream')
+    assert other.status == 409 and other.json['code'] == 'medium_exists', other.body
+    named = receiver.request('PUT', '/api/v1/jobs/%s/media/task%%00.iso' % job['job_id'], raw=b'x', content_type='application/octet-stream')
+    assert named.status == 400 and named.json['errors'][0]['path'] == 'name', named.body
+    assert receiver.snapshot() == before
+    path = put.json['url'][len(receiver.url):]
+    status, headers, body = get(receiver.url, path)
+    assert (status, body) == (200, content)
+    assert get(receiver.url, path, {'Range': 'bytes=100-199'})[2] == content[100:200]
+    receiver.restart()
+    (receiver.media_dir / 'jobs' / job['job_id'] / 'task.iso').unlink()  # served from the database again, not from the file
+    status, after, body = get(receiver.url, path)
+    assert (status, body, after['etag']) == (200, content, headers['etag'])  # the same ETag: the file's mtime is the upload time
+    listed = receiver.expect(200, 'GET', '/api/v1/jobs/%s/media' % job['job_id'])['media']
+    assert [(medium['name'], medium['size']) for medium in listed] == [('task.iso', len(content))]
+    receiver.set_status(job['job_id'], 'complete')
+    assert get(receiver.url, path)[0] == 410
+    assert receiver.expect(200, 'GET', '/api/v1/jobs/%s/media' % job['job_id'])['media'] == []
 
 
 def test_conditional_requests(servers, media_file):

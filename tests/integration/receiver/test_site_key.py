@@ -6,6 +6,7 @@
 
 The dispatcher's own use of it (no medium, unparsable recipe) is tested end to end in
 tests/integration/maintenance_os/dispatcher/test_provisioner_run.py.
+The reports run on both stores (``keyed``); a bad key file stops the start before any store is opened (SQLite only).
 """
 
 from __future__ import annotations
@@ -22,14 +23,19 @@ DISPATCHER_FAILED = {'status': 'failed', 'failed_step': _webhook.SITE_KEY_STEP, 
 OLD_KEY = 'old-site-node-key-' + 'f' * 32
 
 
-@pytest.fixture(scope='module')
-def keyed(tmp_path_factory):
-    """A receiver with two site keys in its file (the new one, and the old one while nodes still carry it)."""
+@pytest.fixture(scope='module', params=['sqlite', 'postgresql'])
+def keyed(request, tmp_path_factory):
+    """A receiver with two site keys in its file (the new one, and the old one while nodes still carry it), on each store
+    (SQLite; a database of its own on the session's PostgreSQL server)."""
     work = tmp_path_factory.mktemp('keyed-receiver')
     key_file = write_node_key(work, '# rotated 2026-01\n%s\n%s' % (NODE_KEY, OLD_KEY))
-    server = Receiver(work, extra_args=['--node-key-file', str(key_file)]).start()
+    postgres = request.getfixturevalue('postgres_server') if request.param == 'postgresql' else None
+    url = postgres.database() if postgres is not None else None
+    server = Receiver(work, extra_args=['--node-key-file', str(key_file)] + (['--database-url', url] if url else [])).start()
     yield server
     server.stop()
+    if postgres is not None:
+        postgres.drop(url)
 
 
 @pytest.mark.parametrize('body', [

@@ -47,6 +47,24 @@ def test_parse_body_keeps_a_report_whose_text_is_not_valid_unicode(field):
     assert webhook.parse_body(raw)[field] == 'x\ufffdy\ufffd'
 
 
+@pytest.mark.parametrize('field', ['reason', 'log_tail'])
+def test_parse_body_keeps_a_report_with_a_nul_as_the_replacement_character(field):
+    """PostgreSQL text holds no NUL: each becomes one U+FFFD when the body is read, before either store (the same text on both)."""
+    raw = ('{"status":"failed","failed_step":"a.service","%s":"x\\u0000y\\u0000\\u0000\\ud800"}' % field).encode()
+    assert webhook.parse_body(raw)[field] == 'x\ufffdy\ufffd\ufffd\ufffd'
+    assert webhook.storable_text('no nul: \x01\t\n') == 'no nul: \x01\t\n'
+
+
+@pytest.mark.parametrize('raw', [
+    b'{"status":"failed","failed_step":"a.service\\u0000"}',
+    b'{"status":"progress","step":"a\\u0000","state":"started"}',
+    b'{"status":"success","job_id":"j\\u0000"}',
+])
+def test_parse_body_refuses_identifiers_with_a_nul(raw):
+    with pytest.raises(webhook.BodyError):
+        webhook.parse_body(raw)
+
+
 @pytest.mark.parametrize('raw', [
     b'{"status":"failed","failed_step":"a.service\\ud800"}',
     b'{"status":"progress","step":"\\udcff","state":"started"}',
