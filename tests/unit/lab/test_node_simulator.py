@@ -74,7 +74,7 @@ def most_seen_at_once(directory) -> int:
 
 def run_through(gate: ProcessGate, directory, children: int, seconds: float) -> None:
     threads = [threading.Thread(target=gate.run, args=([sys.executable, '-c', COUNTING_CHILD, str(directory), str(seconds)],),
-                                kwargs={'check': True, 'timeout': 60}) for _ in range(children)]
+                                kwargs={'check': True, 'timeout': 60}) for _child in range(children)]
     for thread in threads:
         thread.start()
     for thread in threads:
