@@ -20,9 +20,12 @@ Setups, each started fresh per size on 127.0.0.1, random ports:
 Printed per size and setup: wall time of the playbook, per-node controller overhead (playbook wall / nodes, and the
 controller's CPU per node: ansible-playbook and its forks, from wait4), Redfish requests per node (the emulator's
 access log, minus the simulator's own reads, which are counted), receiver CPU seconds per node (utime+stime from
-/proc/<pid>/stat of each receiver, before and after), failures.  Goal lines: ``ratio = overhead(largest) /
-overhead(smallest)`` (the issue wants 200 vs 10 within 1.2), and requests per succeeded node against a single-node
-run (size 1, sqlite) measured first in the same run.
+/proc/<pid>/stat of each receiver, before and after), failures (the playbook's and the simulation's own: a SIMULATED
+node that breaks down stops the run with its error instead of leaving the playbook waiting for it), the longest wait of
+a simulated node for its boot, the peak of the simulation's process gate, the time and the load average before and
+after.  Goal lines, per size: ``ratio = overhead(size) / overhead(smallest)`` of the same setup in the same invocation
+(the issue wants 200 vs 10 within 1.2), and requests per succeeded node against a single-node run (size 1, sqlite)
+measured first in the same run.
 
 The simulation costs CPU of its own (about eleven Python processes per node for the dispatcher and notify, and the
 node threads' polling), on the same cores as the controller and the receivers: figures are for this machine's load,
@@ -50,46 +53,29 @@ from pathlib import Path
 
 from l3metal_lab.lab import Lab
 from l3metal_lab.nginx import NginxBalancer
+from l3metal_lab.node_simulator import PROCESS_GATE, watch_playbook
 from l3metal_lab.paths import COLLECTION_ROOT as COLLECTION
 from l3metal_lab.playbook import ansible_env
 from l3metal_lab.postgres import Postgres
 from l3metal_lab.receiver import Receiver
-from l3metal_lab.sushy import _ACCESS_LINE, _ANSI, TWO_CDS, AccessRecord, SushyEmulator, fake_system
+from l3metal_lab.sushy import TWO_CDS, SushyEmulator, fake_system
 
 OCI_URL = 'registry.example.com/os-images/ubuntu-rootfs:24.04'
 FAILING_STEP = 'bootloader-linux.service'
 FAILING_NODE = 1  # node-02: the injected failure (in fleets of two or more)
 CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
+TIMEOUT_PER_NODE = 15  # s of provision_timeout per SIMULATED node in the fleet (see run_size)
 
 
 class CountingEmulator(SushyEmulator):
-    """The fake-driver emulator with two bench-side changes, neither seen by the playbook:
-
-    - ``requests()`` reads the access log incrementally (the simulated nodes poll it every 0.2 s; re-parsing the whole
-      log per poll would cost the simulation O(nodes x log) CPU on the cores the controller is measured on);
-    - ``get()`` (the simulator's and the harness's own reads) is counted, so that the requests the controller sent are
-      the access log minus these.
-    """
+    """The fake-driver emulator whose ``get()`` (the simulator's and the harness's own reads) is counted, so that the
+    requests the controller sent are the access log minus these.  Not seen by the playbook.  (The access log is read
+    incrementally by ``SushyEmulator`` itself: the SIMULATED nodes poll it every 0.2 s each.)"""
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
         self._lock = threading.Lock()
-        self._offset = 0
-        self._records: list[AccessRecord] = []
         self.harness_gets = 0
-
-    def requests(self) -> list[AccessRecord]:
-        log = self.workdir / 'emulator.log'
-        with self._lock:
-            if log.exists():
-                with open(log, 'rb') as handle:
-                    handle.seek(self._offset)
-                    chunk = handle.read()
-                complete = chunk.rfind(b'\n') + 1  # a line still being written waits for the next call
-                self._offset += complete
-                text = _ANSI.sub('', chunk[:complete].decode('utf-8', 'replace'))
-                self._records.extend(AccessRecord(m['method'], m['path'], int(m['status'])) for m in _ACCESS_LINE.finditer(text))
-            return list(self._records)
 
     def get(self, path: str) -> dict[str, t.Any]:
         with self._lock:
@@ -166,19 +152,30 @@ def run_size(name: str, nodes: int, work: Path, postgres: Postgres | None, forks
                                         provision_maintenance_iso_url='%s/media/maintenance.iso' % setup.url)
         failing = {FAILING_NODE} if inject and nodes > FAILING_NODE else set()
         for index in range(nodes):
-            lab.simulate(index, fail_step=FAILING_STEP if index in failing else None)
+            # no boot deadline of the simulation's own: every node's reset comes after the start phase of the whole fleet
+            # (the longest wait was 693 s at 100 nodes, past the default 300 s), and the playbook run bounds the
+            # simulation (the nodes are stopped when it ends; a node's error stops it early, see watch_playbook)
+            lab.simulate(index, fail_step=FAILING_STEP if index in failing else None, boot_timeout=None)
         record = work / 'record.jsonl'
         env = ansible_env(work, {'L3METAL_RECORD_FILE': str(record), 'ANSIBLE_FORKS': str(forks)})
+        # the playbook waits for the nodes in batches of forks while every SIMULATED node's work shares this machine's
+        # cores (the process gate): the first batch waits about as long as the whole fleet's simulation, which grows
+        # with the fleet (at 100 nodes, load 11-28: 12 min, past the 6 s/node = 600 s this was; two nodes timed out
+        # and reported success a minute later); a real node has its own CPU, so this is the simulation's allowance
         argv = [str(Path(sys.executable).with_name('ansible-playbook')), '-i', str(inventory), str(COLLECTION / 'playbooks' / 'provision_linux.yml'),
-                '-e', 'provision_serial=100%', '-e', 'provision_max_fail_percentage=100', '-e', 'provision_timeout=%d' % max(300, 6 * nodes)]
+                '-e', 'provision_serial=100%', '-e', 'provision_max_fail_percentage=100',
+                '-e', 'provision_timeout=%d' % max(300, TIMEOUT_PER_NODE * nodes)]
         bmc_mark = len(setup.bmc.requests())
         gets_mark = setup.bmc.harness_gets
         cpu_before = setup.receiver_cpu()
+        PROCESS_GATE.reset_peak()
         started = time.monotonic()
         with open(work / 'playbook.log', 'wb') as log:
-            process = subprocess.Popen(argv, env=env, cwd=str(work), stdout=log, stderr=subprocess.STDOUT)  # pylint: disable=consider-using-with
-            _pid, status, usage = os.wait4(process.pid, 0)
-            process.returncode = os.waitstatus_to_exitcode(status)
+            process = subprocess.Popen(argv, env=env, cwd=str(work), stdout=log, stderr=subprocess.STDOUT,  # pylint: disable=consider-using-with
+                                       start_new_session=True)
+            _status, usage, stopped_for = watch_playbook(process, lab.nodes)
+            if stopped_for:
+                print('bench/fleet: %s %d: the playbook was stopped: %s' % (name, nodes, stopped_for), flush=True)
         wall = time.monotonic() - started
         receiver_cpu = setup.receiver_cpu() - cpu_before
         for node in lab.nodes:
@@ -196,6 +193,9 @@ def run_size(name: str, nodes: int, work: Path, postgres: Postgres | None, forks
                 outcomes[item['host']] = str(facts['provision_node_result'].get('outcome'))
         failed = sorted(host for index, host in enumerate(lab.host_name(i) for i in range(nodes))
                         if outcomes.get(host) != ('failed' if index in failing else 'succeeded'))
+        simulator_errors = {node.name: str(node.error) for node in lab.nodes if node.error is not None}
+        failed = sorted(set(failed) | set(simulator_errors))
+        boot_waits = [node.report['boot_wait'] for node in lab.nodes if 'boot_wait' in node.report]
         succeeded = [i for i in range(nodes) if i not in failing]
         # what the simulator read per system (system, VirtualMedia, its two slots) is in per_system too: take it out
         sim_reads = 4
@@ -205,6 +205,8 @@ def run_size(name: str, nodes: int, work: Path, postgres: Postgres | None, forks
             'requests': controller_requests / nodes,
             'requests_succeeded': sorted({per_system[i] - sim_reads for i in succeeded}),
             'receiver_cpu': receiver_cpu / nodes, 'injected': len(failing), 'unexpected': failed,
+            'simulator_errors': simulator_errors, 'stopped_for': stopped_for,
+            'boot_wait_max': max(boot_waits) if boot_waits else None, 'gate_peak': PROCESS_GATE.peak, 'gate_slots': PROCESS_GATE.slots,
         }
     finally:
         setup.stop()
@@ -212,10 +214,28 @@ def run_size(name: str, nodes: int, work: Path, postgres: Postgres | None, forks
 
 def show(result: dict[str, t.Any]) -> None:
     print('%-8s %4d nodes: wall %7.1f s  overhead %.3f s/node  controller CPU %.3f s/node  Redfish %.1f req/node '
-          '(per succeeded system %s)  receiver CPU %.4f s/node  injected failures %d  unexpected %s  rc %d  load %s'
+          '(per succeeded system %s)  receiver CPU %.4f s/node  injected failures %d  unexpected %s  rc %d  longest boot wait %s  '
+          'process gate peak %d/%d  started %s UTC  load before %s after %s'
           % (result['setup'], result['nodes'], result['wall'], result['overhead'], result['controller_cpu'], result['requests'],
              '/'.join(str(n) for n in result['requests_succeeded']), result['receiver_cpu'], result['injected'],
-             ','.join(result['unexpected']) or 'none', result['rc'], result['load']), flush=True)
+             ','.join(result['unexpected']) or 'none', result['rc'],
+             '-' if result['boot_wait_max'] is None else '%.0f s' % result['boot_wait_max'], result['gate_peak'], result['gate_slots'],
+             result['started'], result['load_before'], result['load']), flush=True)
+    for node, error in sorted(result['simulator_errors'].items()):
+        print('  SIMULATED %s failed: %s' % (node, error), flush=True)
+    if result['stopped_for']:
+        print('  the playbook was stopped: %s' % result['stopped_for'], flush=True)
+
+
+def smallest(results: t.Sequence[dict[str, t.Any]], setup: str) -> dict[str, t.Any] | None:
+    """The run every size of ``setup`` is compared with: its smallest fleet in this invocation."""
+    return min((r for r in results if r['setup'] == setup), key=lambda r: r['nodes'], default=None)
+
+
+def show_ratio(result: dict[str, t.Any], base: dict[str, t.Any]) -> None:
+    print('%s: ratio = overhead(%d) / overhead(%d) = %.3f / %.3f = %.2f (goal <= 1.2)  controller CPU ratio %.2f'
+          % (result['setup'], result['nodes'], base['nodes'], result['overhead'], base['overhead'], result['overhead'] / base['overhead'],
+             result['controller_cpu'] / base['controller_cpu']), flush=True)
 
 
 def main() -> int:
@@ -242,10 +262,15 @@ def main() -> int:
         print('single node (sqlite, no injected failure): %.1f Redfish requests, %s to its system' % (single['requests'], single['requests_succeeded']))
         for name in setups:
             for size in sizes:
+                load_before = '%.2f %.2f %.2f' % os.getloadavg()
+                started = time.strftime('%H:%M', time.gmtime())
                 result = run_size(name, size, work / ('%s-%d' % (name, size)), postgres if name == 'postgres' else None, args.forks, inject=True)
-                result['load'] = '%.2f %.2f %.2f' % os.getloadavg()
+                result.update(load='%.2f %.2f %.2f' % os.getloadavg(), load_before=load_before, started=started)
                 show(result)
                 results.append(result)
+                base = smallest(results, name)
+                if base is not None and base is not result:
+                    show_ratio(result, base)
                 ok = ok and not result['unexpected']
     finally:
         if postgres is not None:
@@ -255,11 +280,10 @@ def main() -> int:
     print()
     for name in setups:
         mine = [r for r in results if r['setup'] == name]
-        if len(mine) >= 2:
-            first, last = mine[0], mine[-1]
-            print('%s: ratio = overhead(%d) / overhead(%d) = %.3f / %.3f = %.2f (goal <= 1.2)  controller CPU ratio %.2f'
-                  % (name, last['nodes'], first['nodes'], last['overhead'], first['overhead'], last['overhead'] / first['overhead'],
-                     last['controller_cpu'] / first['controller_cpu']))
+        base = smallest(results, name)
+        for result in mine:
+            if base is not None and result is not base:
+                show_ratio(result, base)
         same = all(r['requests_succeeded'] == single['requests_succeeded'] for r in mine)
         print('%s: Redfish requests per succeeded system %s vs single node %s: %s'
               % (name, ', '.join('%d: %s' % (r['nodes'], r['requests_succeeded']) for r in mine), single['requests_succeeded'],

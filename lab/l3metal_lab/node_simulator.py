@@ -24,7 +24,13 @@ of a task medium (in the emulator's access log, so a test cannot fool it), behav
   the installed host's first boot would (``l3metal_lab.esxi.run_firstboot``: the real script against the real receiver,
   with ``-I -S``).
 
-What happened is in ``report`` (a dict) once ``result()`` returns.
+What happened is in ``report`` (a dict) once ``result()`` returns; what went wrong inside the simulation is in
+``error`` as soon as it happens, and ``watch_playbook`` stops a playbook run when a node breaks down (a node that never
+reports would otherwise leave the playbook waiting for it until its own timeout: a silent stall).
+
+For a fleet, all SIMULATED nodes share this machine's cores while a real node has its own: the dispatcher and notify
+processes of every node pass through one ``ProcessGate`` (``PROCESS_GATE``, 2 per core), and ``boot_timeout=None``
+waits for the boot for as long as the caller's run lasts.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -46,6 +53,7 @@ from .paths import COLLECTION_ROOT
 from .sushy import SushyEmulator
 
 UNIT_DIR = COLLECTION_ROOT / 'maintenance_os' / 'systemd'
+PROCESSES_PER_CORE = 2
 
 _JOURNALCTL = '''#!/bin/sh
 # Stand-in for the node's journalctl: prints the simulated journal of the unit given with -u.
@@ -69,6 +77,45 @@ class NodeSimulationError(RuntimeError):
     """The simulated node could not do its part (no boot seen, no medium found)."""
 
 
+class ProcessGate:
+    """At most ``slots`` of the simulation's own processes (the dispatcher, notify) at once, over every node using it.
+
+    A real node runs them on its own CPU; here all nodes share the machine's cores, and a fleet's nodes boot together
+    (every reset comes at the end of the playbook's start phase): 100 nodes started 100 dispatchers at once on 2 cores
+    and each ran past its 120 s timeout.  Queued here, a process starts when a slot is free, and its timeout counts from
+    its own start.  ``running`` and ``peak`` are for reports."""
+
+    def __init__(self, slots: int) -> None:
+        if slots < 1:
+            raise ValueError('a process gate needs at least one slot, not %d' % slots)
+        self.slots = slots
+        self._semaphore = threading.BoundedSemaphore(slots)
+        self._count_lock = threading.Lock()
+        self.running = 0
+        self.peak = 0
+
+    def reset_peak(self) -> None:
+        """Start a new peak from what runs now (a bench measures it per playbook run)."""
+        with self._count_lock:
+            self.peak = self.running
+
+    def run(self, argv: t.Sequence[str], **kwargs: t.Any) -> subprocess.CompletedProcess[str]:
+        """``subprocess.run(argv, **kwargs)`` once a slot is free."""
+        with self._semaphore:
+            with self._count_lock:
+                self.running += 1
+                self.peak = max(self.peak, self.running)
+            try:
+                return subprocess.run(argv, **kwargs)  # pylint: disable=subprocess-run-check  # the caller passes check=
+            finally:
+                with self._count_lock:
+                    self.running -= 1
+
+
+PROCESS_GATE = ProcessGate(PROCESSES_PER_CORE * (os.cpu_count() or 1))
+"""The gate every ``SimulatedNode`` of this Python process uses unless given its own."""
+
+
 def target_steps(target: str) -> list[str]:
     """The steps of a provisioning target, in order: its ``Requires=`` in the maintenance OS unit file."""
     steps: list[str] = []
@@ -83,8 +130,8 @@ class SimulatedNode:
 
     def __init__(self, bmc: SushyEmulator, system: int, work_dir: Path, kind: str = 'maintenance_os', fail_step: str | None = None,
                  failure_log: t.Sequence[str] = DEFAULT_FAILURE_LOG, step_seconds: float = 0.3, off_seconds: float = 6.0,
-                 boot_timeout: float = 300.0, on_event: t.Callable[[str, str], None] | None = None, firstboot: str = 'run',
-                 after_mark: int = 0, reboot: str = 'power_cycle') -> None:
+                 boot_timeout: float | None = 300.0, on_event: t.Callable[[str, str], None] | None = None, firstboot: str = 'run',
+                 after_mark: int = 0, reboot: str = 'power_cycle', gate: ProcessGate | None = None) -> None:
         if kind not in ('maintenance_os', 'esxi'):
             raise ValueError('kind must be maintenance_os or esxi, not %r' % kind)
         if firstboot not in ('run', 'skip'):
@@ -95,6 +142,10 @@ class SimulatedNode:
         self.reboot = reboot  # warm: the installer's reboot leaves the power state On, as many BMCs show it
         self.after_mark = after_mark  # only a boot after this place in the BMC's access log counts (a node's second install)
         self._inserted: list[dict[str, t.Any]] = []
+        # how far _booted() has read the BMC's access log, and the last InsertMedia / Reset of this system seen there
+        self._log_cursor = after_mark
+        self._last_insert = self._last_reset = -1
+        self.gate = gate or PROCESS_GATE
         self.bmc = bmc
         self.system = system
         self.system_path = bmc.system_path(system)
@@ -105,6 +156,9 @@ class SimulatedNode:
         self.failure_log = list(failure_log)
         self.step_seconds = step_seconds
         self.off_seconds = off_seconds
+        # None: wait for the boot until stop(), for a caller whose own run bounds the simulation (bench/fleet: in a fleet
+        # the resets come after every node's start phase, which grows with the fleet, so no fixed deadline fits every
+        # size; at 100 nodes the longest wait was 693 s against the default 300 s counted from before the playbook)
         self.boot_timeout = boot_timeout
         self.on_event = on_event
         self.report: dict[str, t.Any] = {'node': self.name, 'kind': kind, 'events': []}
@@ -132,6 +186,11 @@ class SimulatedNode:
             raise NodeSimulationError('%s: %s' % (self.name, self._error)) from self._error
         return self.report
 
+    @property
+    def error(self) -> BaseException | None:
+        """What went wrong inside the simulation so far (None while it goes well), for a caller that cannot wait for result()."""
+        return self._error
+
     def _main(self) -> None:
         try:
             medium = self._wait_for_boot()
@@ -152,24 +211,29 @@ class SimulatedNode:
     # -- the boot ----------------------------------------------------------------------------------
 
     def _booted(self) -> bool:
-        """A reset of this system answered 2xx after the last InsertMedia on it: the node boots the media now."""
-        last_insert = last_reset = -1
-        for index, record in enumerate(self.bmc.requests_since(self.after_mark)):
+        """A reset of this system answered 2xx after the last InsertMedia on it: the node boots the media now.
+
+        Reads only what the BMC logged since the last call: a fleet's nodes poll together, O(new lines) each, not O(log)."""
+        new = self.bmc.requests_since(self._log_cursor)
+        for index, record in enumerate(new, start=self._log_cursor):
             if record.method != 'POST' or not record.path.startswith(self.system_path + '/') or record.status >= 300:
                 continue
             if record.path.endswith('/VirtualMedia.InsertMedia'):
-                last_insert = index
+                self._last_insert = index
             elif record.path.endswith('/ComputerSystem.Reset'):
-                last_reset = index
-        return last_insert >= 0 and last_reset > last_insert
+                self._last_reset = index
+        self._log_cursor += len(new)
+        return self._last_insert >= 0 and self._last_reset > self._last_insert
 
     def _wait_for_boot(self) -> Path | None:
-        deadline = time.monotonic() + self.boot_timeout
+        started = time.monotonic()
+        deadline = None if self.boot_timeout is None else started + self.boot_timeout
         while not self._booted():
             if self._stop.wait(0.2):
                 return None
-            if time.monotonic() > deadline:
-                raise NodeSimulationError('no reset after a media insertion within %g s' % self.boot_timeout)
+            if deadline is not None and time.monotonic() > deadline:
+                raise NodeSimulationError('no reset after a media insertion within %g s' % (deadline - started))
+        self.report['boot_wait'] = time.monotonic() - started  # from start() to the reset it boots on
         system = self.bmc.get(self.system_path)
         target = system.get('Boot', {}).get('BootSourceOverrideTarget')
         self.report['boot_override'] = target
@@ -209,7 +273,7 @@ class SimulatedNode:
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
         if path:
             env['PATH'] = path + os.pathsep + env.get('PATH', '')
-        return subprocess.run([sys.executable, '-m', 'provisioner', *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+        return self.gate.run([sys.executable, '-m', 'provisioner', *args], env=env, capture_output=True, text=True, timeout=120, check=False)
 
     def _notify(self, run_dir: Path, *args: str, path: str | None = None) -> None:
         proc = self._provisioner('notify', '--run-dir', str(run_dir), '--attempts', '3', '--timeout', '5', *args, path=path)
@@ -324,3 +388,40 @@ class SimulatedNode:
         runs = esxi.run_firstboot(ks_cfg, self.work_dir / 'firstboot')
         self.report['firstboot'] = [run._asdict() for run in runs]
         self._event('first boot: ran %d %%firstboot script(s), exit %s' % (len(runs), [run.rc for run in runs]))
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    """``signum`` to the process group of ``process`` if it leads one (its forks with it), else to the process alone."""
+    try:
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signum)
+        else:
+            os.kill(process.pid, signum)
+    except ProcessLookupError:  # it ended on its own just now: wait4 collects it
+        pass
+
+
+def watch_playbook(process: subprocess.Popen[bytes], nodes: t.Sequence[SimulatedNode], interval: float = 1.0,
+                   grace: float = 30.0) -> tuple[int, t.Any, str]:
+    """Wait for ``process`` (``os.wait4``: its own and its children's CPU); stop it when a SIMULATED node breaks down.
+
+    A node whose simulation failed never reports, and the playbook would wait for it until its own timeout, per batch
+    of forks: a silent stall, not a figure.  The first error seen sends SIGTERM (to the process group when the process
+    leads one: start it with ``start_new_session=True`` and ansible-playbook's forks go too), SIGKILL ``grace`` seconds
+    later.  Returns the wait status, the rusage, and why the process was stopped ('' if it was not)."""
+    stopped_for = ''
+    stopped_at = 0.0
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)
+            return status, usage, stopped_for
+        if not stopped_for:
+            broken = [node for node in nodes if node.error is not None]
+            if broken:
+                stopped_for = '%d SIMULATED node(s) failed, first %s: %s' % (len(broken), broken[0].name, broken[0].error)
+                stopped_at = time.monotonic()
+                _signal_group(process, signal.SIGTERM)
+        elif time.monotonic() - stopped_at > grace:
+            _signal_group(process, signal.SIGKILL)
+        time.sleep(interval)

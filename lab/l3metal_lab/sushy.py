@@ -10,11 +10,14 @@ the test).  The fake driver delays power changes by ``random.randint(1, 11)`` se
 replaces that with a fixed delay through a small wrapper (0 makes changes show on the next GET).
 
 Every request the emulator served is in its log (werkzeug's access log); ``requests()`` parses it, so a
-test can count what a module sent, independently of the module's own bookkeeping.
+test can count what a module sent, independently of the module's own bookkeeping.  The log is read
+incrementally: each call parses only the complete lines appended since the last one, so many pollers (the
+SIMULATED nodes of a fleet poll it every 0.2 s each) cost O(new lines) per poll, not O(whole log).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import sys
@@ -39,8 +42,10 @@ ONE_CD_AND_USB: dict[str, dict[str, t.Any]] = {
     'Usb': {'Name': 'Virtual Removable Disk', 'MediaTypes': ['USBStick']},
 }
 
-_ANSI = re.compile(r'\x1b\[[0-9;]*m')  # werkzeug colours non-2xx lines, also in a file
-_ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
+ANSI_COLOUR = re.compile(r'\x1b\[[0-9;]*m')
+"""werkzeug colours non-2xx access lines, also when it writes to a file: strip these before parsing."""
+ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) HTTP/[\d.]+" (?P<status>\d{3})')
+"""One request in werkzeug's access log: ``"GET /redfish/v1/ HTTP/1.1" 200``."""
 
 _WRAPPER = '''\
 import os, sys, types
@@ -56,6 +61,11 @@ class AccessRecord(t.NamedTuple):
     method: str
     path: str
     status: int
+
+
+def parse_access_log(text: str) -> list[AccessRecord]:
+    """The requests in a piece of the emulator's log, in order (werkzeug access lines; colours and other lines ignored)."""
+    return [AccessRecord(m['method'], m['path'], int(m['status'])) for m in ACCESS_LINE.finditer(ANSI_COLOUR.sub('', text))]
 
 
 def fake_system(index: int, power_state: str = 'Off') -> dict[str, t.Any]:
@@ -101,6 +111,9 @@ class SushyEmulator:
         self.tls: TlsFiles | None = make_tls_files(self.workdir / 'tls') if tls else None
         self.power_delay = power_delay
         self.service: Service | None = None
+        self._log_lock = threading.Lock()  # the SIMULATED nodes' threads and the harness read the log together
+        self._log_offset = 0  # bytes of emulator.log parsed into _records so far (complete lines only)
+        self._records: list[AccessRecord] = []
 
     # -- addresses ------------------------------------------------------------------------------
 
@@ -170,19 +183,43 @@ class SushyEmulator:
 
     # -- observing ------------------------------------------------------------------------------
 
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / 'emulator.log'
+
+    def _read_log(self) -> None:
+        """Parse what was appended to the log since the last call; a line still being written waits for the next one.
+
+        The service opens its log for appending (``Service.start``), so what was parsed stays valid; a log that got
+        shorter (removed by hand) is read again from its start."""
+        try:
+            with open(self.log_path, 'rb') as handle:
+                if handle.seek(0, os.SEEK_END) < self._log_offset:
+                    self._log_offset = 0
+                    self._records.clear()
+                handle.seek(self._log_offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return
+        complete = chunk.rfind(b'\n') + 1
+        self._log_offset += complete
+        self._records.extend(parse_access_log(chunk[:complete].decode('utf-8', 'replace')))
+
     def requests(self) -> list[AccessRecord]:
         """Every request served so far, in order (parsed from the access log)."""
-        log = self.workdir / 'emulator.log'
-        if not log.exists():
-            return []
-        return [AccessRecord(m['method'], m['path'], int(m['status'])) for m in _ACCESS_LINE.finditer(_ANSI.sub('', log.read_text(errors='replace')))]
+        return self.requests_since(0)
 
     def mark(self) -> int:
         """A position in the access log; ``requests_since(mark)`` returns what came after it."""
-        return len(self.requests())
+        with self._log_lock:
+            self._read_log()
+            return len(self._records)
 
     def requests_since(self, mark: int) -> list[AccessRecord]:
-        return self.requests()[mark:]
+        """The requests served after ``mark`` (a ``mark()`` or a count of records already seen), in order."""
+        with self._log_lock:
+            self._read_log()
+            return self._records[mark:]
 
     def get(self, path: str) -> dict[str, t.Any]:
         """Read a resource directly (not through the code under test), for assertions."""
