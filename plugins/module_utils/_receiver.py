@@ -62,6 +62,17 @@ class ReceiverError(Exception):
         return errors if isinstance(errors, list) else []
 
 
+class TransitionRefused(ReceiverError):
+    """The job's status does not allow the change asked for; ``job`` is the job as the receiver holds it now.
+
+    A caller that raced the job's node (its report landed first) reads the outcome the node reported from ``job``
+    instead of parsing the message."""
+
+    def __init__(self, message: str, job: dict[str, t.Any], status: int | None = None, problem: dict[str, t.Any] | None = None) -> None:
+        super().__init__(message, status, problem)
+        self.job = job
+
+
 class ReceiverClient:
     """The receiver's job API (``/api/v1/jobs``) over HTTP(S) with Ansible's ``open_url``."""
 
@@ -274,12 +285,22 @@ def ensure_status(client: ReceiverClient, wanted: str, job_id: str | None = None
     try:
         changed = check_transition(str(current.get('status')), wanted, 'user')
     except TransitionError as exc:
-        raise ReceiverError('job %s: %s' % (current.get('job_id'), exc)) from None
+        raise TransitionRefused('job %s: %s' % (current.get('job_id'), exc), current) from None
     if not changed:
         return False, current, current
     if check_mode:
         return True, current, dict(current, status=wanted)
-    after = client.set_status(current['job_id'], wanted, failed_step, reason)
+    try:
+        after = client.set_status(current['job_id'], wanted, failed_step, reason)
+    except ReceiverError as exc:
+        if exc.status != 409 or exc.problem.get('code') != 'transition_refused':
+            raise
+        # The job moved on between the read above and this change (the node's report landed in between): say where it is.
+        try:
+            now = client.get_job(current['job_id'])
+        except ReceiverError:
+            raise exc from None
+        raise TransitionRefused(str(exc), now, exc.status, exc.problem) from None
     after.pop('changed', None)
     return True, current, after
 

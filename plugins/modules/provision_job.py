@@ -43,6 +43,10 @@ options:
         A job the node has already taken to V(succeeded) or V(failed) (it reported before this task ran) is left
         as it is (C(changed=false)).
       - V(failed) marks the job failed from the controller's side (for example the BMC refused the boot), with O(failed_step).
+        A job that has already failed (its node reported it) is left as it is (C(changed=false)) and keeps its own failed step and reason.
+        A job that has V(succeeded) or is V(complete) cannot become failed; the task fails, and its result holds the
+        job as it is (RV(job), RV(status)), so that a play that gave up waiting just before the node reported can go on
+        with the node's outcome (as role C(l3metal.provision.provision_wait) does).
       - V(complete) closes the job once media are ejected; with O(server_serial) and no active job, nothing changes.
     type: str
     choices: [present, provisioning, failed, complete]
@@ -148,12 +152,15 @@ EXAMPLES = r'''
 RETURN = r'''
 job_id:
   description: Id of the job; V(null) in check mode before the job exists.
-  returned: success
+  returned: success, and on failure when the job's status refused the change
   type: str
   sample: 0b6d7ad4-5f3c-4d8e-9a51-2f4c1f0e9d21
 status:
-  description: Status of the job after the task (V(queued), V(provisioning), V(succeeded), V(failed) or V(complete)).
-  returned: success
+  description:
+    - Status of the job after the task (V(queued), V(provisioning), V(succeeded), V(failed) or V(complete)).
+    - When the task failed because the job's status does not allow the change (for example O(state=failed) for a job
+      whose node has reported V(succeeded)), the job's status as the receiver holds it now.
+  returned: success, and on failure when the job's status refused the change
   type: str
   sample: queued
 created:
@@ -161,8 +168,11 @@ created:
   returned: success
   type: bool
 job:
-  description: The receiver's job document (never with the token); V(null) when there is none yet.
-  returned: success
+  description:
+    - The receiver's job document (never with the token); V(null) when there is none yet.
+    - When the task failed because the job's status does not allow the change, the job as the receiver holds it now
+      (with the outcome its node reported).
+  returned: success, and on failure when the job's status refused the change
   type: dict
   contains:
     job_id:
@@ -241,6 +251,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.l3metal.provision.plugins.module_utils._contract.recipe import HAS_JSONSCHEMA, JSONSCHEMA_IMPORT_ERROR, RecipeError
 from ansible_collections.l3metal.provision.plugins.module_utils._receiver import (
     ReceiverError,
+    TransitionRefused,
     client_from_params,
     ensure_job,
     ensure_status,
@@ -297,6 +308,10 @@ def main() -> None:
             result['changed'] = changed
     except RecipeError as exc:
         module.fail_json(msg=exc.summary(), errors=exc.as_dicts())
+    except TransitionRefused as exc:
+        # the job as it is now: a caller that raced the node (its report came first) goes on with the node's outcome
+        module.fail_json(msg=str(exc), status_code=exc.status, errors=exc.errors, job=exc.job, job_id=exc.job.get('job_id'),
+                         status=exc.job.get('status'))
     except ReceiverError as exc:
         module.fail_json(msg=str(exc), status_code=exc.status, errors=exc.errors)
 

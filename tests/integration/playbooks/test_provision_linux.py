@@ -226,3 +226,150 @@ def test_bmc_refusing_the_medium_fails_and_closes_the_job(provisioning_lab_facto
     assert job['status'] == 'complete' and job['failed_step'] == 'redfish-media-boot' and '404' in job['reason']
     assert lab.inserted(0) == {}
     assert not [r for r in lab.changing_requests() if r.endswith('ComputerSystem.Reset')]
+
+
+# A test-only callback plugin: when the task "Wait for the node to report" of role provision_wait comes back at its
+# deadline, it plays what happens just then. The node reporting: it reads the job's token from the task medium the play
+# built (as the node reads it) and sends the signed report with the node's own sender. Or, for the controls: another
+# run closing the job through the job API, or the receiver going away. Callbacks run in the controller's main process
+# before the linear strategy queues the next task, so this always lands between the wait and the mark.
+LATE_REPORT_CALLBACK = '''
+from __future__ import annotations
+
+import json
+import os
+import signal
+import urllib.request
+from pathlib import Path
+
+from ansible.plugins.callback import CallbackBase
+from l3metal_contract import webhook
+from provisioner.medium import open_medium
+
+DOCUMENTATION = """
+name: l3metal_late_report
+type: aggregate
+short_description: Test only - something happens to the job right after the wait's deadline
+"""
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = 'aggregate'
+    CALLBACK_NAME = 'l3metal_late_report'
+    CALLBACK_NEEDS_ENABLED = True
+
+    def v2_runner_on_ok(self, result):
+        if not result._task.get_name().endswith('Wait for the node to report'):
+            return
+        job = result._result.get('job') or {}
+        record = {'status_seen': job.get('status')}
+        late = json.loads(os.environ['L3METAL_LATE_REPORT'])
+        try:
+            medium = Path(job['media_dir']) / ('%s-task.iso' % job['server_serial'])
+            with open_medium(str(medium)) as source:
+                callback = json.loads(source.read('recipe.json'))['callback']
+            if late['status'] == 'receiver-gone':
+                os.killpg(late['pid'], signal.SIGKILL)
+                record['http_status'] = None
+            elif late['status'] == 'closed':
+                request = urllib.request.Request('%s/api/v1/jobs/%s/status' % (callback['url'], callback['job_id']),
+                                                 data=json.dumps({'status': 'complete'}).encode(), method='POST',
+                                                 headers={'Content-Type': 'application/json'})
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    record['http_status'] = answer.status
+            else:
+                sender = webhook.WebhookSender(callback['url'], callback['serial'], callback['token'], job_id=callback['job_id'], attempts=1)
+                body = webhook.success_body() if late['status'] == 'success' else webhook.failed_body(late['step'], late['reason'], late['log_tail'])
+                record['http_status'] = sender.send(body)
+        except Exception as exc:  # the test reads the record: what was not done fails it there
+            record['error'] = repr(exc)
+        with open(os.environ['L3METAL_LATE_REPORT_FILE'], 'a', encoding='utf-8') as handle:
+            handle.write(json.dumps(record) + '\\n')
+'''
+
+LATE_FAILURE = {'status': 'failed', 'step': 'image-linux.service', 'reason': 'the image digest did not match',
+                'log_tail': 'image-linux: sha256 mismatch for layer 2'}
+
+
+def wait_result(run, host: str) -> dict[str, t.Any]:
+    """The role provision_wait's ``provision_wait_result`` for ``host`` (the last time it was set)."""
+    found = [task.result['ansible_facts']['provision_wait_result'] for task in run.tasks
+             if task.host == host and 'provision_wait_result' in (task.result.get('ansible_facts') or {})]
+    assert found, run.output
+    return found[-1]
+
+
+def run_with_late_report(lab, collection_playbook, tmp_path, report: dict[str, t.Any]):
+    """provision_linux for node-01 whose node reports ``report`` just after the wait's deadline (see LATE_REPORT_CALLBACK);
+    (the run, what the callback did)."""
+    from l3metal_lab.paths import LAB_DIR  # pylint: disable=import-outside-toplevel
+    plugins = tmp_path / 'late_report_plugins'
+    plugins.mkdir()
+    (plugins / 'l3metal_late_report.py').write_text(LATE_REPORT_CALLBACK)
+    sent = tmp_path / 'late_report.jsonl'
+    inventory = lab.write_inventory(provision_oci_url=OCI_URL)
+    env = {'ANSIBLE_CALLBACK_PLUGINS': '%s:%s' % (LAB_DIR / 'callback_plugins', plugins),
+           'ANSIBLE_CALLBACKS_ENABLED': 'l3metal_record,l3metal_late_report',
+           'L3METAL_LATE_REPORT': json.dumps(report), 'L3METAL_LATE_REPORT_FILE': str(sent)}
+    # no simulated node: nothing reports while the play waits, so the wait always reaches its deadline
+    run = collection_playbook('provision_linux', inventory, dict(FAST, provision_timeout=2), env=env)
+    records = [json.loads(line) for line in sent.read_text().splitlines()] if sent.exists() else []
+    # done once, after a wait that ended with the job still provisioning
+    assert records == [{'status_seen': 'provisioning', 'http_status': 200 if report['status'] != 'receiver-gone' else None}], (records, run.output)
+    return run
+
+
+def test_success_reported_between_deadline_and_mark_is_a_success(provisioning_lab_factory, collection_playbook, tmp_path):
+    """The node's success lands after the wait's deadline but before the controller marks the job failed (issue 17,
+    fleet bench at 100 nodes): the receiver refuses the mark, and the role goes on with the stored outcome - a success,
+    cleaned up as one - instead of failing the host with "run again to finish it"."""
+    lab = provisioning_lab_factory(nodes=1)
+    run = run_with_late_report(lab, collection_playbook, tmp_path, {'status': 'success'})
+    run.assert_ok()
+    result = wait_result(run, 'node-01')
+    assert result['outcome'] == 'succeeded' and result['failed_step'] is None and result['status'] == 'complete', result
+    job = lab.receiver.get_job(result['job_id'])
+    assert job['status'] == 'complete' and job['failed_step'] is None and job['reason'] is None
+    assert history(lab, result['job_id']) == ['queued', 'provisioning', 'succeeded', 'complete']
+    # the success path's cleanup: everything ejected, one-time boot from the disk, restarted
+    assert len(result['ejected']) == 2 and lab.inserted(0) == {}
+    assert lab.system(0)['Boot']['BootSourceOverrideTarget'] == 'Hdd' and lab.system(0)['PowerState'] == 'On'
+    assert node_result(run, 'node-01')['outcome'] == 'succeeded'
+    assert not run.failed, [(task.task, task.result.get('msg')) for task in run.failed]
+
+
+def test_failure_reported_between_deadline_and_mark_keeps_the_nodes_failure(provisioning_lab_factory, collection_playbook, tmp_path):
+    """Control: a node that reports ``failed`` in the same window stays a failure, with the node's step, reason and
+    journal lines (not the controller's provision-wait), cleaned up as a failure (media left in)."""
+    lab = provisioning_lab_factory(nodes=1)
+    run = run_with_late_report(lab, collection_playbook, tmp_path, LATE_FAILURE)
+    assert run.rc == 2, run.output
+    result = wait_result(run, 'node-01')
+    assert result['outcome'] == 'failed' and result['failed_step'] == 'image-linux.service', result
+    assert result['reason'] == LATE_FAILURE['reason'] and LATE_FAILURE['log_tail'] in result['log_tail']
+    job = lab.receiver.get_job(result['job_id'])
+    assert job['status'] == 'complete' and job['failed_step'] == 'image-linux.service' and job['reason'] == LATE_FAILURE['reason']
+    assert history(lab, result['job_id']) == ['queued', 'provisioning', 'failed', 'complete']
+    assert result['ejected'] == [] and len(lab.inserted(0)) == 2
+    report = role_task(run, "Report the node's failure")
+    assert report.failed and 'failed at image-linux.service: the image digest did not match' in report.result['msg']
+    assert [task.task for task in run.failed] == [report.task]
+
+
+@pytest.mark.parametrize('late, error', [
+    pytest.param({'status': 'closed'}, 'a job that is complete cannot become failed', id='closed-by-another-run'),
+    pytest.param({'status': 'receiver-gone'}, 'cannot reach the webhook receiver', id='receiver-gone'),
+])
+def test_other_errors_of_the_late_mark_still_fail(provisioning_lab_factory, collection_playbook, tmp_path, late, error):
+    """Controls: only a reported outcome lets the play go on. A job closed in the window (not an outcome of the node)
+    or a receiver that went away fails the mark as before, and the host with it."""
+    lab = provisioning_lab_factory(nodes=1)
+    if late['status'] == 'receiver-gone':
+        late = dict(late, pid=lab.receiver.service.process.pid)
+    run = run_with_late_report(lab, collection_playbook, tmp_path, late)
+    assert run.rc == 2, run.output
+    mark = role_task(run, 'Mark the job failed, since the node did not report in time')
+    assert mark.failed and error in mark.result['msg'], mark.result
+    assert role_task(run, "Report the failure on the controller's side").failed
+    assert [task.task for task in run.failed][0] == mark.task

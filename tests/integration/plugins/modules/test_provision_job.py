@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from l3metal_contract import webhook as _webhook
 from l3metal_lab.media import pycdlib_tree
 from l3metal_lab.playbook import localhost_play
 from l3metal_lab.receiver import FIRMWARE_RECIPE, LINUX_RECIPE, unique_serial
+
+from ansible_collections.l3metal.provision.plugins.module_utils._receiver import ReceiverClient, TransitionRefused, ensure_status
 
 
 def job_task(receiver, name='job', **options):
@@ -122,6 +126,45 @@ def test_controller_side_failure(ansible_playbook, receiver):
     assert failed.task('job').result['status'] == 'failed'
     stored = receiver.get_job(job['job_id'])
     assert (stored['failed_step'], stored['reason']) == ('redfish-boot', 'InsertMedia answered 500')
+
+
+def test_failed_mark_of_a_job_its_node_took_to_an_outcome(ansible_playbook, receiver):
+    """state=failed after the node reported (a play that gave up waiting just before the report, issue 17): a success
+    cannot become failed, and the failed task's result holds the job as the receiver has it, for the play to go on with
+    the node's outcome; a node's failure stays as the node reported it."""
+    succeeded, failed = receiver.create_job(unique_serial()), receiver.create_job(unique_serial())
+    receiver.sender(succeeded).send(_webhook.success_body())
+    receiver.sender(failed).send(_webhook.failed_body('image-linux.service', 'digest mismatch', 'sha256 mismatch'))
+    marks = [dict(job_task(receiver, name=name, job_id=job['job_id'], state='failed', failed_step='provision-wait', reason='deadline'),
+                  ignore_errors=True) for name, job in (('succeeded', succeeded), ('failed', failed))]
+    result = run(ansible_playbook, marks)
+
+    refused = result.task('succeeded')
+    assert refused.status == 'ignored' and 'a job that is succeeded cannot become failed' in refused.result['msg']
+    assert refused.result['status'] == 'succeeded' and refused.result['job_id'] == succeeded['job_id']
+    assert refused.result['job'] == receiver.get_job(succeeded['job_id']) and refused.result['job']['failed_step'] is None
+    kept = result.task('failed')
+    assert kept.status == 'ok' and not kept.changed and kept.result['status'] == 'failed'
+    assert (kept.result['job']['failed_step'], kept.result['job']['reason']) == ('image-linux.service', 'digest mismatch')
+    stored = receiver.get_job(failed['job_id'])
+    assert (stored['status'], stored['failed_step'], stored['reason']) == ('failed', 'image-linux.service', 'digest mismatch')
+
+
+def test_failed_mark_refused_by_the_receiver_reads_the_job_back(receiver):
+    """The node's success lands between the backend's read of the job (provisioning) and its change: the receiver
+    refuses the change (409 transition_refused), and the error carries the job read back, not just the message."""
+    job = receiver.create_job(unique_serial())
+    receiver.set_status(job['job_id'], 'provisioning')
+
+    class ReportFirst(ReceiverClient):
+        def set_status(self, job_id, status, failed_step=None, reason=None):
+            receiver.sender(job).send(_webhook.success_body())  # the node, just before the controller's change
+            return super().set_status(job_id, status, failed_step, reason)
+
+    with pytest.raises(TransitionRefused) as caught:
+        ensure_status(ReportFirst(receiver.url), 'failed', job['job_id'], failed_step='provision-wait', reason='deadline')
+    assert caught.value.status == 409 and caught.value.problem['code'] == 'transition_refused'
+    assert caught.value.job['status'] == 'succeeded' and caught.value.job == receiver.get_job(job['job_id'])
 
 
 def test_bad_input_fails_with_a_clear_message(ansible_playbook, receiver_factory, unused_port):
