@@ -161,7 +161,9 @@ class ReceiverClient:
         return self.request('POST', '/api/v1/jobs/%s/token' % urllib.parse.quote(job_id, safe=''), {})
 
     def events(self, job_id: str, after: int = 0, wait: float = 0) -> dict[str, t.Any]:
-        query = {'after': after, 'wait': '%g' % wait}
+        # The receiver reads at most 6 decimals (receiver/l3metal_receiver/api.py, _SECONDS); '%g' wrote a last round's 0.0270894 s (7) or 1e-05
+        # and was answered 400, failing the wait at its deadline instead of ending it. Milliseconds are precise enough.
+        query = {'after': after, 'wait': '%.3f' % wait}
         return self.request('GET', '/api/v1/jobs/%s/events' % urllib.parse.quote(job_id, safe=''), query=query, timeout=self.timeout + wait)
 
     def list_media(self, job_id: str) -> dict[str, t.Any]:

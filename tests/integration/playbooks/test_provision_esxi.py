@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import typing as t
 
 import pytest
@@ -235,3 +236,161 @@ def test_both_installer_isos_is_an_error(provisioning_lab_factory, collection_pl
     run = collection_playbook('provision_esxi', inventory, dict(FAST, provision_installer_iso_url=lab.maintenance_iso_url))
     assert run.rc == 2 and 'not both' in run.output, run.output
     assert lab.bmc_requests() == [] and lab.receiver.list_jobs() == []
+
+
+# A test-only callback plugin: when the task of role provision_esxi that waits for the report or the installer's reboot
+# comes back at its deadline, it plays what happens just then. The installed host reporting: it reads the kickstart from
+# the task medium the play built (as the installer reads it) and runs its %firstboot report script (the host's own
+# sender), or, for a failure, signs one with the token that script holds. Or, for the controls: another run closing the
+# job through the job API, or the receiver going away. Callbacks run in the controller's main process before the
+# linear strategy queues the next task, so this always lands between the wait and "Mark the job failed".
+LATE_REPORT_CALLBACK = '''
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import signal
+import urllib.request
+from pathlib import Path
+
+from ansible.plugins.callback import CallbackBase
+from l3metal_contract import webhook
+from l3metal_lab import esxi
+
+DOCUMENTATION = """
+name: l3metal_late_esxi_report
+type: aggregate
+short_description: Test only - something happens to the ESXi job right after the wait's deadline
+"""
+
+WAIT_TASK = "Wait for the installed host's report or the installer's reboot (power Off), whichever shows first"
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = 'aggregate'
+    CALLBACK_NAME = 'l3metal_late_esxi_report'
+    CALLBACK_NEEDS_ENABLED = True
+
+    def v2_runner_on_ok(self, result):
+        if not result._task.get_name().endswith(WAIT_TASK):
+            return
+        job = result._result.get('job') or {}
+        record = {'ended_by': result._result.get('ended_by'), 'status_seen': job.get('status')}
+        late = json.loads(os.environ['L3METAL_LATE_REPORT'])
+        records = Path(os.environ['L3METAL_LATE_REPORT_FILE'])
+        try:
+            medium = Path(job['media_dir']) / ('%s-task.iso' % job['server_serial'])
+            ks_cfg = esxi.read_iso_file(medium, '/KS.CFG;1').decode('utf-8')
+            [script] = [script for _header, script in esxi.firstboot_sections(ks_cfg) if 'TOKEN = ' in script]
+            constants = {name: ast.literal_eval(value) for name, value in re.findall(r'^([A-Z_]+) = (.+)$', script, re.M)}
+            base_url = constants['URL'][:constants['URL'].index(webhook.WEBHOOK_PATH)]
+            if late['status'] == 'receiver-gone':
+                os.killpg(late['pid'], signal.SIGKILL)
+                record['sent'] = None
+            elif late['status'] == 'closed':
+                request = urllib.request.Request('%s/api/v1/jobs/%s/status' % (base_url, constants['JOB_ID']),
+                                                 data=json.dumps({'status': 'complete'}).encode(), method='POST',
+                                                 headers={'Content-Type': 'application/json'})
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    record['sent'] = answer.status
+            elif late['status'] == 'success':
+                # the installed host's first boot, as the simulated node runs it: the kickstart's own report script
+                [run] = esxi.run_firstboot(ks_cfg, records.parent / 'late_firstboot')
+                record['sent'] = run.rc
+                record['delivered'] = 'l3metal-report: success delivered to ' in run.stderr
+            else:
+                sender = webhook.WebhookSender(base_url, job['server_serial'], constants['TOKEN'], job_id=constants['JOB_ID'], attempts=1)
+                record['sent'] = sender.send(webhook.failed_body(late['step'], late['reason'], late['log_tail']))
+        except Exception as exc:  # the test reads the record: what was not done fails it there
+            record['error'] = repr(exc)
+        with records.open('a', encoding='utf-8') as handle:
+            handle.write(json.dumps(record) + '\\n')
+'''
+
+LATE_FAILURE = {'status': 'failed', 'step': 'firstboot:vmk0', 'reason': 'the management network did not come up',
+                'log_tail': 'vmk0: no DHCP lease after 120 s'}
+MARK_TASK = 'Mark the job failed, since neither a reboot nor a report came in time'
+
+
+def run_with_late_report(provisioning_lab_factory, collection_playbook, tmp_path, report: dict[str, t.Any]):
+    """provision_esxi for node-01 whose installed host reports ``report`` just after the wait's deadline (see
+    LATE_REPORT_CALLBACK); (the lab, the run)."""
+    from l3metal_lab.paths import LAB_DIR  # pylint: disable=import-outside-toplevel
+    lab, inventory, _stock = esxi_lab(provisioning_lab_factory, tmp_path)
+    if report['status'] == 'receiver-gone':
+        report = dict(report, pid=lab.receiver.service.process.pid)
+    plugins = tmp_path / 'late_report_plugins'
+    plugins.mkdir()
+    (plugins / 'l3metal_late_esxi_report.py').write_text(LATE_REPORT_CALLBACK)
+    sent = tmp_path / 'late_report.jsonl'
+    env = {'ANSIBLE_CALLBACK_PLUGINS': '%s:%s' % (LAB_DIR / 'callback_plugins', plugins),
+           'ANSIBLE_CALLBACKS_ENABLED': 'l3metal_record,l3metal_late_esxi_report',
+           'L3METAL_LATE_REPORT': json.dumps(report), 'L3METAL_LATE_REPORT_FILE': str(sent)}
+    # no simulated installer: the power stays On and nothing reports, so the wait always reaches its deadline
+    run = collection_playbook('provision_esxi', inventory, dict(FAST, provision_timeout=3, provision_report_timeout=30), env=env)
+    records = [json.loads(line) for line in sent.read_text().splitlines()] if sent.exists() else []
+    expected: dict[str, t.Any] = {'ended_by': 'timeout', 'status_seen': 'provisioning',
+                                  'sent': {'success': 0, 'receiver-gone': None}.get(report['status'], 200)}
+    if report['status'] == 'success':
+        expected['delivered'] = True
+    # done once, after a wait that ended at its deadline with the job still provisioning
+    assert records == [expected], (records, run.output)
+    return lab, run
+
+
+def test_success_reported_between_deadline_and_mark_is_a_success(provisioning_lab_factory, collection_playbook, tmp_path):
+    """The installed host's success lands after the wait's deadline (no reboot seen, no report yet) but before the
+    controller marks the job failed (issue 17's race, in the ESXi flow): the receiver refuses the mark, and the role goes
+    on with the stored outcome - a reported success, cleaned up as one - instead of failing the host."""
+    lab, run = run_with_late_report(provisioning_lab_factory, collection_playbook, tmp_path, {'status': 'success'})
+    run.assert_ok()
+    result = esxi_result(run)
+    assert result['outcome'] == 'succeeded' and result['reported'] is True and result['failed_step'] is None, result
+    assert result['status'] == 'complete' and result['ended_by'] == 'timeout' and result['reason'] is None
+    job = lab.receiver.get_job(result['job_id'])
+    assert job['status'] == 'complete' and job['failed_step'] is None and job['reason'] is None
+    assert statuses(lab, result['job_id']) == ['queued', 'provisioning', 'succeeded', 'complete']
+    assert [event['source'] for event in lab.receiver.events(result['job_id']) if event.get('status') == 'succeeded'] == ['node']
+    mark = role_task(run, MARK_TASK)
+    assert not mark.failed and mark.result['status'] == 'succeeded', mark.result
+    # the success path's cleanup: everything ejected, the installed system on
+    assert len(result['ejected']) == 2 and lab.inserted(0) == {} and lab.system(0)['PowerState'] == 'On'
+    # reported already: no wait for the first boot's report
+    assert role_task(run, "Wait for the installed host to report (the kickstart's last %firstboot section)").status == 'skipped'
+    assert not run.failed, [(task.task, task.result.get('msg')) for task in run.failed]
+
+
+def test_failure_reported_between_deadline_and_mark_keeps_the_nodes_failure(provisioning_lab_factory, collection_playbook, tmp_path):
+    """Control: a host that reports ``failed`` in the same window stays a failure with the host's own step and reason
+    (not the controller's esxi-installer and its boot.cfg hint), cleaned up as a failure (media left in)."""
+    lab, run = run_with_late_report(provisioning_lab_factory, collection_playbook, tmp_path, LATE_FAILURE)
+    assert run.rc == 2, run.output
+    result = esxi_result(run)
+    assert result['outcome'] == 'failed' and result['failed_step'] == LATE_FAILURE['step'] and result['reported'] is False, result
+    job = lab.receiver.get_job(result['job_id'])
+    assert job['status'] == 'complete' and (job['failed_step'], job['reason']) == (LATE_FAILURE['step'], LATE_FAILURE['reason'])
+    assert LATE_FAILURE['log_tail'] in job['log_tail']
+    assert statuses(lab, result['job_id']) == ['queued', 'provisioning', 'failed', 'complete']
+    assert result['ejected'] == [] and len(lab.inserted(0)) == 2
+    report = role_task(run, 'Report a failed install')
+    assert report.failed and 'failed at %s;' % LATE_FAILURE['step'] in report.result['msg'], report.result
+    assert 'no reboot of the installer' not in report.result['msg']
+    assert [task.task for task in run.failed] == [report.task]
+
+
+@pytest.mark.parametrize('late, error', [
+    pytest.param({'status': 'closed'}, 'a job that is complete cannot become failed', id='closed-by-another-run'),
+    pytest.param({'status': 'receiver-gone'}, 'cannot reach the webhook receiver', id='receiver-gone'),
+])
+def test_other_errors_of_the_late_mark_still_fail(provisioning_lab_factory, collection_playbook, tmp_path, late, error):
+    """Controls: only an outcome the host reported lets the play go on. A job closed in the window (not an outcome of
+    the host) or a receiver that went away fails the mark as before, and the host with it."""
+    _lab, run = run_with_late_report(provisioning_lab_factory, collection_playbook, tmp_path, late)
+    assert run.rc == 2, run.output
+    mark = role_task(run, MARK_TASK)
+    assert mark.failed and error in mark.result['msg'], mark.result
+    assert role_task(run, "Report the failure on the controller's side").failed
+    assert [task.task for task in run.failed][0] == mark.task
