@@ -23,10 +23,14 @@ GOOD = b'GET /media/maintenance.iso HTTP/1.1\r\nHost: bmc\r\nRange: bytes=0-9'
 def test_a_simple_request_is_taken_with_its_headers():
     request = fast_media_request(GOOD + b'\r\nUser-Agent:  Virtual CD/1.0 \r\nIF-RANGE: "x"\r\nConnection: Keep-Alive')
     assert request is not None
-    assert (request.method, request.target, request.tail) == ('GET', '/media/maintenance.iso', 'maintenance.iso')
-    assert request.headers.get('Range') == 'bytes=0-9' and request.headers.get('if-range') == '"x"'
-    assert request.headers.get('User-Agent') == 'Virtual CD/1.0'  # surrounding whitespace is not part of a value
+    assert (request.method, request.target, request.tail, request.digest) == ('GET', '/media/maintenance.iso', 'maintenance.iso', '')
+    # by lower-case name (what plan_answer reads), whatever case the client wrote
+    assert request.headers == {'host': 'bmc', 'range': 'bytes=0-9', 'user-agent': 'Virtual CD/1.0', 'if-range': '"x"', 'connection': 'Keep-Alive'}
     assert fast_media_request(b'HEAD /media/sub/dir/disk-1_2~3.img HTTP/1.1\r\nHost:') is not None
+    digest = 'sha256:' + '0123456789abcdef' * 4
+    blob = fast_media_request(b'GET /v2/os-images/ubuntu__rootfs/blobs/%s HTTP/1.1\r\nHost: registry' % digest.encode())
+    assert blob is not None and (blob.method, blob.target, blob.tail, blob.digest) == (
+        'GET', '/v2/os-images/ubuntu__rootfs/blobs/' + digest, '', digest)
 
 
 @pytest.mark.parametrize('head', [
@@ -35,6 +39,12 @@ def test_a_simple_request_is_taken_with_its_headers():
     GOOD.replace(b'HTTP/1.1', b'HTTP/1.0'),
     GOOD.replace(b'HTTP/1.1', b'HTTP/2.0'),
     GOOD.replace(b'/media/', b'/v2/'),
+    GOOD.replace(b'/media/maintenance.iso', b'/v2/OS/blobs/sha256:' + b'0' * 64),       # not a repository name
+    GOOD.replace(b'/media/maintenance.iso', b'/v2/os/blobs/sha256:' + b'0' * 63),       # not a sha256 digest
+    GOOD.replace(b'/media/maintenance.iso', b'/v2/os/blobs/sha256:' + b'A' * 64),       # not the layout's lower-case hex
+    GOOD.replace(b'/media/maintenance.iso', b'/v2/os/blobs/md5:' + b'0' * 32),
+    GOOD.replace(b'/media/maintenance.iso', b'/v2/os/manifests/latest'),
+    GOOD.replace(b'/media/maintenance.iso', b'/v2/os/blobs/uploads/'),
     GOOD.replace(b'/media/', b'/medias/'),
     GOOD.replace(b'maintenance.iso', b'maintenance.iso?x=1'),
     GOOD.replace(b'maintenance.iso', b'maintenance.iso#top'),
