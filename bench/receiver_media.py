@@ -13,7 +13,10 @@ to another (no pinning on a one-CPU machine, or with ``--no-pin``).  Measured, r
 - one whole-file download (curl, as a BMC fetching an ISO at once);
 - 8 and 50 concurrent whole-file downloads (wrk, many BMCs at once);
 - 1 MiB and 64 KiB Range requests in order on one keep-alive connection (a BMC reading a virtual CD block by block);
-- Range requests of 4 MiB at random offsets, 8 connections (wrk).
+- Range requests of 4 MiB at random offsets, 8 connections (wrk);
+- the same file as a blob of the receiver's embedded registry (``/v2/bench/file/blobs/<digest>``, open pull, the file
+  hard-linked into its OCI layout) against the same file from nginx: one whole download (curl, as skopeo or podman
+  pulls a layer), 8 concurrent, and 1 MiB ranges in order.
 
 Prints, per access pattern, the median MiB/s of each server, ``ratio = ours / nginx`` as the median of the per-round
 ratios with its spread (min-max, IQR) for both nginx settings (goal >= 1.0), the CPU time each server and the client
@@ -28,6 +31,7 @@ after all the big-file downloads: it does not grow with the file size.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import resource
@@ -79,6 +83,21 @@ def make_file(path: Path, size: int) -> None:
 def mib_per_s(value: str) -> float:
     number, unit = re.match(r'([0-9.]+)([KMG]?B)', value).groups()  # type: ignore[union-attr]
     return float(number) * {'B': 1 / (1 << 20), 'KB': 1 / 1024, 'MB': 1.0, 'GB': 1024.0}[unit]
+
+
+def blob_of(path: Path, layout: Path) -> str:
+    """Hard-link ``path`` into the OCI layout directory ``layout`` as a blob (the receiver creates the rest); its digest."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        while True:
+            chunk = handle.read(4 << 20)
+            if not chunk:
+                break
+            digest.update(chunk)
+    blobs = layout / 'blobs' / 'sha256'
+    blobs.mkdir(parents=True)
+    os.link(path, blobs / digest.hexdigest())
+    return 'sha256:' + digest.hexdigest()
 
 
 def wrk(url: str, connections: int, duration: float, script: Path | None = None, env: dict[str, str] | None = None) -> float:
@@ -149,9 +168,11 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
     try:
         make_file(media / 'small.iso', 64 << 20)
         make_file(media / 'big.iso', size)
+        digest = blob_of(media / 'big.iso', work / 'layout')
         port = free_port()
         receiver = Service('receiver', [sys.executable, '-m', 'l3metal_receiver', '--host', '127.0.0.1', '--port', str(port),
-                                        '--data-dir', str(work / 'data'), '--media-dir', str(media), '--log-level', 'WARNING'],
+                                        '--data-dir', str(work / 'data'), '--media-dir', str(media), '--log-level', 'WARNING',
+                                        '--oci-layout', str(work / 'layout')],
                            work / 'receiver.log', ready_url='http://127.0.0.1:%d/healthz' % port,
                            env=dict(os.environ, PYTHONDONTWRITEBYTECODE='1'))
         receiver.start()
@@ -164,6 +185,7 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
             method.pin_server(kind_pids[0])
         method.pin_client()  # curl and wrk inherit it
         urls = {'ours': 'http://127.0.0.1:%d/media/big.iso' % port, 'nginx': nginx.url + '/big.iso', 'nginx-1': nginx_one.url + '/big.iso'}
+        blob_urls = dict(urls, ours='http://127.0.0.1:%d/v2/bench/file/blobs/%s' % (port, digest))
         kinds = list(urls)
 
         curl_once('http://127.0.0.1:%d/media/small.iso' % port)
@@ -185,6 +207,9 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
             '1 MiB ranges in order, 1 connection': ranges(1 << 20, 1, True),
             '64 KiB ranges in order, 1 connection': ranges(64 << 10, 1, True),
             '4 MiB ranges at random offsets, 8 connections': ranges(4 << 20, 8, False),
+            'blob: one whole download (curl)': curl_once,
+            'blob: 8 concurrent whole downloads': lambda url: wrk(url, 8, args.duration),
+            'blob: 1 MiB ranges in order, 1 connection': ranges(1 << 20, 1, True),
         }
         if args.only:
             scenarios = {name: measure for name, measure in scenarios.items() if args.only in name}
@@ -197,7 +222,7 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
             for name, measure in scenarios.items():
                 for kind in order:
                     server_before, client_before, started = cpu_seconds(pids[kind]), children_cpu_seconds(), time.monotonic()
-                    rate = measure(urls[kind])
+                    rate = measure((blob_urls if name.startswith('blob:') else urls)[kind])
                     gib = rate * (time.monotonic() - started) / 1024
                     rates[name][kind].append(rate)
                     server_cpu[name][kind].append((cpu_seconds(pids[kind]) - server_before) / gib if gib else 0.0)

@@ -44,7 +44,9 @@ from aiohttp.http import HttpVersion11
 from aiohttp.web_protocol import RequestHandler
 
 from .logs import CLIENT_LOG, RateLimitedLog
-from .media import FastMedia, answer_head, plan_answer, send_now, send_rest
+from .media import FastMedia, HeldFile, answer_head, plan_answer, raw_socket, send_now, send_rest
+from .registry.errors import API_VERSION, API_VERSION_HEADER
+from .registry.layout import NAME_PATTERN as REGISTRY_NAME_PATTERN
 
 LOG = logging.getLogger('l3metal_receiver.connections')
 
@@ -64,12 +66,14 @@ _RETRY_ACCEPT = 0.1
 _REQUEST_TIMEOUT_RESPONSE = b'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n'
 
 # ------------------------------------------------------------------ the media fast path (docs/receiver.md, "Media")
-# A request the fast path answers: GET or HEAD of /media/<path> over HTTP/1.1, the path of unreserved characters only
+# A request the fast path answers: GET or HEAD over HTTP/1.1 of /media/<path>, the path of unreserved characters only
 # (no percent-encoding, no query, no empty or dot-led segment: aiohttp's URL handling cannot change it, and hidden
-# files are 404 anyway), every header
-# line a token, a colon and printable ASCII.  Anything else, and these headers, go to aiohttp untouched: a body
-# (Content-Length, Transfer-Encoding), Expect, Upgrade, a Connection other than keep-alive, a header given twice, no Host.
-_FAST_REQUEST_LINE = re.compile(rb'(GET|HEAD) (/media/([A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*)) HTTP/1\.1\Z')
+# files are 404 anyway), or of an embedded registry's blob, /v2/<name>/blobs/<digest> (the spec's name grammar, a
+# sha256 or sha512 digest: the layout's), every header line a token, a colon and printable ASCII.  Anything else, and
+# these headers, go to aiohttp untouched: a body (Content-Length, Transfer-Encoding), Expect, Upgrade, a Connection
+# other than keep-alive, a header given twice, no Host.
+_FAST_REQUEST_LINE = re.compile(rb'(GET|HEAD) (/media/([A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*)|/v2/(?:%s)/blobs/(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}))'
+                                rb' HTTP/1\.1\Z' % REGISTRY_NAME_PATTERN.encode('ascii'))
 # What a header line may hold (a token, a colon, printable ASCII and tabs) and what a name may: bytes.translate() deletes
 # them, leaving what is not allowed (one pass in C per head instead of a regular expression per line).
 _FAST_LINE_BYTES = bytes(range(0x20, 0x7f)) + b'\t'
@@ -78,18 +82,12 @@ _FAST_MAX_HEAD = 8190       # aiohttp's max_line_size; a longer head without its
 _FAST_MAX_HEADERS = 100
 
 
-class _Headers(dict[str, str]):
-    """A request's headers by lower-case name; ``get`` takes any case (as aiohttp's ``CIMultiDict``)."""
-
-    def get(self, name: str, default: t.Any = None) -> t.Any:
-        return dict.get(self, name.lower(), default)
-
-
 class FastRequest(t.NamedTuple):
     method: str     # GET or HEAD
     target: str     # /media/...
-    tail: str       # below /media/
-    headers: _Headers
+    tail: str       # below /media/ ('' for a blob)
+    digest: str     # a blob's digest ('' for a medium)
+    headers: dict[str, str]  # by lower-case name
 
 
 def fast_media_request(head: bytes) -> FastRequest | None:
@@ -102,7 +100,7 @@ def fast_media_request(head: bytes) -> FastRequest | None:
     lines = head[line_end + 2:].split(b'\r\n')
     if len(lines) > _FAST_MAX_HEADERS or b''.join(lines).translate(None, _FAST_LINE_BYTES):
         return None  # too many, or a byte that is not printable ASCII or a tab (a bare CR or LF among them)
-    headers = _Headers()
+    headers: dict[str, str] = {}
     for line in lines:
         name, colon, value = line.partition(b':')
         if not colon or not name or name.translate(None, _FAST_TOKEN_BYTES):
@@ -115,7 +113,23 @@ def fast_media_request(head: bytes) -> FastRequest | None:
     if 'host' not in headers or 'content-length' in headers or 'transfer-encoding' in headers or 'expect' in headers \
             or 'upgrade' in headers or (connection is not None and connection.lower() != 'keep-alive'):
         return None  # no Host (aiohttp's 400), a body, or a change of the connection's course
-    return FastRequest(match.group(1).decode('ascii'), match.group(2).decode('ascii'), match.group(3).decode('ascii'), headers)
+    return FastRequest(match.group(1).decode('ascii'), match.group(2).decode('ascii'), (match.group(3) or b'').decode('ascii'),
+                       (match.group(4) or b'').decode('ascii'), headers)
+
+
+@functools.lru_cache(maxsize=256)
+def blob_headers(digest: str) -> bytes:
+    """The header lines a blob's answer has besides a medium's (``answer_head``'s ``extra``), in the order aiohttp's path
+    writes them: the blob handler's digest, then the registry's API version (``registry.handlers``)."""
+    return ('Docker-Content-Digest: %s\r\n%s: %s\r\n' % (digest, API_VERSION_HEADER, API_VERSION)).encode('ascii')
+
+
+class _LogHeaders(dict[str, str]):
+    """A fast request's headers for the access logger: ``get`` takes any case (a log format's ``%{User-Agent}i``), as
+    aiohttp's ``CIMultiDict`` does."""
+
+    def get(self, name: str, default: t.Any = None) -> t.Any:
+        return dict.get(self, name.lower(), default)
 
 
 class _LoggedRequest:
@@ -128,7 +142,7 @@ class _LoggedRequest:
         self.method = request.method
         self.path_qs = request.target
         self.version = HttpVersion11
-        self.headers = request.headers
+        self.headers = _LogHeaders(request.headers)
 
 
 class _LoggedResponse:
@@ -137,7 +151,7 @@ class _LoggedResponse:
     def __init__(self, status: int, body_length: int) -> None:
         self.status = status
         self.body_length = body_length
-        self.headers = _Headers()
+        self.headers = _LogHeaders()
 
 
 def raise_open_file_limit() -> tuple[int, int]:
@@ -201,9 +215,10 @@ class ConnectionLimiter:
         self.open -= 1
         self._room.set()
 
-    def mark_idle(self, protocol: ReceiverProtocol) -> None:
+    def mark_idle(self, protocol: ReceiverProtocol, now: float | None = None) -> None:
+        """``protocol``'s connection is idle since ``now`` (its loop's time; looked up when not given)."""
         self._idle.pop(protocol, None)
-        self._idle[protocol] = asyncio.get_running_loop().time()
+        self._idle[protocol] = asyncio.get_running_loop().time() if now is None else now
         if self.full:
             self._room.set()  # an accept loop waiting at the limit may now close this one to make room
 
@@ -240,7 +255,7 @@ class ReceiverProtocol(RequestHandler):
     """aiohttp's protocol with a header timeout, a send timeout and idle/busy tracking for ``ConnectionLimiter``."""
 
     __slots__ = ('_limiter', '_header_timeout', '_send_timeout', '_header_timer', '_in_request', '_holds_slot', '_client_log',
-                 '_fast', '_fast_buffer', '_fast_task', '_socket')
+                 '_fast', '_fast_buffer', '_fast_task', '_fast_file', '_socket')
 
     def __init__(self, manager: web.Server, *, loop: asyncio.AbstractEventLoop, limiter: ConnectionLimiter, header_timeout: float,
                  send_timeout: float, client_log: RateLimitedLog, fast_media: FastMedia | None = None, **kwargs: t.Any) -> None:
@@ -250,7 +265,10 @@ class ReceiverProtocol(RequestHandler):
         self._fast = fast_media
         self._fast_buffer = b''
         self._fast_task: asyncio.Task[None] | None = None
-        self._socket: t.Any = None
+        # The file the last fast answer came from, kept open for this connection's next request of the same path
+        # (``FastMedia.reuse``: a BMC reads one ISO in ranges on one connection); closed with the connection.
+        self._fast_file: HeldFile | None = None
+        self._socket: socket.socket | None = None
         self._limiter = limiter
         self._header_timeout = header_timeout
         self._send_timeout = send_timeout
@@ -266,8 +284,9 @@ class ReceiverProtocol(RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        sock = self._socket = transport.get_extra_info('socket')
-        if sock is None:
+        sock = transport.get_extra_info('socket')
+        self._socket = raw_socket(sock)
+        if self._socket is None:
             self._fast = None
         if sock is not None and self._send_timeout > 0 and hasattr(socket, 'TCP_USER_TIMEOUT'):
             try:
@@ -281,6 +300,7 @@ class ReceiverProtocol(RequestHandler):
         self._fast_buffer = b''
         if self._fast_task is not None:
             self._fast_task.cancel()
+        self._drop_fast_file()  # a cancelled send never touches it again
         self._limiter.mark_busy(self)
         self.release_slot()
         super().connection_lost(exc)
@@ -335,7 +355,7 @@ class ReceiverProtocol(RequestHandler):
                     self._request_begins()
                 return
             request = fast_media_request(buffer[:end])
-            opened = fast.open(request.tail) if request is not None else None
+            opened = self._open_fast(fast, request) if request is not None else None
             if request is None or opened is None:
                 self._hand_over()
                 return
@@ -344,9 +364,28 @@ class ReceiverProtocol(RequestHandler):
                 return
             fast = self._fast
 
+    def _open_fast(self, fast: FastMedia, request: FastRequest) -> tuple[int, os.stat_result] | None:
+        """The file ``request`` asks for and its stat: the held one when it is still what the path names, else opened
+        anew (and held); None when the fast path does not serve it (aiohttp's path then answers)."""
+        held = self._fast_file
+        if held is not None:
+            if held.target == request.target:
+                st = fast.reuse(held)
+                if st is not None:
+                    return held.fd, st
+            self._drop_fast_file()
+        held = self._fast_file = fast.hold(request.target, request.tail, request.digest)
+        return None if held is None else (held.fd, held.st)
+
+    def _drop_fast_file(self) -> None:
+        held, self._fast_file = self._fast_file, None
+        if held is not None:
+            os.close(held.fd)
+
     def _hand_over(self) -> None:
         """From here on aiohttp reads this connection, starting with the bytes the fast path holds."""
         self._fast = None
+        self._drop_fast_file()
         data, self._fast_buffer = self._fast_buffer, b''
         if data and not self._in_request and self._header_timer is None:
             self._request_begins()
@@ -354,8 +393,9 @@ class ReceiverProtocol(RequestHandler):
             super().data_received(data)
 
     def _answer_fast(self, request: FastRequest, source: int, st: t.Any) -> bool:
-        """Answer ``request`` with the open file ``source`` (a descriptor, ``st`` its fstat) as ``MediaResponse`` would;
-        True when it is all sent, False when a task sends the rest (or the connection is closed)."""
+        """Answer ``request`` with the open file ``source`` (a descriptor, the held one: ``_open_fast``; ``st`` its
+        stat) as ``MediaResponse`` would; True when it is all sent, False when a task sends the rest (or the connection
+        is closed)."""
         self.request_started()
         loop = self._loop
         started = loop.time() if self._logging_enabled else 0.0
@@ -367,7 +407,7 @@ class ReceiverProtocol(RequestHandler):
         logged = (200, 0)
         try:
             plan = plan_answer(st, request.headers)
-            head = answer_head(plan)
+            head = answer_head(plan, blob_headers(request.digest) if request.digest else b'')
             if request.method == 'HEAD' or not plan.body_bytes:
                 # aiohttp's access log says the bytes its writer wrote: the headers, or nothing when sendfile(2) took them
                 logged = (plan.status, len(head))
@@ -375,9 +415,9 @@ class ReceiverProtocol(RequestHandler):
             else:
                 logged = (plan.status, 0)
                 offset, end = plan.first, plan.first + plan.body_bytes
-                offset = send_now(transport, self._socket, source, offset, end, head)
+                offset = send_now(transport, t.cast(socket.socket, self._socket), source, offset, end, head)
         except BaseException as exc:
-            os.close(source)
+            self._drop_fast_file()
             self._fast_failed(request, exc, started, logged)
             if not isinstance(exc, Exception):
                 raise
@@ -386,7 +426,6 @@ class ReceiverProtocol(RequestHandler):
             self._request_in_progress = True  # aiohttp's shutdown waits for it, as for a handler
             self._fast_task = loop.create_task(self._send_rest_fast(request, source, logged, offset, end, started))
             return False
-        os.close(source)
         self._fast_answered(request, logged, started)
         return True
 
@@ -395,8 +434,10 @@ class ReceiverProtocol(RequestHandler):
         try:
             try:
                 await send_rest(t.cast(asyncio.Transport, self.transport), source, offset, end)
+            except BaseException:
+                self._drop_fast_file()  # failed or cancelled (the connection is gone): nothing more is read of it
+                raise
             finally:
-                os.close(source)
                 self._fast_task = None
                 self._request_in_progress = False
                 if self._handler_waiter is not None and not self._handler_waiter.done():
@@ -415,11 +456,13 @@ class ReceiverProtocol(RequestHandler):
             self._log_fast(request, logged, started)
         self._in_request = False
         if self.transport is None:
+            self._drop_fast_file()
             return
-        self._limiter.mark_idle(self)
+        loop = self._loop
+        now = loop.time()
+        self._limiter.mark_idle(self, now)
         if self._keepalive and not self._close and not self._force_close:
-            loop = self._loop
-            close_time = loop.time() + self._keepalive_timeout
+            close_time = now + self._keepalive_timeout
             self._next_keepalive_close_time = close_time
             if self._keepalive_handle is None:
                 self._keepalive_handle = loop.call_at(close_time, self._process_keepalive)
@@ -432,6 +475,7 @@ class ReceiverProtocol(RequestHandler):
         elif isinstance(exc, Exception):
             self.log_exception('Error handling request', exc_info=exc)
         self._in_request = False
+        self._drop_fast_file()
         self.force_close()
 
     def _log_fast(self, request: FastRequest, logged: tuple[int, int], started: float) -> None:

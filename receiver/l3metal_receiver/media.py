@@ -166,6 +166,12 @@ class Plan(t.NamedTuple):
 BASE_HEADERS = ((hdrs.CONTENT_TYPE, 'application/octet-stream'), (hdrs.CACHE_CONTROL, 'no-cache'), (hdrs.ACCEPT_RANGES, 'bytes'))
 
 
+# The request headers plan_answer reads, by lower-case name: what the fast path's plain dict holds, and what aiohttp's
+# case-insensitive headers accept as well.
+_IF_MATCH, _IF_UNMODIFIED_SINCE, _IF_NONE_MATCH, _IF_MODIFIED_SINCE, _RANGE, _IF_RANGE = (
+    'if-match', 'if-unmodified-since', 'if-none-match', 'if-modified-since', 'range', 'if-range')
+
+
 @functools.lru_cache(maxsize=64)
 def _validators(mtime_ns: int, size: int, mtime: int) -> tuple[tuple[str, str], tuple[str, str]]:
     """ETag and Last-Modified (``mtime``: whole seconds) of a file version, made once per version."""
@@ -173,25 +179,25 @@ def _validators(mtime_ns: int, size: int, mtime: int) -> tuple[tuple[str, str], 
 
 
 def plan_answer(st: os.stat_result, headers: t.Mapping[str, str]) -> Plan:
-    """The answer to a GET or HEAD of the file whose ``fstat`` is ``st``, given the request's ``headers`` (a mapping whose
-    ``get`` ignores the name's case): conditional requests, then If-Range and Range.  One function for aiohttp's path
+    """The answer to a GET or HEAD of the file whose ``fstat`` is ``st``, given the request's ``headers`` (aiohttp's, or a dict
+    by lower-case name): conditional requests, then If-Range and Range.  One function for aiohttp's path
     (``MediaResponse``) and the connection layer's fast path (``connections.ReceiverProtocol``)."""
     size = st.st_size
     mtime = math.ceil(st.st_mtime)  # what Last-Modified says (whole seconds, rounded up as aiohttp does)
     validators = _validators(st.st_mtime_ns, size, mtime)
     etag = validators[0][1]
-    if_match = headers.get(hdrs.IF_MATCH)
-    if_unmodified = parse_http_date(headers.get(hdrs.IF_UNMODIFIED_SINCE)) if if_match is None else None
+    if_match = headers.get(_IF_MATCH)
+    if_unmodified = parse_http_date(headers.get(_IF_UNMODIFIED_SINCE)) if if_match is None else None
     if (if_match is not None and not _tag_matches(if_match, etag, weak=False)) or \
             (if_unmodified is not None and mtime > if_unmodified.timestamp()):
         return Plan(412, validators, None, 0, 0, 0)
-    if_none_match = headers.get(hdrs.IF_NONE_MATCH)
-    if_modified = parse_http_date(headers.get(hdrs.IF_MODIFIED_SINCE)) if if_none_match is None else None
+    if_none_match = headers.get(_IF_NONE_MATCH)
+    if_modified = parse_http_date(headers.get(_IF_MODIFIED_SINCE)) if if_none_match is None else None
     if (if_none_match is not None and _tag_matches(if_none_match, etag, weak=True)) or \
             (if_modified is not None and mtime <= if_modified.timestamp()):
         return Plan(304, validators, None, None, 0, 0)
-    range_header = headers.get(hdrs.RANGE)
-    if range_header is not None and _range_applies(headers.get(hdrs.IF_RANGE), etag, mtime):
+    range_header = headers.get(_RANGE)
+    if range_header is not None and _range_applies(headers.get(_IF_RANGE), etag, mtime):
         try:
             span = parse_range(range_header, size)
         except Unsatisfiable:
@@ -224,15 +230,16 @@ def _take_headers(writer: t.Any) -> bytes:
     return bytes(head)
 
 
-# Linux TCP_CORK: partial segments are held until it is cleared (nginx's tcp_nopush).  Elsewhere the headers go alone.
-_TCP_CORK = getattr(socket, 'TCP_CORK', None)
+# Linux MSG_MORE: the headers' partial segment is held until the body's first sendfile(2) fills it (what nginx gets
+# from tcp_nopush, without two setsockopt(TCP_CORK) calls per response).  Elsewhere the headers go alone.
+_MSG_MORE = getattr(socket, 'MSG_MORE', 0)
 
 
-def _cork(sock: t.Any, on: bool) -> None:
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1 if on else 0)
-    except OSError:
-        pass
+def raw_socket(sock: t.Any) -> socket.socket | None:
+    """The ``socket.socket`` behind what ``transport.get_extra_info('socket')`` returns (asyncio wraps it in a
+    ``TransportSocket`` without ``send``), or None when there is none to be had."""
+    raw = getattr(sock, '_sock', sock)
+    return raw if isinstance(raw, socket.socket) else None
 
 
 async def _send_file(transport: asyncio.BaseTransport, handle: t.BinaryIO, first: int, count: int, head: bytes = b'') -> None:
@@ -240,12 +247,12 @@ async def _send_file(transport: asyncio.BaseTransport, handle: t.BinaryIO, first
     ``first`` with sendfile(2), as nginx does: again and again until the socket buffer is full, then wait until the
     socket is writable, until all is sent.
 
-    The headers and the first sendfile(2) go out under TCP_CORK, cleared right after that first call: the headers
-    leave in the body's first segment instead of a segment of their own.  Under TCP_NODELAY (aiohttp sets it) a
-    headers-only segment is one more packet through the client's (on loopback, the sender's own) receive path and one
-    more client wake-up per response: the profile of 64 KiB Range reads put that ``send()`` of the headers at as much
-    time as the ``sendfile(2)`` of the body.  Only the first call is corked (nginx corks the whole body): the body's
-    tail at each buffer-full is not held back while the loop waits for writability.
+    The headers go out with ``send(MSG_MORE)``: the kernel holds their partial segment and the body's first
+    sendfile(2) fills it, so they leave in the body's first segment instead of a segment of their own.  Under
+    TCP_NODELAY (aiohttp sets it) a headers-only segment is one more packet through the client's (on loopback, the
+    sender's own) receive path and one more client wake-up per response: the profile of 64 KiB Range reads put that
+    ``send()`` of the headers at as much time as the ``sendfile(2)`` of the body.  (It was TCP_CORK set around the
+    first sendfile(2): the same segments, two more system calls per response.)
 
     Not ``loop.sendfile()``: that one pauses reading and waits for the transport's buffer to be flushed before it
     starts, then after every successful sendfile(2) (the last one too) waits for the socket to become writable again,
@@ -257,7 +264,7 @@ async def _send_file(transport: asyncio.BaseTransport, handle: t.BinaryIO, first
     """
     loop = asyncio.get_running_loop()
     writable = t.cast(asyncio.WriteTransport, transport)
-    sock = transport.get_extra_info('socket')
+    sock = raw_socket(transport.get_extra_info('socket'))
     if sock is None or getattr(loop, '_add_writer', None) is None or transport.get_extra_info('sslcontext') is not None \
             or writable.get_write_buffer_size():
         if head:
@@ -270,39 +277,34 @@ async def _send_file(transport: asyncio.BaseTransport, handle: t.BinaryIO, first
 
 
 def send_now(transport: asyncio.BaseTransport, sock: socket.socket, source: int, offset: int, end: int, head: bytes) -> int:
-    """``_send_file`` without waiting: ``head`` (written to the transport, whose buffer is empty) and bytes ``offset`` to
-    ``end`` of the file ``source`` by sendfile(2), until done or the socket is full; returns the offset reached (``end``:
-    all sent).  When the socket refused part of ``head`` (it is in the transport's buffer) nothing of the body is sent:
-    ``send_rest`` then uses ``loop.sendfile()``, which waits for that buffer first.  Raises what sendfile(2) raises."""
-    writable = t.cast(asyncio.WriteTransport, transport)
-    corked = False
+    """``_send_file`` without waiting: ``head`` and bytes ``offset`` to ``end`` of the file ``source`` by sendfile(2) on
+    ``sock`` (the transport's plain socket, ``raw_socket``), until done or the socket is full; returns the offset
+    reached (``end``: all sent).  ``head`` goes straight to the socket when the transport's buffer is empty; what the
+    socket refuses of it (or all of it, behind something still queued) is queued in the transport and nothing of the
+    body is sent: ``send_rest`` then uses ``loop.sendfile()``, which waits for that buffer first.  Raises what
+    sendfile(2) raises."""
     if head:
-        corked = _TCP_CORK is not None
-        if corked:
-            _cork(sock, True)
-        writable.write(head)  # the transport's buffer is empty: it sends at once, keeping only what the socket refuses
-        if writable.get_write_buffer_size():  # the socket is full (the previous response is still unread): asyncio's way
-            if corked:
-                _cork(sock, False)
+        writable = t.cast(asyncio.WriteTransport, transport)
+        if writable.get_write_buffer_size():
+            writable.write(head)
+            return offset
+        try:
+            sent = sock.send(head, _MSG_MORE if offset < end else 0)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < len(head):  # the socket is full (the previous answer is still unread): asyncio's way
+            writable.write(head[sent:])
             return offset
     out = sock.fileno()
-    try:
-        while offset < end:
-            try:
-                sent = os.sendfile(out, source, offset, end - offset)
-            except (BlockingIOError, InterruptedError):
-                return offset
-            finally:
-                if corked:  # the headers are in the first segment (or queued before the body): the rest as usual
-                    corked = False
-                    _cork(sock, False)
-            if sent == 0:
-                raise RuntimeError('the file ended %d bytes short of the response\'s Content-Length (it shrank while it was sent)'
-                                   % (end - offset))
-            offset += sent
-    finally:
-        if corked:
-            _cork(sock, False)
+    while offset < end:
+        try:
+            sent = os.sendfile(out, source, offset, end - offset)
+        except (BlockingIOError, InterruptedError):
+            return offset
+        if sent == 0:
+            raise RuntimeError('the file ended %d bytes short of the response\'s Content-Length (it shrank while it was sent)'
+                               % (end - offset))
+        offset += sent
     return offset
 
 
@@ -316,7 +318,7 @@ async def send_rest(transport: asyncio.BaseTransport, source: int, offset: int, 
         with open(source, 'rb', buffering=0, closefd=False) as handle:
             await loop.sendfile(writable, handle, offset, end - offset)
         return
-    sock = transport.get_extra_info('socket')
+    sock = t.cast(socket.socket, raw_socket(transport.get_extra_info('socket')))
     selector_loop = t.cast(t.Any, loop)  # send_now ran: asyncio's selector loop (_send_file checked), its private writer calls
     add_writer, remove_writer = selector_loop._add_writer, selector_loop._remove_writer
     out = sock.fileno()
@@ -463,35 +465,84 @@ def public_media_path(tail: str) -> str:
     return tail
 
 
+class HeldFile(t.NamedTuple):
+    """A public medium or blob open for a connection (``FastMedia.hold``), kept for its next request of the same
+    ``target`` (``FastMedia.reuse``): ``path`` is where it was found, ``st`` its ``fstat`` when it was opened and
+    checked."""
+
+    target: str
+    path: str
+    fd: int
+    st: os.stat_result
+
+
 class FastMedia:
-    """The public media (``/media/<tail>``, not ``jobs/``) as the connection layer's fast path answers them
-    (``connections.ReceiverProtocol``): the same checks, the same ``plan_answer`` and the same bytes on the wire as
-    ``MediaResponse`` under aiohttp; only finding the request is done by the connection layer."""
+    """The public media (``/media/<tail>``, not ``jobs/``) and the embedded registry's blobs (``/v2/<name>/blobs/
+    <digest>``, when pull is open) as the connection layer's fast path answers them (``connections.ReceiverProtocol``):
+    the same checks, the same ``plan_answer`` and the same bytes on the wire as ``MediaResponse`` under aiohttp (and
+    ``registry.handlers.Registry._blob_get``); only finding the request is done by the connection layer.
 
-    __slots__ = ('root', 'exclude')
+    ``blobs``: the resolved ``blobs/`` directory of the registry's layout, None when blobs are not served here (no
+    registry, or pull needs credentials: aiohttp's path checks them)."""
 
-    def __init__(self, root: str, exclude: str) -> None:
+    __slots__ = ('root', 'exclude', 'blobs')
+
+    def __init__(self, root: str, exclude: str, blobs: str | None = None) -> None:
         self.root = root
         self.exclude = exclude
+        self.blobs = blobs
 
-    def open(self, tail: str) -> tuple[int, os.stat_result] | None:
-        """What ``api.public_media`` would serve for ``tail`` (``public_media_path``, then ``media_response``), as a
-        descriptor and its stat; None when it would not (404) or cannot (a transient error: aiohttp's path then
-        answers it, 503)."""
-        relative = _safe_relative(tail)
-        if relative is None or relative[0] == JOBS_MEDIA_DIR:
-            return None
+    def hold(self, target: str, tail: str, digest: str = '') -> HeldFile | None:
+        """What aiohttp's path would serve for the request of ``target``, open: the medium ``tail`` as
+        ``api.public_media`` serves it (``public_media_path``, then ``media_response``), or the blob ``digest`` as the
+        registry does (``Layout.blob_path`` beneath ``Layout.blobs_root``); None when it would not (404) or cannot (a
+        transient error: aiohttp's path then answers it, 503).  The caller closes ``fd``."""
+        if digest:
+            if self.blobs is None:
+                return None
+            algorithm, _colon, encoded = digest.partition(':')
+            path, root, exclude = os.path.join(self.blobs, algorithm, encoded), self.blobs, None
+        else:
+            relative = _safe_relative(tail)
+            if relative is None or relative[0] == JOBS_MEDIA_DIR:
+                return None
+            path, root, exclude = os.path.join(self.root, *relative), self.root, self.exclude
         try:
-            return open_regular_fd(os.path.join(self.root, *relative), self.root, self.exclude)
+            opened = open_regular_fd(path, root, exclude)
         except OSError:
             return None
+        return None if opened is None else HeldFile(target, path, opened[0], opened[1])
+
+    @staticmethod
+    def reuse(held: HeldFile) -> os.stat_result | None:
+        """The stat of the file ``held`` when its path still names that very file, unchanged; None otherwise (the
+        caller then closes it and ``hold`` checks the path afresh).  One ``stat(2)`` of the path instead of ``hold``'s
+        five calls: a BMC reads an ISO in thousands of ranges on one connection.
+
+        "Unchanged" is the same device, inode, size, modification and status-change time.  A rename or a new hard
+        link of the file, a write, a truncation or a chmod all change its ctime, so a file that is still what the path
+        names and has a ctime that did not move is still where ``hold`` found it (beneath the root, not hidden): only
+        a rename of one of its directories leaves the file's ctime alone.  Such a rename is not seen by a connection
+        that already holds the file (it goes on serving the file it served a moment before, until it asks for another
+        path or closes); the next connection checks the path as ``hold`` does.  Per-job media never come here: the
+        fast path does not serve them."""
+        try:
+            st = os.stat(held.path)
+        except OSError:
+            return None
+        old = held.st
+        if st.st_ino != old.st_ino or st.st_dev != old.st_dev or st.st_size != old.st_size or st.st_mtime_ns != old.st_mtime_ns \
+                or st.st_ctime_ns != old.st_ctime_ns:
+            return None
+        return st
 
 
-def answer_head(plan: Plan) -> bytes:
+def answer_head(plan: Plan, extra: bytes = b'') -> bytes:
     """The status line and headers ``MediaResponse`` sends for ``plan`` over HTTP/1.1 keep-alive, as aiohttp serializes
-    them: its own headers, the plan's, Content-Length, then aiohttp's Date and Server.  What depends only on the status
-    and the file version is made once (``_head_start``)."""
-    start = _head_start(plan.status, plan.validators)
+    them: its own headers, ``extra`` (header lines set by the handler, a blob's: ``connections.blob_headers``), the plan's, Content-Length,
+    then aiohttp's Date and Server.  What depends only on the status, ``extra`` and the file version is made once
+    (``_head_start``)."""
+    start = _head_start(plan.status, plan.validators, extra)
     if plan.content_range is not None:
         return start + ('Content-Range: %s\r\nContent-Length: %d\r\nDate: %s\r\n%s' % (
             plan.content_range, t.cast(int, plan.content_length), rfc822_formatted_time(), _HEAD_END)).encode('ascii')
@@ -501,10 +552,12 @@ def answer_head(plan: Plan) -> bytes:
 
 
 @functools.lru_cache(maxsize=256)
-def _head_start(status: int, validators: tuple[tuple[str, str], tuple[str, str]]) -> bytes:
+def _head_start(status: int, validators: tuple[tuple[str, str], tuple[str, str]], extra: bytes) -> bytes:
     lines = ['HTTP/1.1 %d %s' % (status, REASON_PHRASES[status])]
-    lines.extend('%s: %s' % pair for pair in BASE_HEADERS + validators)
-    return ('\r\n'.join(lines) + '\r\n').encode('ascii')
+    lines.extend('%s: %s' % pair for pair in BASE_HEADERS)
+    head = ('\r\n'.join(lines) + '\r\n').encode('ascii') + extra
+    return head + ''.join('%s: %s\r\n' % pair for pair in validators).encode('ascii')
+
 
 
 _HEAD_END = 'Server: %s\r\n\r\n' % SERVER_SOFTWARE

@@ -244,6 +244,16 @@ def _install_registry(app: web.Application, settings: Settings) -> None:
                                 default_repository=settings.oci_default_repository))
 
 
+def _open_blobs(app: web.Application) -> str | None:
+    """The resolved blobs/ directory the media fast path serves the registry's blob GETs from: None without a registry,
+    or when pull needs credentials (aiohttp's path checks them)."""
+    from .registry import REGISTRY_KEY  # pylint: disable=import-outside-toplevel
+    registry = app.get(REGISTRY_KEY)
+    if registry is None or registry.auth.pull_auth:
+        return None
+    return registry.layout.blobs_root()
+
+
 def _setup_logging(settings: Settings) -> None:
     handler: logging.Handler
     if settings.log_file:
@@ -416,7 +426,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
     await runner.setup()
     try:
         service = app[SERVICE_KEY]
-        fast_media = FastMedia(service.media_real, service.jobs_media_real) if settings.media_fast_path else None
+        fast_media = FastMedia(service.media_real, service.jobs_media_real, _open_blobs(app)) if settings.media_fast_path else None
         site = ListeningSite(runner, settings.host, settings.port, handler_args=handler_args, limiter=limiter,
                              header_timeout=settings.header_timeout, send_timeout=settings.send_timeout, ssl_context=ssl_context,
                              backlog=settings.backlog, fast_media=fast_media)

@@ -2,16 +2,19 @@
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The media fast path (connections.ReceiverProtocol answering /media/ itself) against aiohttp's path, differentially:
-two receivers on the same media directory, one with ``--no-media-fast-path``, sent the same bytes on raw sockets
+"""The media fast path (connections.ReceiverProtocol answering /media/ and the embedded registry's blob GETs itself)
+against aiohttp's path, differentially: two receivers on the same media directory (and each on a copy of one OCI
+layout), one with ``--no-media-fast-path``, sent the same bytes on raw sockets
 (pipelined, split across packets, HEAD, 304, 412, 416, several ranges, keep-alive then other requests); every answer
 must be the same (status line, headers but Date, body, and the access-log line).  That the fast path is what answered
 is tested in tests/unit/receiver/test_media_fast_requests.py (aiohttp's media handler never called)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import shutil
 import socket
 import time
 
@@ -34,14 +37,29 @@ def media(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def pair(media, tmp_path_factory):
-    """(fast, aiohttp-only): the same receiver twice, the second with ``--no-media-fast-path``; both log every request."""
+def layout(tmp_path_factory):
+    """An OCI layout holding one blob (the receivers create the rest of the layout); (directory, digest, bytes)."""
+    root = tmp_path_factory.mktemp('layout')
+    blob = os.urandom(SIZE // 2)
+    encoded = hashlib.sha256(blob).hexdigest()
+    (root / 'blobs' / 'sha256').mkdir(parents=True)
+    (root / 'blobs' / 'sha256' / encoded).write_bytes(blob)
+    return root, 'sha256:' + encoded, blob
+
+
+@pytest.fixture(scope='module')
+def pair(media, layout, tmp_path_factory):
+    """(fast, aiohttp-only): the same receiver twice, the second with ``--no-media-fast-path``; both log every request,
+    each serves a copy of ``layout`` under /v2/ (open pull)."""
     from l3metal_lab.receiver import Receiver
 
     root, _data = media
     common = ['--media-dir', str(root), '--access-log']
-    fast = Receiver(tmp_path_factory.mktemp('fast'), extra_args=common).start()
-    slow = Receiver(tmp_path_factory.mktemp('slow'), extra_args=common + ['--no-media-fast-path']).start()
+    work = [tmp_path_factory.mktemp(name) for name in ('fast', 'slow')]
+    for directory in work:
+        shutil.copytree(layout[0], directory / 'layout')
+    fast = Receiver(work[0], extra_args=common + ['--oci-layout', str(work[0] / 'layout')]).start()
+    slow = Receiver(work[1], extra_args=common + ['--oci-layout', str(work[1] / 'layout'), '--no-media-fast-path']).start()
     yield fast, slow
     fast.stop()
     slow.stop()
@@ -231,3 +249,52 @@ def test_a_client_hanging_up_mid_body_costs_nothing(pair, media):
     (status, _headers, body), = exchange(fast, [request('GET', '/media/maintenance.iso', 'Range: bytes=-5')], ['GET'])[0]
     assert status.startswith('HTTP/1.1 206') and body == data[-5:]
     assert 'Traceback' not in fast.log_path.read_text(errors='replace')
+
+
+def test_blob_answers_are_aiohttps(pair, layout, media):
+    """The registry's blob GETs and HEADs, pipelined with media requests on one connection: whole, ranges, HEAD, 304,
+    416, the same blob under another repository name, a sha512 digest the layout does not hold, and last an unknown
+    blob (the registry's JSON error, from aiohttp's path), each answer and access-log line as aiohttp's path gives."""
+    _root, digest, blob = layout
+    _media_root, data = media
+    path = '/v2/os/ubuntu-rootfs/blobs/%s' % digest
+    (status, headers, _body), = exchange(pair[1], [request('HEAD', path)], ['HEAD'])[0]
+    assert status.startswith('HTTP/1.1 200')
+    etag = dict((name.lower(), value) for name, value in headers)['etag']
+    asks = [
+        ('GET', path, ()),
+        ('GET', path, ('Range: bytes=0-99',)),
+        ('GET', '/media/maintenance.iso', ('Range: bytes=0-99',)),
+        ('HEAD', path, ()),
+        ('GET', path, ('If-None-Match: %s' % etag,)),
+        ('GET', path, ('Range: bytes=%d-' % len(blob),)),
+        ('GET', '/v2/library/other/blobs/%s' % digest, ('Range: bytes=-10',)),
+        ('GET', path, ('Range: bytes=1048576-2097151',)),
+        ('GET', '/v2/os/ubuntu-rootfs/blobs/sha512:' + '0' * 128, ()),
+        ('GET', '/v2/os/ubuntu-rootfs/blobs/sha256:' + '0' * 64, ()),
+    ]
+    answers, closed = same_answers(pair, [b''.join(request(method, target, *extra) for method, target, extra in asks)], [a[0] for a in asks])
+    assert not closed
+    assert [int(status.split()[1]) for status, _headers, _body in answers] == [200, 206, 206, 200, 304, 416, 206, 206, 404, 404]
+    assert answers[0][2] == blob and answers[1][2] == blob[:100] and answers[2][2] == data[:100] and answers[6][2] == blob[-10:]
+    assert answers[7][2] == blob[1 << 20:2 << 20]
+    fields = dict((name.lower(), value) for name, value in answers[0][1])
+    assert fields['docker-content-digest'] == digest and fields['docker-distribution-api-version'] == 'registry/2.0'
+    assert b'BLOB_UNKNOWN' in answers[9][2]
+
+
+@pytest.mark.parametrize('other', [
+    request('GET', '/v2/OS/blobs/sha256:' + '0' * 64),            # not a repository name: the registry's NAME_INVALID
+    request('GET', '/v2/os/blobs/sha256:' + 'A' * 64),            # not the layout's hex: DIGEST_INVALID
+    request('GET', '/v2/os/blobs/sha256:' + '0' * 63),
+    request('PUT', '/v2/os/blobs/sha256:' + '0' * 64, 'Content-Length: 0'),
+    request('GET', '/v2/os/manifests/latest'),
+    request('GET', '/v2/'),
+], ids=['name', 'hex-case', 'short', 'put', 'manifest', 'base'])
+def test_other_registry_requests_go_to_aiohttp(pair, layout, other):
+    """A blob answer, then a registry request the fast path leaves alone, then the blob again: aiohttp's answers."""
+    _root, digest, blob = layout
+    blob_ask = request('GET', '/v2/os/blobs/%s' % digest, 'Range: bytes=0-9')
+    answers, closed = same_answers(pair, [blob_ask, other + blob_ask], ['GET', other.split(b' ', 1)[0].decode(), 'GET'])
+    assert not closed
+    assert answers[0][2] == answers[2][2] == blob[:10]

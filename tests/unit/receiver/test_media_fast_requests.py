@@ -23,10 +23,14 @@ GOOD = b'GET /media/maintenance.iso HTTP/1.1\r\nHost: bmc\r\nRange: bytes=0-9'
 def test_a_simple_request_is_taken_with_its_headers():
     request = fast_media_request(GOOD + b'\r\nUser-Agent:  Virtual CD/1.0 \r\nIF-RANGE: "x"\r\nConnection: Keep-Alive')
     assert request is not None
-    assert (request.method, request.target, request.tail) == ('GET', '/media/maintenance.iso', 'maintenance.iso')
-    assert request.headers.get('Range') == 'bytes=0-9' and request.headers.get('if-range') == '"x"'
-    assert request.headers.get('User-Agent') == 'Virtual CD/1.0'  # surrounding whitespace is not part of a value
+    assert (request.method, request.target, request.tail, request.digest) == ('GET', '/media/maintenance.iso', 'maintenance.iso', '')
+    # by lower-case name (what plan_answer reads), whatever case the client wrote
+    assert request.headers == {'host': 'bmc', 'range': 'bytes=0-9', 'user-agent': 'Virtual CD/1.0', 'if-range': '"x"', 'connection': 'Keep-Alive'}
     assert fast_media_request(b'HEAD /media/sub/dir/disk-1_2~3.img HTTP/1.1\r\nHost:') is not None
+    digest = 'sha256:' + '0123456789abcdef' * 4
+    blob = fast_media_request(b'GET /v2/os-images/ubuntu__rootfs/blobs/%s HTTP/1.1\r\nHost: registry' % digest.encode())
+    assert blob is not None and (blob.method, blob.target, blob.tail, blob.digest) == (
+        'GET', '/v2/os-images/ubuntu__rootfs/blobs/' + digest, '', digest)
 
 
 @pytest.mark.parametrize('head', [
@@ -35,6 +39,12 @@ def test_a_simple_request_is_taken_with_its_headers():
     GOOD.replace(b'HTTP/1.1', b'HTTP/1.0'),
     GOOD.replace(b'HTTP/1.1', b'HTTP/2.0'),
     GOOD.replace(b'/media/', b'/v2/'),
+    GOOD.replace(b'/media/maintenance.iso', b'/v2/OS/blobs/sha256:' + b'0' * 64),       # not a repository name
+    GOOD.replace(b'/media/maintenance.iso', b'/v2/os/blobs/sha256:' + b'0' * 63),       # not a sha256 digest
+    GOOD.replace(b'/media/maintenance.iso', b'/v2/os/blobs/sha256:' + b'A' * 64),       # not the layout's lower-case hex
+    GOOD.replace(b'/media/maintenance.iso', b'/v2/os/blobs/md5:' + b'0' * 32),
+    GOOD.replace(b'/media/maintenance.iso', b'/v2/os/manifests/latest'),
+    GOOD.replace(b'/media/maintenance.iso', b'/v2/os/blobs/uploads/'),
     GOOD.replace(b'/media/', b'/medias/'),
     GOOD.replace(b'maintenance.iso', b'maintenance.iso?x=1'),
     GOOD.replace(b'maintenance.iso', b'maintenance.iso#top'),
@@ -162,3 +172,196 @@ def test_a_stop_lets_a_fast_answer_finish_then_closes(tmp_path):
     head, body = asyncio.run(scenario())
     assert head.startswith(b'HTTP/1.1 200 OK\r\n')
     assert body == data  # all of it, and nothing after: the connection closed
+
+
+async def _answer(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes, bytes], bytes]:
+    head = await asyncio.wait_for(reader.readuntil(b'\r\n\r\n'), 10)
+    lines = head[:-4].split(b'\r\n')
+    fields = {name.strip().lower(): value.strip() for name, value in (line.split(b':', 1) for line in lines[1:])}
+    body = await asyncio.wait_for(reader.readexactly(int(fields.get(b'content-length', b'0'))), 10)
+    return lines[0], fields, body
+
+
+def _held(path: str) -> int:
+    """How many of this process's descriptors are open on the file ``path``."""
+    count = 0
+    for name in os.listdir('/proc/self/fd'):
+        try:
+            count += os.readlink('/proc/self/fd/' + name) == path
+        except OSError:
+            pass
+    return count
+
+
+def _serve(tmp_path, scenario):
+    """Run ``scenario(port)`` against a receiver served in-process on ``tmp_path/media``; its result."""
+    return _serve_settings(server.Settings(host='127.0.0.1', port=free_port(), data_dir=tmp_path / 'data', media_dir=tmp_path / 'media'),
+                           scenario)
+
+
+def _serve_settings(settings, scenario):
+    """Run ``scenario(port)`` against a receiver served in-process with ``settings``; its result."""
+    port = settings.port
+
+    async def run():
+        stop = asyncio.Event()
+        serving = asyncio.create_task(server.serve(settings, stop))
+        try:
+            for _attempt in range(200):
+                try:
+                    (_reader, writer) = await asyncio.open_connection('127.0.0.1', port)
+                    writer.close()
+                    break
+                except OSError:
+                    await asyncio.sleep(0.02)
+            return await scenario(port)
+        finally:
+            stop.set()
+            await serving
+
+    return asyncio.run(run())
+
+
+def test_a_connection_keeps_its_file_only_while_the_path_names_it(tmp_path, monkeypatch):
+    """A keep-alive connection reads the same medium again without opening and checking it again (one descriptor), and
+    sees every change of what the path names: the file replaced by a rename (the new bytes), written in place (the new
+    ETag), the link swapped to a hidden file (404, as a new connection would get); closing the connection closes the
+    file."""
+    from l3metal_receiver import media as media_module
+
+    opened: list[str] = []
+    open_regular_fd = media_module.open_regular_fd
+
+    def counting(path, *args):
+        opened.append(path)
+        return open_regular_fd(path, *args)
+
+    monkeypatch.setattr(media_module, 'open_regular_fd', counting)
+    media = tmp_path / 'media'
+    media.mkdir()
+    first, second = os.urandom(4096), os.urandom(4096)
+    disk = media / 'disk.iso'
+    disk.write_bytes(first)
+    (media / '.hidden.iso').write_bytes(b'secret' * 100)
+    os.symlink('disk.iso', media / 'current.iso')
+    ask = b'GET /media/current.iso HTTP/1.1\r\nHost: bmc\r\nRange: bytes=0-99\r\n\r\n'
+    seen: list[tuple[bytes, bytes, bytes, int, int]] = []
+
+    async def scenario(port):
+        reader, writer = await asyncio.open_connection('127.0.0.1', port)
+
+        async def step():
+            writer.write(ask)
+            status, fields, body = await _answer(reader)
+            seen.append((status, fields.get(b'etag', b''), body, _held(str(disk)), len(opened)))
+
+        await step()
+        await step()
+        (media / 'new.iso').write_bytes(second)
+        os.replace(media / 'new.iso', disk)
+        await step()
+        with open(disk, 'r+b') as handle:  # the same inode, the same size, new bytes and times
+            handle.write(first[:100])
+        os.utime(disk, ns=(10 ** 18, 10 ** 18))
+        await step()
+        os.symlink('.hidden.iso', media / 'swap')
+        os.replace(media / 'swap', media / 'current.iso')
+        await step()
+        writer.close()
+        await writer.wait_closed()
+        for _attempt in range(100):
+            if not _held(str(disk)):
+                break
+            await asyncio.sleep(0.02)
+        return _held(str(disk))
+
+    after_close = _serve(tmp_path, scenario)
+    assert [answer[0] for answer in seen] == [b'HTTP/1.1 206 Partial Content'] * 4 + [b'HTTP/1.1 404 Not Found']
+    assert [answer[2] for answer in seen[:4]] == [first[:100], first[:100], second[:100], first[:100]]
+    etags = [answer[1] for answer in seen[:4]]
+    assert etags[0] == etags[1] and len({etags[1], etags[2], etags[3]}) == 3
+    assert etags[3] == b'"%x-%x"' % (10 ** 18, 4096)
+    # opened and checked: once for the first two answers, again after each change; the 404 by the fast path's check
+    # and then by aiohttp's (the request is handed over)
+    assert [answer[4] for answer in seen] == [1, 1, 2, 3, 5]
+    assert [answer[3] for answer in seen] == [1, 1, 1, 1, 0]  # one descriptor held at a time, none after the 404
+    assert after_close == 0
+
+
+TCP_INFO_DATA_SEGS_IN = 152  # offset of tcpi_data_segs_in (u32) in Linux's struct tcp_info (4.6 and later)
+
+
+def _data_segments_in(sock) -> int:
+    import socket
+    import struct
+
+    return struct.unpack_from('I', sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 160), TCP_INFO_DATA_SEGS_IN)[0]
+
+
+@pytest.mark.parametrize('more', [True, False], ids=['msg-more', 'without-msg-more'])
+def test_the_headers_leave_in_the_bodys_first_segment(tmp_path, monkeypatch, more):
+    """An answer with a small body arrives as one TCP segment (the headers sent with MSG_MORE, the body's sendfile(2)
+    filling that segment), counted by the client's kernel (tcpi_data_segs_in); without MSG_MORE (the negative control)
+    the headers are a segment of their own, under aiohttp's TCP_NODELAY."""
+    from l3metal_receiver import media as media_module
+
+    if not more:
+        monkeypatch.setattr(media_module, '_MSG_MORE', 0)
+    (tmp_path / 'media').mkdir()
+    data = os.urandom(1000)
+    (tmp_path / 'media' / 'disk.iso').write_bytes(data)
+
+    async def scenario(port):
+        reader, writer = await asyncio.open_connection('127.0.0.1', port)
+        sock = writer.get_extra_info('socket')
+        counts = []
+        for number in range(3):
+            before = _data_segments_in(sock)
+            writer.write(b'GET /media/disk.iso HTTP/1.1\r\nHost: bmc\r\nRange: bytes=%d-%d\r\n\r\n' % (number * 100, number * 100 + 99))
+            status, _fields, body = await _answer(reader)
+            assert (status, body) == (b'HTTP/1.1 206 Partial Content', data[number * 100:number * 100 + 100])
+            counts.append(_data_segments_in(sock) - before)
+        writer.close()
+        return counts
+
+    assert _serve(tmp_path, scenario) == ([1, 1, 1] if more else [2, 2, 2])
+
+
+@pytest.mark.parametrize('pull_auth', [False, True], ids=['open-pull', 'pull-auth'])
+def test_blob_gets_are_answered_by_the_fast_path_when_pull_is_open(tmp_path, monkeypatch, pull_auth):
+    """With open pull, the registry's blob GETs on one connection never reach its blob handler; with --oci-pull-auth
+    (the negative control) every one does, with its credentials checked first (a request without them is 401)."""
+    import hashlib
+
+    from l3metal_receiver.registry.auth import basic_header
+    from l3metal_receiver.registry.handlers import Registry
+
+    (tmp_path / 'media').mkdir()
+    blob = os.urandom(50_000)
+    digest = 'sha256:' + hashlib.sha256(blob).hexdigest()
+    (tmp_path / 'layout' / 'blobs' / 'sha256').mkdir(parents=True)
+    (tmp_path / 'layout' / 'blobs' / 'sha256' / digest[7:]).write_bytes(blob)
+    calls: list[str] = []
+    handler = Registry._blob_get
+
+    async def counting(self, request, name, digest):
+        calls.append(name)
+        return await handler(self, request, name, digest)
+
+    monkeypatch.setattr(Registry, '_blob_get', counting)
+    port = free_port()
+    settings = server.Settings(host='127.0.0.1', port=port, data_dir=tmp_path / 'data', media_dir=tmp_path / 'media',
+                               oci_layout=tmp_path / 'layout', oci_pull_auth=pull_auth, api_token='t' * 32)
+
+    credentials = b'Authorization: %s\r\n' % basic_header('puller', 't' * 32).encode()
+
+    async def scenario(port):
+        asks = b''.join(b'GET /v2/os/image/blobs/%s HTTP/1.1\r\nHost: x\r\n%sRange: bytes=%d-%d\r\n\r\n'
+                        % (digest.encode(), credentials if pull_auth else b'', n * 1000, n * 1000 + 999) for n in range(5))
+        refused = await _exchange(port, b'GET /v2/os/image/blobs/%s HTTP/1.1\r\nHost: x\r\n\r\n' % digest.encode(), 1)
+        return refused, await _exchange(port, asks, 5)
+
+    refused, answers = _serve_settings(settings, scenario)
+    assert answers == [b'HTTP/1.1 206 Partial Content ' + blob[n * 1000:n * 1000 + 1000] for n in range(5)]
+    assert refused[0].startswith(b'HTTP/1.1 401 Unauthorized ' if pull_auth else b'HTTP/1.1 200 OK ')
+    assert calls == (['os/image'] * 5 if pull_auth else [])
