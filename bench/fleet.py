@@ -40,6 +40,8 @@ Run after ``make setup``::
 from __future__ import annotations
 
 import argparse
+import collections
+import difflib
 import json
 import os
 import shutil
@@ -183,8 +185,10 @@ def run_size(name: str, nodes: int, work: Path, postgres: Postgres | None, forks
         requests = setup.bmc.requests()[bmc_mark:]
         controller_requests = len(requests) - (setup.bmc.harness_gets - gets_mark)
         per_system = {}
+        sequences: dict[int, list[str]] = {}
         for index, system_id in enumerate(setup.bmc.system_ids):
-            per_system[index] = sum(1 for r in requests if system_id in r.path)
+            sequences[index] = ['%s %s' % (r.method, r.path.split(system_id, 1)[1] or '/') for r in requests if system_id in r.path]
+            per_system[index] = len(sequences[index])
         outcomes: dict[str, str] = {}
         for line in record.read_text().splitlines() if record.exists() else []:
             item = json.loads(line)
@@ -197,6 +201,11 @@ def run_size(name: str, nodes: int, work: Path, postgres: Postgres | None, forks
         failed = sorted(set(failed) | set(simulator_errors))
         boot_waits = [node.report['boot_wait'] for node in lab.nodes if 'boot_wait' in node.report]
         succeeded = [i for i in range(nodes) if i not in failing]
+        # a succeeded system whose requests differ from the most common sequence: what differs, for the log (a retried
+        # read under load, or the flow changing with the fleet size)
+        usual = collections.Counter(tuple(sequences[i]) for i in succeeded).most_common(1)
+        deviations = {lab.host_name(i): [line for line in difflib.ndiff(list(usual[0][0]), sequences[i]) if line[:1] in '+-'][:10]
+                      for i in succeeded if usual and tuple(sequences[i]) != usual[0][0]}
         # what the simulator read per system (system, VirtualMedia, its two slots) is in per_system too: take it out
         sim_reads = 4
         return {
@@ -207,6 +216,7 @@ def run_size(name: str, nodes: int, work: Path, postgres: Postgres | None, forks
             'receiver_cpu': receiver_cpu / nodes, 'injected': len(failing), 'unexpected': failed,
             'simulator_errors': simulator_errors, 'stopped_for': stopped_for,
             'boot_wait_max': max(boot_waits) if boot_waits else None, 'gate_peak': PROCESS_GATE.peak, 'gate_slots': PROCESS_GATE.slots,
+            'deviations': deviations,
         }
     finally:
         setup.stop()
@@ -223,6 +233,9 @@ def show(result: dict[str, t.Any]) -> None:
              result['started'], result['load_before'], result['load']), flush=True)
     for node, error in sorted(result['simulator_errors'].items()):
         print('  SIMULATED %s failed: %s' % (node, error), flush=True)
+    for host, lines in sorted(result['deviations'].items()):
+        print('  %s: its Redfish requests differ from the other succeeded systems\' (- missing, + extra; paths below the system): %s'
+              % (host, '; '.join(lines)), flush=True)
     if result['stopped_for']:
         print('  the playbook was stopped: %s' % result['stopped_for'], flush=True)
 

@@ -16,7 +16,11 @@ to another (no pinning on a one-CPU machine, or with ``--no-pin``).  Measured, r
 - Range requests of 4 MiB at random offsets, 8 connections (wrk);
 - the same file as a blob of the receiver's embedded registry (``/v2/bench/file/blobs/<digest>``, open pull, the file
   hard-linked into its OCI layout) against the same file from nginx: one whole download (curl, as skopeo or podman
-  pulls a layer), 8 concurrent, and 1 MiB ranges in order.
+  pulls a layer), 8 concurrent, and 1 MiB ranges in order;
+- in the in-order Range patterns, also the floor of the stack (``bench/_media_floor.py``: a minimal asyncio server that
+  finds the Range with one regular expression and sends as the receiver does, nothing else): ``ratio = ours / floor``
+  tells the receiver's own per-request cost from what Python and asyncio cost, ``floor / nginx`` how far the stack
+  itself is from nginx.
 
 Prints, per access pattern, the median MiB/s of each server, ``ratio = ours / nginx`` as the median of the per-round
 ratios with its spread (min-max, IQR) for both nginx settings (goal >= 1.0), the CPU time each server and the client
@@ -83,6 +87,11 @@ def make_file(path: Path, size: int) -> None:
 def mib_per_s(value: str) -> float:
     number, unit = re.match(r'([0-9.]+)([KMG]?B)', value).groups()  # type: ignore[union-attr]
     return float(number) * {'B': 1 / (1 << 20), 'KB': 1 / 1024, 'MB': 1.0, 'GB': 1024.0}[unit]
+
+
+def floored(name: str) -> bool:
+    """Whether the access pattern ``name`` is measured on the floor server too: in-order ranges on one connection."""
+    return 'in order' in name
 
 
 def blob_of(path: Path, layout: Path) -> str:
@@ -165,6 +174,7 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
     receiver: Service | None = None
     nginx: Nginx | None = None
     nginx_one: Nginx | None = None
+    floor: Service | None = None
     try:
         make_file(media / 'small.iso', 64 << 20)
         make_file(media / 'big.iso', size)
@@ -178,13 +188,18 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
         receiver.start()
         nginx = Nginx(media, work / 'nginx', workers=0).start()
         nginx_one = Nginx(media, work / 'nginx-one', workers=1).start()
+        floor_port = free_port()
+        floor = Service('floor', [sys.executable, str(Path(__file__).with_name('_media_floor.py')), str(floor_port), str(media / 'big.iso')],
+                        work / 'floor.log', port=floor_port)
+        floor.start()
         pid = receiver.process.pid if receiver.process else 0
-        servers = {'ours': receiver, 'nginx': nginx.service, 'nginx-1': nginx_one.service}
+        servers = {'ours': receiver, 'nginx': nginx.service, 'nginx-1': nginx_one.service, 'floor': floor}
         pids = {kind: _method.descendants(service.process.pid) for kind, service in servers.items() if service and service.process}
         for kind_pids in pids.values():
             method.pin_server(kind_pids[0])
         method.pin_client()  # curl and wrk inherit it
-        urls = {'ours': 'http://127.0.0.1:%d/media/big.iso' % port, 'nginx': nginx.url + '/big.iso', 'nginx-1': nginx_one.url + '/big.iso'}
+        urls = {'ours': 'http://127.0.0.1:%d/media/big.iso' % port, 'nginx': nginx.url + '/big.iso', 'nginx-1': nginx_one.url + '/big.iso',
+                'floor': 'http://127.0.0.1:%d/big.iso' % floor_port}
         blob_urls = dict(urls, ours='http://127.0.0.1:%d/v2/bench/file/blobs/%s' % (port, digest))
         kinds = list(urls)
 
@@ -218,9 +233,11 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
         server_cpu: dict[str, dict[str, list[float]]] = {name: {kind: [] for kind in kinds} for name in scenarios}
         client_cpu: dict[str, dict[str, list[float]]] = {name: {kind: [] for kind in kinds} for name in scenarios}
         for round_ in range(args.rounds):
-            order = kinds[round_ % 3:] + kinds[:round_ % 3]
+            order = kinds[round_ % len(kinds):] + kinds[:round_ % len(kinds)]
             for name, measure in scenarios.items():
                 for kind in order:
+                    if kind == 'floor' and not floored(name):
+                        continue
                     server_before, client_before, started = cpu_seconds(pids[kind]), children_cpu_seconds(), time.monotonic()
                     rate = measure((blob_urls if name.startswith('blob:') else urls)[kind])
                     gib = rate * (time.monotonic() - started) / 1024
@@ -236,6 +253,8 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
         for server in (nginx, nginx_one):
             if server is not None:
                 server.stop()
+        if floor is not None:
+            floor.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     print()
@@ -244,12 +263,18 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
     print('  median MiB/s; ratio = median of the per-round ratios; CPU s per GiB sent (server / client)')
     ok = True
     for name, by_kind in rates.items():
-        mid = {kind: statistics.median(values) for kind, values in by_kind.items()}
-        cpu = {kind: '%.2f/%.2f' % (statistics.median(server_cpu[name][kind]), statistics.median(client_cpu[name][kind])) for kind in kinds}
+        mid = {kind: statistics.median(values) for kind, values in by_kind.items() if values}
+        cpu = {kind: '%.2f/%.2f' % (statistics.median(server_cpu[name][kind]), statistics.median(client_cpu[name][kind])) for kind in kinds
+               if server_cpu[name][kind]}
         print('  %-46s ours %6.0f  nginx %6.0f (1 worker %6.0f)  CPU ours %s nginx %s nginx-1 %s'
               % (name, mid['ours'], mid['nginx'], mid['nginx-1'], cpu['ours'], cpu['nginx'], cpu['nginx-1']))
         print('    ' + _method.ratio_line('ours / nginx', by_kind['ours'], by_kind['nginx']))
         print('    ' + _method.ratio_line('ours / nginx 1 worker', by_kind['ours'], by_kind['nginx-1']))
+        if by_kind['floor']:
+            print('    floor of the stack %.0f MiB/s, CPU %s: ' % (statistics.median(by_kind['floor']), '%.2f/%.2f' % (
+                statistics.median(server_cpu[name]['floor']), statistics.median(client_cpu[name]['floor'])))
+                  + _method.ratio_line('ours / floor', by_kind['ours'], by_kind['floor']) + '; '
+                  + _method.ratio_line('floor / nginx', by_kind['floor'], by_kind['nginx']))
     print('  receiver memory: after a 64 MiB file RSS %.0f MiB (peak %.0f); after the %d MiB runs RSS %.0f MiB (peak %.0f): '
           'peak ratio %.2f' % (rss_small[0], rss_small[1], args.size_mib, rss_big[0], rss_big[1], rss_big[1] / rss_small[1]))
     if rss_big[1] > rss_small[1] + 32:
