@@ -109,29 +109,16 @@ def test_the_fast_path_is_what_answers(tmp_path, monkeypatch, fast_path):
         return await handler(request)
 
     monkeypatch.setattr(api, 'public_media', counting)
-    port = free_port()
-    settings = server.Settings(host='127.0.0.1', port=port, data_dir=tmp_path / 'data', media_dir=tmp_path / 'media', media_fast_path=fast_path)
+    settings = server.Settings(host='127.0.0.1', port=free_port(), data_dir=tmp_path / 'data', media_dir=tmp_path / 'media',
+                               media_fast_path=fast_path)
 
-    async def scenario() -> tuple[list[bytes], list[bytes]]:
-        stop = asyncio.Event()
-        serving = asyncio.create_task(server.serve(settings, stop))
-        try:
-            for _attempt in range(200):
-                try:
-                    (_reader, writer) = await asyncio.open_connection('127.0.0.1', port)
-                    writer.close()
-                    break
-                except OSError:
-                    await asyncio.sleep(0.02)
-            asks = b''.join(b'GET /media/disk.iso HTTP/1.1\r\nHost: x\r\nRange: bytes=%d-%d\r\n\r\n' % (n * 1000, n * 1000 + 999) for n in range(20))
-            ranges = await _exchange(port, asks, 20)
-            encoded = await _exchange(port, b'GET /media/d%69sk.iso HTTP/1.1\r\nHost: x\r\nRange: bytes=0-3\r\n\r\n', 1)
-            return ranges, encoded
-        finally:
-            stop.set()
-            await serving
+    async def scenario(port) -> tuple[list[bytes], list[bytes]]:
+        asks = b''.join(b'GET /media/disk.iso HTTP/1.1\r\nHost: x\r\nRange: bytes=%d-%d\r\n\r\n' % (n * 1000, n * 1000 + 999) for n in range(20))
+        ranges = await _exchange(port, asks, 20)
+        encoded = await _exchange(port, b'GET /media/d%69sk.iso HTTP/1.1\r\nHost: x\r\nRange: bytes=0-3\r\n\r\n', 1)
+        return ranges, encoded
 
-    ranges, encoded = asyncio.run(scenario())
+    ranges, encoded = _serve_settings(settings, scenario)
     assert ranges == [b'HTTP/1.1 206 Partial Content ' + data[n * 1000:n * 1000 + 1000] for n in range(20)]
     assert encoded == [b'HTTP/1.1 206 Partial Content ' + data[:4]]
     assert calls == ([] if fast_path else ['/media/disk.iso'] * 20) + ['/media/disk.iso']
