@@ -271,10 +271,10 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
         print('    ' + _method.ratio_line('ours / nginx', by_kind['ours'], by_kind['nginx']))
         print('    ' + _method.ratio_line('ours / nginx 1 worker', by_kind['ours'], by_kind['nginx-1']))
         if by_kind['floor']:
-            print('    floor of the stack %.0f MiB/s, CPU %s: ' % (statistics.median(by_kind['floor']), '%.2f/%.2f' % (
-                statistics.median(server_cpu[name]['floor']), statistics.median(client_cpu[name]['floor'])))
-                  + _method.ratio_line('ours / floor', by_kind['ours'], by_kind['floor']) + '; '
-                  + _method.ratio_line('floor / nginx', by_kind['floor'], by_kind['nginx']))
+            floor_cpu = '%.2f/%.2f' % (statistics.median(server_cpu[name]['floor']), statistics.median(client_cpu[name]['floor']))
+            print('    floor of the stack %.0f MiB/s, CPU %s: %s; %s' % (
+                statistics.median(by_kind['floor']), floor_cpu, _method.ratio_line('ours / floor', by_kind['ours'], by_kind['floor']),
+                _method.ratio_line('floor / nginx', by_kind['floor'], by_kind['nginx'])))
     print('  receiver memory: after a 64 MiB file RSS %.0f MiB (peak %.0f); after the %d MiB runs RSS %.0f MiB (peak %.0f): '
           'peak ratio %.2f' % (rss_small[0], rss_small[1], args.size_mib, rss_big[0], rss_big[1], rss_big[1] / rss_small[1]))
     if rss_big[1] > rss_small[1] + 32:

@@ -559,5 +559,4 @@ def _head_start(status: int, validators: tuple[tuple[str, str], tuple[str, str]]
     return head + ''.join('%s: %s\r\n' % pair for pair in validators).encode('ascii')
 
 
-
 _HEAD_END = 'Server: %s\r\n\r\n' % SERVER_SOFTWARE
