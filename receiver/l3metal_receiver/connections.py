@@ -215,10 +215,10 @@ class ConnectionLimiter:
         self.open -= 1
         self._room.set()
 
-    def mark_idle(self, protocol: ReceiverProtocol, now: float | None = None) -> None:
-        """``protocol``'s connection is idle since ``now`` (its loop's time; looked up when not given)."""
+    def mark_idle(self, protocol: ReceiverProtocol, now: float) -> None:
+        """``protocol``'s connection is idle since ``now`` (its loop's time)."""
         self._idle.pop(protocol, None)
-        self._idle[protocol] = asyncio.get_running_loop().time() if now is None else now
+        self._idle[protocol] = now
         if self.full:
             self._room.set()  # an accept loop waiting at the limit may now close this one to make room
 
@@ -293,7 +293,7 @@ class ReceiverProtocol(RequestHandler):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(self._send_timeout * 1000))
             except OSError:
                 pass
-        self._limiter.mark_idle(self)
+        self._limiter.mark_idle(self, self._loop.time())
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_header_timer()
@@ -333,7 +333,7 @@ class ReceiverProtocol(RequestHandler):
         super().log_access(request, response, time)
         self._in_request = False
         if self.transport is not None:
-            self._limiter.mark_idle(self)
+            self._limiter.mark_idle(self, self._loop.time())
 
     # -------------------------------------------------------------- the media fast path
 

@@ -52,6 +52,9 @@ from aiohttp.web_response import REASON_PHRASES
 
 from .service import JOBS_MEDIA_DIR
 
+if t.TYPE_CHECKING:  # the registry imports this module
+    from .registry.layout import Layout
+
 # ASCII digits ("\\d" also matches other scripts' digits, which int() accepts: "bytes=٣-" would be byte 3), at most
 # 19 of them: more cannot be a file offset (nginx answers 416 for an offset that overflows off_t, so do we).
 _BYTE_RANGE = re.compile(r'^([0-9]*)-([0-9]*)\Z')
@@ -482,15 +485,16 @@ class FastMedia:
     the same checks, the same ``plan_answer`` and the same bytes on the wire as ``MediaResponse`` under aiohttp (and
     ``registry.handlers.Registry._blob_get``); only finding the request is done by the connection layer.
 
-    ``blobs``: the resolved ``blobs/`` directory of the registry's layout, None when blobs are not served here (no
-    registry, or pull needs credentials: aiohttp's path checks them)."""
+    ``blobs``: the registry's layout (opened), None when blobs are not served here (no registry, or pull needs
+    credentials: aiohttp's path checks them)."""
 
-    __slots__ = ('root', 'exclude', 'blobs')
+    __slots__ = ('root', 'exclude', 'blobs', 'blobs_root')
 
-    def __init__(self, root: str, exclude: str, blobs: str | None = None) -> None:
+    def __init__(self, root: str, exclude: str, blobs: Layout | None = None) -> None:
         self.root = root
         self.exclude = exclude
         self.blobs = blobs
+        self.blobs_root = blobs.blobs_root() if blobs is not None else ''
 
     def hold(self, target: str, tail: str, digest: str = '') -> HeldFile | None:
         """What aiohttp's path would serve for the request of ``target``, open: the medium ``tail`` as
@@ -500,8 +504,7 @@ class FastMedia:
         if digest:
             if self.blobs is None:
                 return None
-            algorithm, _colon, encoded = digest.partition(':')
-            path, root, exclude = os.path.join(self.blobs, algorithm, encoded), self.blobs, None
+            path, root, exclude = str(self.blobs.blob_path(digest)), self.blobs_root, None
         else:
             relative = _safe_relative(tail)
             if relative is None or relative[0] == JOBS_MEDIA_DIR:

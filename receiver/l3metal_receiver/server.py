@@ -49,6 +49,9 @@ from .media import FastMedia
 from .service import JOBS_MEDIA_DIR, JobService
 from .store import is_postgres_url, redact_url
 
+if t.TYPE_CHECKING:  # imported when a registry is configured
+    from .registry.layout import Layout
+
 LOG = logging.getLogger('l3metal_receiver')
 TOKEN_ENV = 'L3METAL_RECEIVER_API_TOKEN'
 DATABASE_URL_ENV = 'L3METAL_RECEIVER_DATABASE_URL'
@@ -244,14 +247,14 @@ def _install_registry(app: web.Application, settings: Settings) -> None:
                                 default_repository=settings.oci_default_repository))
 
 
-def _open_blobs(app: web.Application) -> str | None:
-    """The resolved blobs/ directory the media fast path serves the registry's blob GETs from: None without a registry,
-    or when pull needs credentials (aiohttp's path checks them)."""
+def _open_blobs(app: web.Application) -> Layout | None:
+    """The registry's layout, whose blob GETs the media fast path serves: None without a registry, or when pull needs
+    credentials (aiohttp's path checks them)."""
     from .registry import REGISTRY_KEY  # pylint: disable=import-outside-toplevel
     registry = app.get(REGISTRY_KEY)
     if registry is None or registry.auth.pull_auth:
         return None
-    return registry.layout.blobs_root()
+    return registry.layout
 
 
 def _setup_logging(settings: Settings) -> None:
