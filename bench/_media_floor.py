@@ -2,25 +2,34 @@
 # Copyright (c) 2026, l3metal.provision contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The floor of the receiver's stack for Range reads: a minimal asyncio server, for bench/receiver_media.py only.
+"""The floor of the receiver's stack for Range reads: minimal servers, for bench/receiver_media.py only.
 
 NOT a media server: it serves one file at any path, answers only ``GET`` with one ``Range: bytes=a-b`` (its headers a
 fixed status line, Content-Range and Content-Length), checks nothing, and sends the body as the receiver does
-(``send(MSG_MORE)`` for the headers, then ``sendfile(2)``, waiting for writability when the socket is full).  What is
-left is what any Python asyncio server pays per request: the event loop's wake-up, ``recv``, one regular expression
-and the two sends.  The receiver's media fast path is compared with it (``ratio = ours / floor``) to tell its own cost
-from the stack's.
+(``send(MSG_MORE)`` for the headers, then ``sendfile(2)``).  What is left is what a Python server pays per request.
+The receiver's media fast path is compared with it (``ratio = ours / floor``) to tell its own cost from the stack's.
 
-    python bench/_media_floor.py PORT FILE
+``--stack`` picks how the floor waits, to tell whether another way of serving from Python would raise the floor:
+
+- ``asyncio`` (the default, the receiver's stack): an ``asyncio.Protocol``; the event loop's wake-up, ``recv``, one
+  regular expression and the two sends; when the socket is full, a wait for writability on the selector;
+- ``threads``: no event loop, a thread per connection on a blocking socket (``recv``, then ``sendfile(2)`` until the
+  whole body is sent, the GIL released while the kernel works);
+- ``uvloop``: the ``asyncio`` floor on uvloop's event loop (libuv; ``pip install uvloop``, not a dependency).
+
+    python bench/_media_floor.py PORT FILE [--stack asyncio|threads|uvloop]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import re
 import socket
 import sys
+import threading
+import typing as t
 
 RANGE = re.compile(rb'\r\nRange: *bytes=(\d+)-(\d+)', re.IGNORECASE)
 
@@ -32,11 +41,20 @@ class FloorProtocol(asyncio.Protocol):
         self.sock: socket.socket | None = None
         self.transport: asyncio.Transport | None = None
         self.sending: asyncio.Task[None] | None = None
+        self.dup = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.sock = transport.get_extra_info('socket')._sock  # pylint: disable=protected-access
+        # asyncio's TransportSocket wraps the socket; uvloop's pseudo-socket has none to give: a second one on a dup
+        # of its descriptor (the same connection) sends
+        wrapped = transport.get_extra_info('socket')
+        self.dup = not isinstance(getattr(wrapped, '_sock', None), socket.socket)
+        self.sock = socket.socket(fileno=os.dup(wrapped.fileno())) if self.dup else wrapped._sock  # pylint: disable=protected-access
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.dup and self.sock is not None:
+            self.sock.close()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -70,17 +88,25 @@ class FloorProtocol(asyncio.Protocol):
 
     async def send_rest(self, offset: int, end: int) -> None:
         assert self.sock is not None
-        loop = asyncio.get_running_loop()
+        loop = t.cast(t.Any, asyncio.get_running_loop())
         while offset < end:
             ready = loop.create_future()
-            loop.add_writer(self.sock.fileno(), ready.set_result, None)
+            # the selector loop's private calls, as the receiver's send_rest: its public add_writer refuses a descriptor
+            # a transport uses (RuntimeError), which left the rest of the body unsent and the connection stalled;
+            # uvloop has only the public ones, and allows it
+            getattr(loop, '_add_writer', loop.add_writer)(self.sock.fileno(), _wake, ready)
             try:
                 await ready
             finally:
-                loop.remove_writer(self.sock.fileno())
+                getattr(loop, '_remove_writer', loop.remove_writer)(self.sock.fileno())
             offset = self.send(offset, end)
         self.sending = None
         self.answer()
+
+
+def _wake(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
 
 
 async def serve(port: int, path: str) -> None:
@@ -91,5 +117,57 @@ async def serve(port: int, path: str) -> None:
         await server.serve_forever()
 
 
+def serve_connection(conn: socket.socket, fd: int, size: int) -> None:
+    """The ``threads`` floor: one connection, blocking, until the client closes it."""
+    out = conn.fileno()
+    buffer = b''
+    with conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while True:
+                end = buffer.find(b'\r\n\r\n')
+                if end < 0:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                    continue
+                match = RANGE.search(buffer, 0, end)
+                buffer = buffer[end + 4:]
+                first, last = (int(match.group(1)), int(match.group(2))) if match else (0, size - 1)
+                conn.send(b'HTTP/1.1 206 Partial Content\r\nContent-Range: bytes %d-%d/%d\r\nContent-Length: %d\r\n\r\n'
+                          % (first, last, size, last - first + 1), socket.MSG_MORE)
+                offset = first
+                while offset <= last:
+                    offset += os.sendfile(out, fd, offset, last + 1 - offset)
+        except OSError:  # the client went away (wrk closes its connections mid-answer at the end of a run)
+            return
+
+
+def serve_threads(port: int, path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    size = os.fstat(fd).st_size
+    with socket.create_server(('127.0.0.1', port), backlog=512) as listener:
+        while True:
+            conn, _peer = listener.accept()
+            threading.Thread(target=serve_connection, args=(conn, fd, size), daemon=True).start()
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('port', type=int)
+    parser.add_argument('file')
+    parser.add_argument('--stack', choices=('asyncio', 'threads', 'uvloop'), default='asyncio')
+    args = parser.parse_args(argv)
+    if args.stack == 'threads':
+        serve_threads(args.port, args.file)
+    elif args.stack == 'uvloop':
+        import uvloop  # pylint: disable=import-outside-toplevel,import-error
+
+        uvloop.run(serve(args.port, args.file))
+    else:
+        asyncio.run(serve(args.port, args.file))
+
+
 if __name__ == '__main__':
-    asyncio.run(serve(int(sys.argv[1]), sys.argv[2]))
+    main(sys.argv[1:])

@@ -17,14 +17,17 @@ to another (no pinning on a one-CPU machine, or with ``--no-pin``).  Measured, r
 - the same file as a blob of the receiver's embedded registry (``/v2/bench/file/blobs/<digest>``, open pull, the file
   hard-linked into its OCI layout) against the same file from nginx: one whole download (curl, as skopeo or podman
   pulls a layer), 8 concurrent, and 1 MiB ranges in order;
-- in the in-order Range patterns, also the floor of the stack (``bench/_media_floor.py``: a minimal asyncio server that
+- in the Range patterns, also the floor of the stack (``bench/_media_floor.py``: a minimal asyncio server that
   finds the Range with one regular expression and sends as the receiver does, nothing else): ``ratio = ours / floor``
   tells the receiver's own per-request cost from what Python and asyncio cost, ``floor / nginx`` how far the stack
-  itself is from nginx.
+  itself is from nginx.  ``--floor-stacks asyncio,threads,uvloop`` adds the floor on a thread per blocking connection
+  and on uvloop's event loop (``pip install uvloop``, not a dependency): whether another way of serving from Python
+  would raise the floor.
 
 Prints, per access pattern, the median MiB/s of each server, ``ratio = ours / nginx`` as the median of the per-round
 ratios with its spread (min-max, IQR) for both nginx settings (goal >= 1.0), the CPU time each server and the client
-spent per GiB sent (tells a server-bound run from a client-bound one), and the load average before and after (the
+spent per GiB sent, how busy the client's CPU was (near 100 %: the client's own cost of reading sets the figure, not the
+server), and the load average before and after (the
 machine may be shared).  The receiver's resident memory (VmHWM, the peak) is read after serving a 64 MiB file and again
 after all the big-file downloads: it does not grow with the file size.
 
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import re
 import resource
@@ -90,8 +94,18 @@ def mib_per_s(value: str) -> float:
 
 
 def floored(name: str) -> bool:
-    """Whether the access pattern ``name`` is measured on the floor server too: in-order ranges on one connection."""
-    return 'in order' in name
+    """Whether the access pattern ``name`` is measured on the floor server too: the Range patterns (it answers nothing
+    else)."""
+    return 'ranges' in name
+
+
+FLOOR_STACKS = ('asyncio', 'threads', 'uvloop')
+
+
+def floor_kind(stack: str) -> str:
+    """The name of the floor server on ``stack`` in the figures: ``floor`` (asyncio, the receiver's stack),
+    ``floor-threads``, ``floor-uvloop``."""
+    return 'floor' if stack == 'asyncio' else 'floor-' + stack
 
 
 def blob_of(path: Path, layout: Path) -> str:
@@ -159,7 +173,16 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
     parser.add_argument('--duration', type=float, default=6.0, help='seconds per wrk run (default 6)')
     parser.add_argument('--only', help='run only the access patterns whose name contains this text')
     parser.add_argument('--no-pin', action='store_true', help='do not pin the servers and the client to different CPUs')
+    parser.add_argument('--floor-stacks', default='asyncio',
+                        help='the floor servers of the Range patterns, comma-separated: asyncio (default), threads, uvloop')
     args = parser.parse_args()
+    stacks = [stack for stack in args.floor_stacks.split(',') if stack]
+    if not stacks or set(stacks) - set(FLOOR_STACKS):
+        parser.error('--floor-stacks: %r: comma-separated, of %s' % (args.floor_stacks, ', '.join(FLOOR_STACKS)))
+    if 'uvloop' in stacks and importlib.util.find_spec('uvloop') is None:
+        print('--floor-stacks uvloop needs uvloop in this virtualenv: %s -m pip install uvloop (not a dependency of the collection)'
+              % sys.executable)
+        return 2
     for tool in ('wrk', 'curl', 'nginx'):
         if not shutil.which(tool) and not (tool == 'nginx' and os.path.exists('/usr/sbin/nginx')):
             print('%s is missing (make test installs it: tests/apt-packages.d/receiver.txt)' % tool)
@@ -174,7 +197,7 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
     receiver: Service | None = None
     nginx: Nginx | None = None
     nginx_one: Nginx | None = None
-    floor: Service | None = None
+    floors: list[Service] = []
     try:
         make_file(media / 'small.iso', 64 << 20)
         make_file(media / 'big.iso', size)
@@ -188,18 +211,23 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
         receiver.start()
         nginx = Nginx(media, work / 'nginx', workers=0).start()
         nginx_one = Nginx(media, work / 'nginx-one', workers=1).start()
-        floor_port = free_port()
-        floor = Service('floor', [sys.executable, str(Path(__file__).with_name('_media_floor.py')), str(floor_port), str(media / 'big.iso')],
-                        work / 'floor.log', port=floor_port)
-        floor.start()
+        floor_urls = {}
+        for stack in stacks:
+            floor_port = free_port()
+            floor = Service(floor_kind(stack), [sys.executable, str(Path(__file__).with_name('_media_floor.py')), str(floor_port),
+                                                str(media / 'big.iso'), '--stack', stack],
+                            work / ('%s.log' % floor_kind(stack)), port=floor_port)
+            floors.append(floor)
+            floor.start()
+            floor_urls[floor_kind(stack)] = 'http://127.0.0.1:%d/big.iso' % floor_port
         pid = receiver.process.pid if receiver.process else 0
-        servers = {'ours': receiver, 'nginx': nginx.service, 'nginx-1': nginx_one.service, 'floor': floor}
+        servers = dict({'ours': receiver, 'nginx': nginx.service, 'nginx-1': nginx_one.service}, **{floor.name: floor for floor in floors})
         pids = {kind: _method.descendants(service.process.pid) for kind, service in servers.items() if service and service.process}
         for kind_pids in pids.values():
             method.pin_server(kind_pids[0])
         method.pin_client()  # curl and wrk inherit it
-        urls = {'ours': 'http://127.0.0.1:%d/media/big.iso' % port, 'nginx': nginx.url + '/big.iso', 'nginx-1': nginx_one.url + '/big.iso',
-                'floor': 'http://127.0.0.1:%d/big.iso' % floor_port}
+        urls = dict({'ours': 'http://127.0.0.1:%d/media/big.iso' % port, 'nginx': nginx.url + '/big.iso', 'nginx-1': nginx_one.url + '/big.iso'},
+                    **floor_urls)
         blob_urls = dict(urls, ours='http://127.0.0.1:%d/v2/bench/file/blobs/%s' % (port, digest))
         kinds = list(urls)
 
@@ -232,18 +260,22 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
         # CPU seconds per GiB sent: the server's, and the client's (curl or wrk)
         server_cpu: dict[str, dict[str, list[float]]] = {name: {kind: [] for kind in kinds} for name in scenarios}
         client_cpu: dict[str, dict[str, list[float]]] = {name: {kind: [] for kind in kinds} for name in scenarios}
+        # the client's CPU seconds per second of the run: near 1.0, its CPU is the bottleneck
+        client_busy: dict[str, dict[str, list[float]]] = {name: {kind: [] for kind in kinds} for name in scenarios}
         for round_ in range(args.rounds):
             order = kinds[round_ % len(kinds):] + kinds[:round_ % len(kinds)]
             for name, measure in scenarios.items():
                 for kind in order:
-                    if kind == 'floor' and not floored(name):
+                    if kind.startswith('floor') and not floored(name):
                         continue
                     server_before, client_before, started = cpu_seconds(pids[kind]), children_cpu_seconds(), time.monotonic()
                     rate = measure((blob_urls if name.startswith('blob:') else urls)[kind])
-                    gib = rate * (time.monotonic() - started) / 1024
+                    elapsed = time.monotonic() - started
+                    gib = rate * elapsed / 1024
                     rates[name][kind].append(rate)
                     server_cpu[name][kind].append((cpu_seconds(pids[kind]) - server_before) / gib if gib else 0.0)
                     client_cpu[name][kind].append((children_cpu_seconds() - client_before) / gib if gib else 0.0)
+                    client_busy[name][kind].append((children_cpu_seconds() - client_before) / elapsed)
             print('round %d done (load average %s)' % (round_ + 1, _method.load_average()), flush=True)
         rss_big = peak_rss_mib(pid)
     finally:
@@ -253,7 +285,7 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
         for server in (nginx, nginx_one):
             if server is not None:
                 server.stop()
-        if floor is not None:
+        for floor in floors:
             floor.stop()
         shutil.rmtree(work, ignore_errors=True)
 
@@ -268,13 +300,18 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
                if server_cpu[name][kind]}
         print('  %-46s ours %6.0f  nginx %6.0f (1 worker %6.0f)  CPU ours %s nginx %s nginx-1 %s'
               % (name, mid['ours'], mid['nginx'], mid['nginx-1'], cpu['ours'], cpu['nginx'], cpu['nginx-1']))
+        print('    client CPU busy (median): %s' % ', '.join('%s %.0f %%' % (kind, 100 * statistics.median(client_busy[name][kind]))
+                                                       for kind in kinds if client_busy[name][kind]))
         print('    ' + _method.ratio_line('ours / nginx', by_kind['ours'], by_kind['nginx']))
         print('    ' + _method.ratio_line('ours / nginx 1 worker', by_kind['ours'], by_kind['nginx-1']))
-        if by_kind['floor']:
-            floor_cpu = '%.2f/%.2f' % (statistics.median(server_cpu[name]['floor']), statistics.median(client_cpu[name]['floor']))
-            print('    floor of the stack %.0f MiB/s, CPU %s: %s; %s' % (
-                statistics.median(by_kind['floor']), floor_cpu, _method.ratio_line('ours / floor', by_kind['ours'], by_kind['floor']),
-                _method.ratio_line('floor / nginx', by_kind['floor'], by_kind['nginx'])))
+        for kind in (floor_kind(stack) for stack in stacks):
+            if not by_kind[kind]:
+                continue
+            floor_cpu = '%.2f/%.2f' % (statistics.median(server_cpu[name][kind]), statistics.median(client_cpu[name][kind]))
+            print('    %s %.0f MiB/s, CPU %s: %s; %s' % (
+                'floor of the stack' if kind == 'floor' else kind, statistics.median(by_kind[kind]), floor_cpu,
+                _method.ratio_line('ours / ' + kind, by_kind['ours'], by_kind[kind]),
+                _method.ratio_line(kind + ' / nginx', by_kind[kind], by_kind['nginx'])))
     print('  receiver memory: after a 64 MiB file RSS %.0f MiB (peak %.0f); after the %d MiB runs RSS %.0f MiB (peak %.0f): '
           'peak ratio %.2f' % (rss_small[0], rss_small[1], args.size_mib, rss_big[0], rss_big[1], rss_big[1] / rss_small[1]))
     if rss_big[1] > rss_small[1] + 32:
