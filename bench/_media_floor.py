@@ -53,6 +53,11 @@ class FloorProtocol(asyncio.Protocol):
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # a send waiting for writability ends with the connection (its finally removes the writer): a writer left
+        # registered for a closed descriptor makes the next connection given that number unreadable (the selector's
+        # modify() fails with ENOENT) and it hangs
+        if self.sending is not None:
+            self.sending.cancel()
         if self.dup and self.sock is not None:
             self.sock.close()
 
@@ -89,16 +94,17 @@ class FloorProtocol(asyncio.Protocol):
     async def send_rest(self, offset: int, end: int) -> None:
         assert self.sock is not None
         loop = t.cast(t.Any, asyncio.get_running_loop())
+        out = self.sock.fileno()  # not asked again in the finally: a closed socket's is -1, and the writer would stay
         while offset < end:
             ready = loop.create_future()
             # the selector loop's private calls, as the receiver's send_rest: its public add_writer refuses a descriptor
             # a transport uses (RuntimeError), which left the rest of the body unsent and the connection stalled;
             # uvloop has only the public ones, and allows it
-            getattr(loop, '_add_writer', loop.add_writer)(self.sock.fileno(), _wake, ready)
+            getattr(loop, '_add_writer', loop.add_writer)(out, _wake, ready)
             try:
                 await ready
             finally:
-                getattr(loop, '_remove_writer', loop.remove_writer)(self.sock.fileno())
+                getattr(loop, '_remove_writer', loop.remove_writer)(out)
             offset = self.send(offset, end)
         self.sending = None
         self.answer()
