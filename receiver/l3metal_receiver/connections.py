@@ -53,6 +53,13 @@ LOG = logging.getLogger('l3metal_receiver.connections')
 DEFAULT_HEADER_TIMEOUT = 10.0   # a BMC or node sends its headers in one packet; slowloris clients take forever
 DEFAULT_IDLE_TIMEOUT = 75.0     # nginx's keepalive_timeout
 DEFAULT_SEND_TIMEOUT = 60.0     # nginx's send_timeout: a client that reads nothing for a minute is gone
+# TCP_NOTSENT_LOWAT: at most about this many bytes wait unsent in a connection's socket; sendfile(2) stops there and the
+# socket reports writable again below it.  The window (what is sent and not yet acknowledged) is not limited by it.
+# Without it a connection whose client reads slower than the receiver sends queues up to its whole send buffer (4 MiB)
+# unsent, and each acknowledgement then sends from that queue in the acknowledging side's context: on loopback, the
+# client's CPU (bench/receiver_media.py, docs/testing.md: 4 MiB random ranges on 8 connections ran 1.8x faster with it).
+DEFAULT_NOTSENT_LOWAT = 128 << 10
+_TCP_NOTSENT_LOWAT: int | None = getattr(socket, 'TCP_NOTSENT_LOWAT', None)  # Linux 3.12 and later, macOS
 # Descriptors kept for everything but client connections: the database (2 connections x db, -wal, -shm), the
 # listening sockets, the event loop, the log, standard streams, and headroom for the thread pool's work.
 RESERVED_FILES = 64
@@ -254,11 +261,12 @@ class ConnectionLimiter:
 class ReceiverProtocol(RequestHandler):
     """aiohttp's protocol with a header timeout, a send timeout and idle/busy tracking for ``ConnectionLimiter``."""
 
-    __slots__ = ('_limiter', '_header_timeout', '_send_timeout', '_header_timer', '_in_request', '_holds_slot', '_client_log',
-                 '_fast', '_fast_buffer', '_fast_task', '_fast_file', '_socket')
+    __slots__ = ('_limiter', '_header_timeout', '_send_timeout', '_notsent_lowat', '_header_timer', '_in_request', '_holds_slot',
+                 '_client_log', '_fast', '_fast_buffer', '_fast_task', '_fast_file', '_socket')
 
     def __init__(self, manager: web.Server, *, loop: asyncio.AbstractEventLoop, limiter: ConnectionLimiter, header_timeout: float,
-                 send_timeout: float, client_log: RateLimitedLog, fast_media: FastMedia | None = None, **kwargs: t.Any) -> None:
+                 send_timeout: float, client_log: RateLimitedLog, fast_media: FastMedia | None = None,
+                 notsent_lowat: int = DEFAULT_NOTSENT_LOWAT, **kwargs: t.Any) -> None:
         super().__init__(manager, loop=loop, **kwargs)
         # The media fast path: while set, this connection's bytes are read here first (``_serve_fast``); None once they
         # go to aiohttp, for the rest of the connection.
@@ -272,6 +280,7 @@ class ReceiverProtocol(RequestHandler):
         self._limiter = limiter
         self._header_timeout = header_timeout
         self._send_timeout = send_timeout
+        self._notsent_lowat = notsent_lowat
         self._header_timer: asyncio.TimerHandle | None = None
         self._in_request = False
         self._holds_slot = True  # taken by the accept loop for this connection
@@ -291,6 +300,11 @@ class ReceiverProtocol(RequestHandler):
         if sock is not None and self._send_timeout > 0 and hasattr(socket, 'TCP_USER_TIMEOUT'):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(self._send_timeout * 1000))
+            except OSError:
+                pass
+        if sock is not None and self._notsent_lowat > 0 and _TCP_NOTSENT_LOWAT is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT, self._notsent_lowat)
             except OSError:
                 pass
         self._limiter.mark_idle(self, self._loop.time())
@@ -545,12 +559,13 @@ class _Listening(asyncio.AbstractServer):
 class ListeningSite(web.BaseSite):
     """A TCP site (``host``, ``port``, optional TLS) whose accept loop enforces the connection limit."""
 
-    __slots__ = ('_host', '_port', '_handler_args', 'limiter', '_header_timeout', '_send_timeout', '_tasks', '_pending',
-                 '_client_log', '_fast_media')
+    __slots__ = ('_host', '_port', '_handler_args', 'limiter', '_header_timeout', '_send_timeout', '_notsent_lowat', '_tasks',
+                 '_pending', '_client_log', '_fast_media')
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, handler_args: t.Mapping[str, t.Any], limiter: ConnectionLimiter,
                  header_timeout: float = DEFAULT_HEADER_TIMEOUT, send_timeout: float = DEFAULT_SEND_TIMEOUT,
-                 ssl_context: ssl.SSLContext | None = None, backlog: int = 4096, fast_media: FastMedia | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, backlog: int = 4096, fast_media: FastMedia | None = None,
+                 notsent_lowat: int = DEFAULT_NOTSENT_LOWAT) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._host = host
         self._port = port
@@ -558,6 +573,7 @@ class ListeningSite(web.BaseSite):
         self.limiter = limiter
         self._header_timeout = header_timeout
         self._send_timeout = send_timeout
+        self._notsent_lowat = notsent_lowat
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: set[asyncio.Task[None]] = set()
         self._client_log = CLIENT_LOG
@@ -586,7 +602,7 @@ class ListeningSite(web.BaseSite):
         assert server is not None
         protocol = ReceiverProtocol(server, loop=asyncio.get_running_loop(), limiter=self.limiter, header_timeout=self._header_timeout,
                                     send_timeout=self._send_timeout, client_log=self._client_log, fast_media=self._fast_media,
-                                    **self._handler_args)
+                                    notsent_lowat=self._notsent_lowat, **self._handler_args)
         holder.append(protocol)
         return protocol
 

@@ -42,8 +42,8 @@ from l3metal_contract import webhook
 from . import __version__
 from .api import DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_MEDIUM, LIMITER_KEY, SERVICE_KEY, build_app
 from .committer import GroupCommitter
-from .connections import (DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_SEND_TIMEOUT, ConnectionLimiter, ListeningSite, connection_limit,
-                          raise_open_file_limit)
+from .connections import (DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_NOTSENT_LOWAT, DEFAULT_SEND_TIMEOUT, ConnectionLimiter, ListeningSite,
+                          connection_limit, raise_open_file_limit)
 from .logs import install_client_error_filter
 from .media import FastMedia
 from .service import JOBS_MEDIA_DIR, JobService
@@ -79,6 +79,7 @@ class Settings:
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     send_timeout: float = DEFAULT_SEND_TIMEOUT
+    notsent_lowat: int = DEFAULT_NOTSENT_LOWAT  # TCP_NOTSENT_LOWAT of every connection, bytes (0: the kernel's setting)
     max_medium_bytes: int = DEFAULT_MAX_MEDIUM  # PUT /api/v1/jobs/{id}/media/{name}: the largest task medium stored in the database
     max_connections: int | None = None  # None: as many as the open-file limit allows (connections.connection_limit)
     # public media (/media/, not jobs/) answered by the connection layer (connections.ReceiverProtocol) on plain HTTP
@@ -109,6 +110,13 @@ def _seconds(text: str) -> float:
     if not math.isfinite(value) or not 0 <= value <= 86400:
         raise argparse.ArgumentTypeError('%r: give 0 to 86400 seconds' % text)
     return value
+
+
+def _bytes(text: str) -> int:
+    """An argparse type: a number of bytes, 0 to 1 GiB."""
+    if not text.isascii() or not text.isdigit() or len(text) > 10 or int(text) > 1 << 30:
+        raise argparse.ArgumentTypeError('%r: give a whole number of bytes from 0 to %d' % (text, 1 << 30))
+    return int(text)
 
 
 def _positive_int(text: str) -> int:
@@ -153,6 +161,10 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
     parser.add_argument('--send-timeout', type=_seconds, default=DEFAULT_SEND_TIMEOUT,
                         help='seconds a client may take no data of a response (TCP_USER_TIMEOUT) before it is disconnected '
                              '(default %(default)g; 0: the kernel\'s default)')
+    parser.add_argument('--notsent-lowat', type=_bytes, default=DEFAULT_NOTSENT_LOWAT, metavar='BYTES',
+                        help='TCP_NOTSENT_LOWAT of every connection: at most about this many bytes of a response wait unsent in '
+                             'the kernel, the window is not limited by it (default %(default)d = 128 KiB; 0: the kernel\'s '
+                             'net.ipv4.tcp_notsent_lowat; docs/receiver.md)')
     parser.add_argument('--max-medium-bytes', type=_positive_int, default=DEFAULT_MAX_MEDIUM,
                         help='largest task medium accepted by PUT /api/v1/jobs/{id}/media/{name}, kept in the database '
                         '(default %d = 16 MiB; large media are served by URL, docs/receiver.md)' % DEFAULT_MAX_MEDIUM)
@@ -198,7 +210,8 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
                     access_log=args.access_log,
                     log_file=args.log_file, log_level=args.log_level, pid_file=args.pid_file, backlog=args.backlog,
                     header_timeout=args.header_timeout, body_timeout=args.body_timeout, idle_timeout=args.idle_timeout,
-                    send_timeout=args.send_timeout, max_connections=args.max_connections, max_medium_bytes=args.max_medium_bytes,
+                    send_timeout=args.send_timeout, notsent_lowat=args.notsent_lowat, max_connections=args.max_connections,
+                    max_medium_bytes=args.max_medium_bytes,
                     media_fast_path=args.media_fast_path,
                     **_registry_settings(parser, args))
 
@@ -432,7 +445,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         fast_media = FastMedia(service.media_real, service.jobs_media_real, _open_blobs(app)) if settings.media_fast_path else None
         site = ListeningSite(runner, settings.host, settings.port, handler_args=handler_args, limiter=limiter,
                              header_timeout=settings.header_timeout, send_timeout=settings.send_timeout, ssl_context=ssl_context,
-                             backlog=settings.backlog, fast_media=fast_media)
+                             backlog=settings.backlog, fast_media=fast_media, notsent_lowat=settings.notsent_lowat)
         await site.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
@@ -444,9 +457,9 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         LOG.info('l3metal receiver %s listening on %s (data %s, media %s%s%s)', __version__, ', '.join(site_addresses(runner)),
                  redact_url(database_of(settings)), settings.media_dir, ', API token required' if settings.api_token else '',
                  ', %d site node key(s)' % len(settings.site_keys) if settings.site_keys else '')
-        LOG.info('limits: %d connections, %d open files%s; timeouts: header %gs, body %gs, idle %gs, send %gs', max_connections, open_files,
-                 ' (raised from %d)' % before if open_files != before else '', settings.header_timeout, settings.body_timeout,
-                 settings.idle_timeout, settings.send_timeout)
+        LOG.info('limits: %d connections, %d open files%s; timeouts: header %gs, body %gs, idle %gs, send %gs; unsent bytes per connection %s',
+                 max_connections, open_files, ' (raised from %d)' % before if open_files != before else '', settings.header_timeout,
+                 settings.body_timeout, settings.idle_timeout, settings.send_timeout, settings.notsent_lowat or "the kernel's setting")
         await stop.wait()
         LOG.info('stopping')
     finally:

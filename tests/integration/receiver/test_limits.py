@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
 import resource
 import socket
 import sqlite3
@@ -415,6 +416,50 @@ def test_a_client_that_stops_reading_a_download_is_disconnected(receiver_factory
     # the client reads nothing: after the send timeout the receiver drops the connection and its slot
     wait_for(lambda: _health(receiver)['connections']['open'] <= baseline, 15, what='the stalled download dropped')
     sock.close()
+
+
+def _unsent_bytes(receiver: Receiver, client: socket.socket) -> int:
+    """The bytes waiting unsent in the receiver's socket of the connection ``client`` is the other end of (``ss -tni``'s
+    ``notsent``, left out when 0)."""
+    out = subprocess.run(['ss', '-tniH', 'state', 'established', '( sport = :%d and dport = :%d )' % (receiver.port, client.getsockname()[1])],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip(), 'ss shows no connection from port %d' % client.getsockname()[1]
+    match = re.search(r'\bnotsent:(\d+)', out)
+    return int(match.group(1)) if match else 0
+
+
+def _steady_unsent_bytes(receiver: Receiver, client: socket.socket) -> int:
+    """``_unsent_bytes`` once it stops changing: the receiver has filled what the kernel lets it queue."""
+    seen = [-1]
+
+    def steady() -> bool:
+        now = _unsent_bytes(receiver, client)
+        previous, seen[0] = seen[0], now
+        return now == previous and now > 0
+
+    wait_for(steady, 10, interval=0.3, what='the unsent bytes steady')
+    return seen[0]
+
+
+@pytest.mark.parametrize('lowat', [None, 32768, 0], ids=['default', '32KiB', 'kernel'])
+def test_a_connection_queues_about_notsent_lowat_bytes_unsent(receiver_factory, lowat):
+    """TCP_NOTSENT_LOWAT (``--notsent-lowat``, 128 KiB by default): a client that reads slower than the receiver sends
+    has about that many bytes queued unsent for it, not a whole send buffer (up to ``tcp_wmem``'s 4 MiB).  The kernel
+    lets a sendfile(2) add one more segment past the mark.  0 leaves the kernel's setting (the negative control: the
+    socket's whole send buffer fills)."""
+    receiver = receiver_factory(extra_args=[] if lowat is None else ['--notsent-lowat', str(lowat)])
+    (receiver.media_dir / 'big.iso').write_bytes(os.urandom(1 << 20) * 32)
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(('127.0.0.1', receiver.port))
+        sock.sendall(b'GET /media/big.iso HTTP/1.1\r\nHost: x\r\n\r\n')
+        unsent = _steady_unsent_bytes(receiver, sock)
+    if lowat == 0:
+        kernel = int(Path('/proc/sys/net/ipv4/tcp_notsent_lowat').read_text())
+        assert unsent > min(kernel, 1 << 20), unsent  # the whole send buffer, or the kernel's own mark
+    else:
+        mark = lowat or 128 << 10
+        assert mark // 2 <= unsent <= mark + (64 << 10), unsent
 
 
 # ------------------------------------------------------------------------------------------------
