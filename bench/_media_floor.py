@@ -6,7 +6,8 @@
 
 NOT a media server: it serves one file at any path, answers only ``GET`` with one ``Range: bytes=a-b`` (its headers a
 fixed status line, Content-Range and Content-Length), checks nothing, and sends the body as the receiver does
-(``send(MSG_MORE)`` for the headers, then ``sendfile(2)``).  What is left is what a Python server pays per request.
+(``send(MSG_MORE)`` for the headers, then ``sendfile(2)``, on a socket with the receiver's ``TCP_NOTSENT_LOWAT``).
+What is left is what a Python server pays per request.
 The receiver's media fast path is compared with it (``ratio = ours / floor``) to tell its own cost from the stack's.
 
 ``--stack`` picks how the floor waits, to tell whether another way of serving from Python would raise the floor:
@@ -31,6 +32,8 @@ import sys
 import threading
 import typing as t
 
+from l3metal_receiver.connections import DEFAULT_NOTSENT_LOWAT
+
 RANGE = re.compile(rb'\r\nRange: *bytes=(\d+)-(\d+)', re.IGNORECASE)
 
 
@@ -51,6 +54,7 @@ class FloorProtocol(asyncio.Protocol):
         self.dup = not isinstance(getattr(wrapped, '_sock', None), socket.socket)
         self.sock = socket.socket(fileno=os.dup(wrapped.fileno())) if self.dup else wrapped._sock  # pylint: disable=protected-access
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, DEFAULT_NOTSENT_LOWAT)
 
     def connection_lost(self, exc: Exception | None) -> None:
         # a send waiting for writability ends with the connection (its finally removes the writer): a writer left
@@ -129,6 +133,7 @@ def serve_connection(conn: socket.socket, fd: int, size: int) -> None:
     buffer = b''
     with conn:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT, DEFAULT_NOTSENT_LOWAT)
         try:
             while True:
                 end = buffer.find(b'\r\n\r\n')

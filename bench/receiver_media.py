@@ -300,8 +300,8 @@ def main() -> int:  # pylint: disable=too-many-locals,too-many-statements
                if server_cpu[name][kind]}
         print('  %-46s ours %6.0f  nginx %6.0f (1 worker %6.0f)  CPU ours %s nginx %s nginx-1 %s'
               % (name, mid['ours'], mid['nginx'], mid['nginx-1'], cpu['ours'], cpu['nginx'], cpu['nginx-1']))
-        print('    client CPU busy (median): %s' % ', '.join('%s %.0f %%' % (kind, 100 * statistics.median(client_busy[name][kind]))
-                                                       for kind in kinds if client_busy[name][kind]))
+        busy = ['%s %.0f %%' % (kind, 100 * statistics.median(client_busy[name][kind])) for kind in kinds if client_busy[name][kind]]
+        print('    client CPU busy (median): %s' % ', '.join(busy))
         print('    ' + _method.ratio_line('ours / nginx', by_kind['ours'], by_kind['nginx']))
         print('    ' + _method.ratio_line('ours / nginx 1 worker', by_kind['ours'], by_kind['nginx-1']))
         for kind in (floor_kind(stack) for stack in stacks):
