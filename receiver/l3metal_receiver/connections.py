@@ -57,8 +57,8 @@ DEFAULT_SEND_TIMEOUT = 60.0     # nginx's send_timeout: a client that reads noth
 # socket reports writable again below it.  The window (what is sent and not yet acknowledged) is not limited by it.
 # Without it a connection whose client reads slower than the receiver sends queues up to its whole send buffer (4 MiB)
 # unsent, and each acknowledgement then sends from that queue in the acknowledging side's context: on loopback, the
-# client's CPU (bench/receiver_media.py, docs/testing.md: 4 MiB random ranges on 8 connections ran 1.8x faster with it).
-DEFAULT_NOTSENT_LOWAT = 128 << 10
+# client's CPU (bench/receiver_media.py, docs/testing.md: 4 MiB random ranges on 8 connections ran 2x faster with it).
+DEFAULT_NOTSENT_LOWAT = 32 << 10
 _TCP_NOTSENT_LOWAT: int | None = getattr(socket, 'TCP_NOTSENT_LOWAT', None)  # Linux 3.12 and later, macOS
 # Descriptors kept for everything but client connections: the database (2 connections x db, -wal, -shm), the
 # listening sockets, the event loop, the log, standard streams, and headroom for the thread pool's work.

@@ -163,7 +163,7 @@ def parse_args(argv: t.Sequence[str] | None = None) -> Settings:
                              '(default %(default)g; 0: the kernel\'s default)')
     parser.add_argument('--notsent-lowat', type=_bytes, default=DEFAULT_NOTSENT_LOWAT, metavar='BYTES',
                         help='TCP_NOTSENT_LOWAT of every connection: at most about this many bytes of a response wait unsent in '
-                             'the kernel, the window is not limited by it (default %(default)d = 128 KiB; 0: the kernel\'s '
+                             'the kernel, the window is not limited by it (default %(default)d = 32 KiB; 0: the kernel\'s '
                              'net.ipv4.tcp_notsent_lowat; docs/receiver.md)')
     parser.add_argument('--max-medium-bytes', type=_positive_int, default=DEFAULT_MAX_MEDIUM,
                         help='largest task medium accepted by PUT /api/v1/jobs/{id}/media/{name}, kept in the database '

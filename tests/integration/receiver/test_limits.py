@@ -441,9 +441,9 @@ def _steady_unsent_bytes(receiver: Receiver, client: socket.socket) -> int:
     return seen[0]
 
 
-@pytest.mark.parametrize('lowat', [None, 32768, 0], ids=['default', '32KiB', 'kernel'])
+@pytest.mark.parametrize('lowat', [None, 131072, 0], ids=['default', '128KiB', 'kernel'])
 def test_a_connection_queues_about_notsent_lowat_bytes_unsent(receiver_factory, lowat):
-    """TCP_NOTSENT_LOWAT (``--notsent-lowat``, 128 KiB by default): a client that reads slower than the receiver sends
+    """TCP_NOTSENT_LOWAT (``--notsent-lowat``, 32 KiB by default): a client that reads slower than the receiver sends
     has about that many bytes queued unsent for it, not a whole send buffer (up to ``tcp_wmem``'s 4 MiB).  The kernel
     lets a sendfile(2) add one more segment past the mark.  0 leaves the kernel's setting (the negative control: the
     socket's whole send buffer fills)."""
@@ -458,7 +458,7 @@ def test_a_connection_queues_about_notsent_lowat_bytes_unsent(receiver_factory, 
         kernel = int(Path('/proc/sys/net/ipv4/tcp_notsent_lowat').read_text())
         assert unsent > min(kernel, 1 << 20), unsent  # the whole send buffer, or the kernel's own mark
     else:
-        mark = lowat or 128 << 10
+        mark = lowat or 32 << 10
         assert mark // 2 <= unsent <= mark + (64 << 10), unsent
 
 

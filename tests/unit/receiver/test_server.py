@@ -18,8 +18,8 @@ def fixture_dirs(tmp_path):
     return ['--data-dir', str(tmp_path / 'data'), '--media-dir', str(tmp_path / 'media')]
 
 
-def test_notsent_lowat_is_128_kib_unless_given(dirs, tmp_path):
-    assert DEFAULT_NOTSENT_LOWAT == 128 << 10
+def test_notsent_lowat_is_32_kib_unless_given(dirs, tmp_path):
+    assert DEFAULT_NOTSENT_LOWAT == 32 << 10
     assert parse_args(dirs).notsent_lowat == DEFAULT_NOTSENT_LOWAT == Settings('127.0.0.1', 0, tmp_path, tmp_path).notsent_lowat
     assert parse_args(dirs + ['--notsent-lowat', '0']).notsent_lowat == 0
     assert parse_args(dirs + ['--notsent-lowat', '16384']).notsent_lowat == 16384
