@@ -44,7 +44,7 @@ from aiohttp.http import HttpVersion11
 from aiohttp.web_protocol import RequestHandler
 
 from .logs import CLIENT_LOG, RateLimitedLog
-from .media import FastMedia, HeldFile, answer_head, plan_answer, raw_socket, send_now, send_rest
+from .media import FastMedia, HeldFile, answer_head, plan_answer, range_answer, raw_socket, send_now, send_rest
 from .registry.errors import API_VERSION, API_VERSION_HEADER
 from .registry.layout import NAME_PATTERN as REGISTRY_NAME_PATTERN
 
@@ -79,14 +79,22 @@ _REQUEST_TIMEOUT_RESPONSE = b'HTTP/1.1 408 Request Timeout\r\nConnection: close\
 # sha256 or sha512 digest: the layout's), every header line a token, a colon and printable ASCII.  Anything else, and
 # these headers, go to aiohttp untouched: a body (Content-Length, Transfer-Encoding), Expect, Upgrade, a Connection
 # other than keep-alive, a header given twice, no Host.
-_FAST_REQUEST_LINE = re.compile(rb'(GET|HEAD) (/media/([A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*)|/v2/(?:%s)/blobs/(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}))'
-                                rb' HTTP/1\.1\Z' % REGISTRY_NAME_PATTERN.encode('ascii'))
-# What a header line may hold (a token, a colon, printable ASCII and tabs) and what a name may: bytes.translate() deletes
-# them, leaving what is not allowed (one pass in C per head instead of a regular expression per line).
-_FAST_LINE_BYTES = bytes(range(0x20, 0x7f)) + b'\t'
-_FAST_TOKEN_BYTES = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_FAST_REQUEST_LINE = re.compile(r'(GET|HEAD) (/media/([A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*)|/v2/(?:%s)/blobs/(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}))'
+                                r' HTTP/1\.1\r\n' % REGISTRY_NAME_PATTERN)
 _FAST_MAX_HEAD = 8190       # aiohttp's max_line_size; a longer head without its end goes to aiohttp, which answers it
 _FAST_MAX_HEADERS = 100
+# What a header line may hold besides its end: bytes.translate() deletes them, leaving what is not allowed.
+_FAST_LINE_BYTES = bytes(range(0x20, 0x7f)) + b'\t'
+# The header lines (each with its CRLF): a token, a colon, printable ASCII and tabs, at most _FAST_MAX_HEADERS of them.
+# Checked whole by one match, then split into name and value (without the spaces and tabs around it) by one findall:
+# two passes in C per head instead of Python per line.  A bare CR or LF, a byte outside printable ASCII, obs-fold, a
+# space before the colon or an empty line fails the match.  Both patterns are linear in the head's length (no lazy
+# repetition before the trailing blanks, which a line of spaces would make quadratic).
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_FAST_HEADER_LINES = re.compile(r'(?:%s:[\t\x20-\x7e]*\r\n){0,%d}\Z' % (_TOKEN, _FAST_MAX_HEADERS))
+_FAST_HEADER_LINE = re.compile(r'(%s):[ \t]*((?:[\t\x20-\x7e]*[\x21-\x7e])?)[ \t]*\r\n' % _TOKEN)
+# Headers after which the fast path does not answer: a body, or a change of the connection's course.
+_FAST_REFUSED = frozenset(('content-length', 'transfer-encoding', 'expect', 'upgrade'))
 
 
 class FastRequest(t.NamedTuple):
@@ -100,28 +108,64 @@ class FastRequest(t.NamedTuple):
 def fast_media_request(head: bytes) -> FastRequest | None:
     """``head`` (a request line and its header lines, without the empty line that ends them) as a request the fast
     path may answer, or None: aiohttp reads it."""
-    line_end = head.find(b'\r\n')
-    match = _FAST_REQUEST_LINE.match(head, 0, line_end if line_end >= 0 else len(head))
-    if match is None or line_end < 0 or b'/.' in match.group(2):
+    text = head.decode('latin-1') + '\r\n'  # every byte one character; the patterns admit ASCII only
+    match = _FAST_REQUEST_LINE.match(text)
+    if match is None or '/.' in match[2]:
         return None
-    lines = head[line_end + 2:].split(b'\r\n')
-    if len(lines) > _FAST_MAX_HEADERS or b''.join(lines).translate(None, _FAST_LINE_BYTES):
-        return None  # too many, or a byte that is not printable ASCII or a tab (a bare CR or LF among them)
-    headers: dict[str, str] = {}
-    for line in lines:
-        name, colon, value = line.partition(b':')
-        if not colon or not name or name.translate(None, _FAST_TOKEN_BYTES):
-            return None  # no colon, or a name that is not a token (obs-fold, a space before the colon)
-        key = name.lower().decode('ascii')
-        if key in headers:
-            return None
-        headers[key] = value.strip(b' \t').decode('ascii')
+    lines = match.end()
+    if _FAST_HEADER_LINES.match(text, lines) is None:
+        return None
+    pairs = _FAST_HEADER_LINE.findall(text, lines)
+    headers = {name.lower(): value for name, value in pairs}
+    if len(headers) != len(pairs) or 'host' not in headers or not _FAST_REFUSED.isdisjoint(headers):
+        return None  # a header given twice, no Host (aiohttp's 400), a body, or a change of the connection's course
     connection = headers.get('connection')
-    if 'host' not in headers or 'content-length' in headers or 'transfer-encoding' in headers or 'expect' in headers \
-            or 'upgrade' in headers or (connection is not None and connection.lower() != 'keep-alive'):
-        return None  # no Host (aiohttp's 400), a body, or a change of the connection's course
-    return FastRequest(match.group(1).decode('ascii'), match.group(2).decode('ascii'), (match.group(3) or b'').decode('ascii'),
-                       (match.group(4) or b'').decode('ascii'), headers)
+    if connection is not None and connection.lower() != 'keep-alive':
+        return None
+    return FastRequest(match[1], match[2], match[3] or '', match[4] or '', headers)
+
+
+class FastRequests:
+    """``fast_media_request`` for one connection, remembering its last request: a BMC reads a CD in thousands of ranges
+    on one connection, every request the same bytes but for the Range value, and parsing a head is about a quarter of
+    what the fast path costs per range.
+
+    The head without its Range value (the key; the header named ``Range`` or ``range``, as clients write it) is compared
+    with the last one's: the same key means the same request line and the same other header lines, all already
+    checked, and a value of printable ASCII cannot change whether the head is taken (its line is valid, its name the
+    same), so the answer is the last request with the new Range value (the same object: what ``parse`` returns is valid
+    until its next call).  Anything else is parsed whole (``fast_media_request``): the result is always the same
+    (tests/unit/receiver/test_media_fast_requests.py compares the two on random sequences of heads)."""
+
+    __slots__ = ('_key', '_request')
+
+    def __init__(self) -> None:
+        self._key = b''
+        self._request: FastRequest | None = None
+
+    def parse(self, head: bytes) -> FastRequest | None:
+        at = head.find(b'\r\nRange:')
+        if at < 0:
+            at = head.find(b'\r\nrange:')
+        if at < 0:
+            self._key, self._request = b'', None
+            return fast_media_request(head)
+        start = at + 8
+        end = head.find(b'\r\n', start)
+        if end < 0:
+            end = len(head)
+        value = head[start:end]
+        last = self._request
+        if last is not None and not value.translate(None, _FAST_LINE_BYTES):  # a valid line whatever the rest
+            key = head[:start] + head[end:]
+            if key == self._key:
+                # the last request itself, with its new Range: a connection's requests are answered one after another
+                # (``_serve_fast`` parses the next one once the last is sent and logged), so nothing reads it any more
+                last.headers['range'] = value.strip(b' \t').decode('ascii')
+                return last
+        request = fast_media_request(head)
+        self._key, self._request = (head[:start] + head[end:], request) if request is not None else (b'', None)
+        return request
 
 
 @functools.lru_cache(maxsize=256)
@@ -224,9 +268,10 @@ class ConnectionLimiter:
 
     def mark_idle(self, protocol: ReceiverProtocol, now: float) -> None:
         """``protocol``'s connection is idle since ``now`` (its loop's time)."""
-        self._idle.pop(protocol, None)
-        self._idle[protocol] = now
-        if self.full:
+        idle = self._idle
+        idle[protocol] = now
+        idle.move_to_end(protocol)  # the longest idle first (reclaim)
+        if self.open >= self.limit:
             self._room.set()  # an accept loop waiting at the limit may now close this one to make room
 
     def mark_busy(self, protocol: ReceiverProtocol) -> None:
@@ -262,7 +307,7 @@ class ReceiverProtocol(RequestHandler):
     """aiohttp's protocol with a header timeout, a send timeout and idle/busy tracking for ``ConnectionLimiter``."""
 
     __slots__ = ('_limiter', '_header_timeout', '_send_timeout', '_notsent_lowat', '_header_timer', '_in_request', '_holds_slot',
-                 '_client_log', '_fast', '_fast_buffer', '_fast_task', '_fast_file', '_socket')
+                 '_client_log', '_fast', '_fast_buffer', '_fast_task', '_fast_file', '_fast_requests', '_socket')
 
     def __init__(self, manager: web.Server, *, loop: asyncio.AbstractEventLoop, limiter: ConnectionLimiter, header_timeout: float,
                  send_timeout: float, client_log: RateLimitedLog, fast_media: FastMedia | None = None,
@@ -272,6 +317,7 @@ class ReceiverProtocol(RequestHandler):
         # go to aiohttp, for the rest of the connection.
         self._fast = fast_media
         self._fast_buffer = b''
+        self._fast_requests = FastRequests()
         self._fast_task: asyncio.Task[None] | None = None
         # The file the last fast answer came from, kept open for this connection's next request of the same path
         # (``FastMedia.reuse``: a BMC reads one ISO in ranges on one connection); closed with the connection.
@@ -368,7 +414,7 @@ class ReceiverProtocol(RequestHandler):
                 elif not self._in_request and self._header_timer is None:
                     self._request_begins()
                 return
-            request = fast_media_request(buffer[:end])
+            request = self._fast_requests.parse(buffer[:end])
             opened = self._open_fast(fast, request) if request is not None else None
             if request is None or opened is None:
                 self._hand_over()
@@ -410,26 +456,38 @@ class ReceiverProtocol(RequestHandler):
         """Answer ``request`` with the open file ``source`` (a descriptor, the held one: ``_open_fast``; ``st`` its
         stat) as ``MediaResponse`` would; True when it is all sent, False when a task sends the rest (or the connection
         is closed)."""
-        self.request_started()
+        # request_started(), without its calls (this runs once per range a BMC reads: no t.cast() either)
+        if self._header_timer is not None:
+            self._cancel_header_timer()
+        self._in_request = True
+        self._limiter.mark_busy(self)
         loop = self._loop
         started = loop.time() if self._logging_enabled else 0.0
         self._request_count += 1
         if self._manager is not None:
             self._manager.requests_count += 1
-        transport = t.cast(asyncio.Transport, self.transport)
+        transport: t.Any = self.transport  # a plain TCP transport (connection_made; None once lost: then the send raises)
         offset = end = 0
         logged = (200, 0)
         try:
-            plan = plan_answer(st, request.headers)
-            head = answer_head(plan, blob_headers(request.digest) if request.digest else b'')
-            if request.method == 'HEAD' or not plan.body_bytes:
-                # aiohttp's access log says the bytes its writer wrote: the headers, or nothing when sendfile(2) took them
-                logged = (plan.status, len(head))
-                transport.write(head)
+            extra = blob_headers(request.digest) if request.digest else b''
+            ranged = range_answer(st, request.headers, extra) if request.method == 'GET' else None
+            if ranged is not None:  # the next range of a CD: plan_answer's 206 made in one step
+                head, offset, length = ranged
+                logged = (206, 0)
+                end = offset + length
+                offset = send_now(transport, self._socket, source, offset, end, head)  # type: ignore[arg-type]  # set with _fast
             else:
-                logged = (plan.status, 0)
-                offset, end = plan.first, plan.first + plan.body_bytes
-                offset = send_now(transport, t.cast(socket.socket, self._socket), source, offset, end, head)
+                plan = plan_answer(st, request.headers)
+                head = answer_head(plan, extra)
+                if request.method == 'HEAD' or not plan.body_bytes:
+                    # aiohttp's access log says the bytes its writer wrote: the headers, or nothing when sendfile(2) took them
+                    logged = (plan.status, len(head))
+                    transport.write(head)
+                else:
+                    logged = (plan.status, 0)
+                    offset, end = plan.first, plan.first + plan.body_bytes
+                    offset = send_now(transport, self._socket, source, offset, end, head)  # type: ignore[arg-type]  # set with _fast
         except BaseException as exc:
             self._drop_fast_file()
             self._fast_failed(request, exc, started, logged)

@@ -67,9 +67,26 @@ class Unsatisfiable(Exception):
     """The Range header names no byte of the file (416)."""
 
 
+# The form virtual-media clients send (one range, both ends, no blanks), read by one match; at most 18 digits, so that
+# neither end can exceed _MAX_OFFSET.  Every other form goes through the general reading below, which gives the same
+# answer for this one (tests/unit/receiver/test_media_ranges.py compares them).
+_SIMPLE_RANGE = re.compile(r'bytes=([0-9]{1,18})-([0-9]{1,18})\Z')
+
+
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
     """The inclusive (first, last) byte a Range header asks for, None to send the whole file, or
     ``Unsatisfiable``."""
+    simple = _SIMPLE_RANGE.match(header)
+    if simple is None:
+        return _parse_range(header, size)
+    first, last = int(simple[1]), int(simple[2])
+    if last < first or first >= size:
+        raise Unsatisfiable(header)
+    return first, last if last < size else size - 1
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """``parse_range`` for every form of the header."""
     value = header.strip()
     if not value.lower().startswith('bytes='):
         return None  # another unit: ignored
@@ -188,6 +205,27 @@ def plan_answer(st: os.stat_result, headers: t.Mapping[str, str]) -> Plan:
     size = st.st_size
     mtime = math.ceil(st.st_mtime)  # what Last-Modified says (whole seconds, rounded up as aiohttp does)
     validators = _validators(st.st_mtime_ns, size, mtime)
+    if _IF_MATCH in headers or _IF_UNMODIFIED_SINCE in headers or _IF_NONE_MATCH in headers or _IF_MODIFIED_SINCE in headers:
+        refused = _conditional_answer(headers, validators, mtime)
+        if refused is not None:
+            return refused
+    range_header = headers.get(_RANGE)
+    if range_header is not None:
+        if_range = headers.get(_IF_RANGE)
+        if if_range is None or _range_applies(if_range, validators[0][1], mtime):
+            try:
+                span = parse_range(range_header, size)
+            except Unsatisfiable:
+                return Plan(416, validators, 'bytes */%d' % size, 0, 0, 0)
+            if span is not None:
+                first, last = span
+                length = last - first + 1
+                return Plan(206, validators, f'bytes {first}-{last}/{size}', length, first, length)
+    return Plan(200, validators, None, size, 0, size)
+
+
+def _conditional_answer(headers: t.Mapping[str, str], validators: tuple[tuple[str, str], tuple[str, str]], mtime: int) -> Plan | None:
+    """412 or 304 when the request's preconditions say so (RFC 9110 section 13.2.2 order), None to go on."""
     etag = validators[0][1]
     if_match = headers.get(_IF_MATCH)
     if_unmodified = parse_http_date(headers.get(_IF_UNMODIFIED_SINCE)) if if_match is None else None
@@ -199,16 +237,7 @@ def plan_answer(st: os.stat_result, headers: t.Mapping[str, str]) -> Plan:
     if (if_none_match is not None and _tag_matches(if_none_match, etag, weak=True)) or \
             (if_modified is not None and mtime <= if_modified.timestamp()):
         return Plan(304, validators, None, None, 0, 0)
-    range_header = headers.get(_RANGE)
-    if range_header is not None and _range_applies(headers.get(_IF_RANGE), etag, mtime):
-        try:
-            span = parse_range(range_header, size)
-        except Unsatisfiable:
-            return Plan(416, validators, 'bytes */%d' % size, 0, 0, 0)
-        if span is not None:
-            first, last = span
-            return Plan(206, validators, 'bytes %d-%d/%d' % (first, last, size), last - first + 1, first, last - first + 1)
-    return Plan(200, validators, None, size, 0, size)
+    return None
 
 
 def _range_applies(if_range: str | None, etag: str, mtime: int) -> bool:
@@ -552,6 +581,32 @@ def answer_head(plan: Plan, extra: bytes = b'') -> bytes:
     if plan.content_length is not None:
         return start + ('Content-Length: %d\r\nDate: %s\r\n%s' % (plan.content_length, rfc822_formatted_time(), _HEAD_END)).encode('ascii')
     return start + ('Date: %s\r\n%s' % (rfc822_formatted_time(), _HEAD_END)).encode('ascii')
+
+
+def range_answer(st: os.stat_result, headers: t.Mapping[str, str], extra: bytes = b'') -> tuple[bytes, int, int] | None:
+    """The answer to the request virtual-media clients send for almost every read of a CD, made in one step: a GET of
+    one satisfiable range of the simple form (``_SIMPLE_RANGE``) with no precondition and no If-Range, which
+    ``plan_answer`` answers 206 whatever the file.  Returns ``answer_head``'s bytes for that plan, its first byte and
+    its length; None for any other request, which goes through ``plan_answer`` and ``answer_head``.  The same bytes as
+    theirs (tests/unit/receiver/test_media_ranges.py compares them on random requests), without the Plan and five
+    function calls: the fast path's cost per range."""
+    if _IF_MATCH in headers or _IF_UNMODIFIED_SINCE in headers or _IF_NONE_MATCH in headers or _IF_MODIFIED_SINCE in headers \
+            or _IF_RANGE in headers:
+        return None
+    value = headers.get(_RANGE)
+    simple = _SIMPLE_RANGE.match(value) if value is not None else None
+    if simple is None:
+        return None
+    first, last, size = int(simple[1]), int(simple[2]), st.st_size
+    if last < first or first >= size:
+        return None  # 416
+    if last >= size:
+        last = size - 1
+    count = last - first + 1
+    start = _head_start(206, _validators(st.st_mtime_ns, size, math.ceil(st.st_mtime)), extra)
+    # an f-string: about half the instructions of %-formatting
+    tail = f'Content-Range: bytes {first}-{last}/{size}\r\nContent-Length: {count}\r\nDate: {rfc822_formatted_time()}\r\n{_HEAD_END}'
+    return start + tail.encode('ascii'), first, count
 
 
 @functools.lru_cache(maxsize=256)

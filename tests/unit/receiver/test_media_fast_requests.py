@@ -12,6 +12,8 @@ import asyncio
 import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from l3metal_lab.ports import free_port
 from l3metal_receiver import api, server
@@ -352,3 +354,138 @@ def test_blob_gets_are_answered_by_the_fast_path_when_pull_is_open(tmp_path, mon
     assert answers == [b'HTTP/1.1 206 Partial Content ' + blob[n * 1000:n * 1000 + 1000] for n in range(5)]
     assert refused[0].startswith(b'HTTP/1.1 401 Unauthorized ' if pull_auth else b'HTTP/1.1 200 OK ')
     assert calls == (['os/image'] * 5 if pull_auth else [])
+
+
+# ------------------------------------------------------------------ the parser against the rules, on random heads
+
+_TOKEN_BYTES = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_LINE_BYTES = bytes(range(0x20, 0x7f)) + b'\t'
+
+
+def _by_the_rules(head: bytes):
+    """The fast path's rules, line by line (module docstring and the comments above ``fast_media_request``): what the
+    parser, which checks a head with two regular expressions, must agree with."""
+    from l3metal_receiver.connections import _FAST_REQUEST_LINE
+
+    line_end = head.find(b'\r\n')
+    if line_end < 0:
+        return None
+    match = _FAST_REQUEST_LINE.match(head[:line_end + 2].decode('latin-1'))
+    if match is None or match.end() != line_end + 2 or '/.' in match[2]:
+        return None
+    lines = head[line_end + 2:].split(b'\r\n')
+    if len(lines) > 100:
+        return None
+    headers = {}
+    for line in lines:
+        name, colon, value = line.partition(b':')
+        if not colon or not name or name.translate(None, _TOKEN_BYTES) or value.translate(None, _LINE_BYTES):
+            return None
+        key = name.lower().decode('ascii')
+        if key in headers:
+            return None
+        headers[key] = value.strip(b' \t').decode('ascii')
+    if 'host' not in headers or {'content-length', 'transfer-encoding', 'expect', 'upgrade'} & set(headers):
+        return None
+    if headers.get('connection', 'keep-alive').lower() != 'keep-alive':
+        return None
+    return (match[1], match[2], match[3] or '', match[4] or '', headers)
+
+
+_REQUEST_LINES = st.sampled_from([
+    *[b'GET /media/maintenance.iso HTTP/1.1'] * 3, b'HEAD /media/a/b.img HTTP/1.1', b'GET /media/.x HTTP/1.1', b'GET /media/a/.b HTTP/1.1',
+    b'GET /media/a b HTTP/1.1', b'GET /media/x HTTP/1.0', b'POST /media/x HTTP/1.1', b'GET /v2/os/blobs/sha256:' + b'0' * 64 + b' HTTP/1.1',
+    b'GET /v2/os/blobs/sha256:' + b'0' * 63 + b' HTTP/1.1', b'GET /media/x HTTP/1.1\r', b'GET /media/x\nHTTP/1.1'])
+def _mostly(good, odd):
+    """``good`` nine times in ten, else ``odd`` (hypothesis's one_of favours neither: most heads would be refused)."""
+    return st.tuples(st.integers(1, 10), good, odd).map(lambda drawn: drawn[2] if drawn[0] == 10 else drawn[1])
+
+
+_GOOD_NAMES = st.sampled_from([b'Range', b'range', b'Accept', b'If-Range', b'User-Agent', b'X-A', b'Connection', b'host'])
+_ODD_NAMES = st.one_of(st.sampled_from([b'Content-Length', b'Expect', b'Upgrade', b'Transfer-Encoding', b'', b'X Y', b'X:Y', b'X\tY']),
+                       st.binary(min_size=0, max_size=6))
+_NAMES = _mostly(_GOOD_NAMES, _ODD_NAMES)
+_GOOD_VALUES = st.sampled_from([b'', b' ', b'bmc', b' bytes=0-9 ', b'\tkeep-alive\t', b'Keep-Alive', b'a  b   ', b'"x"', b'*/*'])
+_ODD_VALUES = st.one_of(st.sampled_from([b'close', b'a\x01b', b'caf\xe9', b'a\rb', b'a\nb', b'\x7f']), st.binary(min_size=0, max_size=8))
+_VALUES = _mostly(_GOOD_VALUES, _ODD_VALUES)
+_SEPARATORS = st.sampled_from([b'\r\n'] * 20 + [b'\n', b'\r', b'\r\n '])
+_HEADS = st.builds(lambda line, host, fields: line + host + b''.join(separator + name + colon + value for separator, name, colon, value in fields),
+                   _REQUEST_LINES, st.sampled_from([b'\r\nHost: bmc'] * 4 + [b'\r\nhost:x', b'']),
+                   st.lists(st.tuples(_SEPARATORS, _NAMES, st.sampled_from([b':'] * 20 + [b'', b' :']), _VALUES), max_size=4,
+                            unique_by=lambda field: field[1].lower()))
+
+
+def _as_tuple(request):
+    return None if request is None else (request.method, request.target, request.tail, request.digest, request.headers)
+
+
+@settings(max_examples=4000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(head=_HEADS)
+def test_the_parser_agrees_with_the_rules_line_by_line(head):
+    assert _as_tuple(fast_media_request(head)) == _by_the_rules(head)
+
+
+def test_the_generated_heads_include_taken_ones():
+    """The negative control of the test above: its heads are not all refused (a parser that refuses everything would
+    agree with the rules on refusals only)."""
+    taken = b'GET /media/maintenance.iso HTTP/1.1\r\nHost: bmc\r\nRange: bytes=0-9'
+    assert _by_the_rules(taken) is not None and _as_tuple(fast_media_request(taken)) == _by_the_rules(taken)
+    found = []
+
+    @settings(max_examples=2000, deadline=None, database=None)
+    @given(head=_HEADS)
+    def collect(head):
+        if _by_the_rules(head) is not None:
+            found.append(head)
+
+    collect()
+    assert len(found) >= 100
+
+
+# ------------------------------------------------------------------ one connection's requests: the last one remembered
+
+_BASES = st.sampled_from([
+    b'GET /media/maintenance.iso HTTP/1.1\r\nHost: bmc\r\nRange: %s',
+    b'GET /media/maintenance.iso HTTP/1.1\r\nHost: bmc\r\nrange:%s\r\nUser-Agent: vcd',
+    b'GET /media/maintenance.iso HTTP/1.1\r\nRange: %s\r\nHost: bmc\r\nRange: bytes=0-1',   # twice: refused
+    b'HEAD /media/other.iso HTTP/1.1\r\nHost: bmc\r\nRANGE: %s',
+    b'GET /media/maintenance.iso HTTP/1.1\r\nRange: %s',                                     # no Host: refused
+    b'GET /v2/os/blobs/sha256:' + b'a' * 64 + b' HTTP/1.1\r\nHost: registry\r\nRange: %s\r\nConnection: keep-alive',
+    b'GET /media/maintenance.iso HTTP/1.1\r\nHost: bmc\r\nX-Range: %s',
+])
+_RANGE_VALUES = st.one_of(st.builds(lambda first, length: b'bytes=%d-%d' % (first, first + length), st.integers(0, 2 ** 40), st.integers(0, 2 ** 20)),
+                          st.sampled_from([b'', b' bytes=0-9 ', b'bytes=5-', b'bytes=-5', b'a\x01b', b'caf\xe9', b'x\ry', b'x\ny']),
+                          st.binary(max_size=6))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(heads=st.lists(st.builds(lambda base, value: base % value, _BASES, _RANGE_VALUES), min_size=1, max_size=12))
+def test_a_connections_requests_are_parsed_as_each_alone(heads):
+    from l3metal_receiver.connections import FastRequests
+
+    requests = FastRequests()
+    for head in heads:
+        assert _as_tuple(requests.parse(head)) == _as_tuple(fast_media_request(head)), head
+
+
+def test_the_next_range_of_the_same_request_is_not_parsed_again(monkeypatch):
+    """The memory is used (the whole parse runs for the first head and for a head that differs elsewhere, not for a
+    new Range value), and what it answers has the new value."""
+    from l3metal_receiver import connections
+
+    parsed = []
+    parse = connections.fast_media_request
+
+    def counting(head):
+        parsed.append(head)
+        return parse(head)
+
+    monkeypatch.setattr(connections, 'fast_media_request', counting)
+    requests = connections.FastRequests()
+    base = b'GET /media/maintenance.iso HTTP/1.1\r\nHost: bmc\r\nRange: bytes=%d-%d\r\nUser-Agent: vcd'
+    ranges = [requests.parse(base % (n, n + 9)).headers['range'] for n in range(5)]
+    assert ranges == ['bytes=%d-%d' % (n, n + 9) for n in range(5)]
+    assert len(parsed) == 1
+    other = requests.parse(base.replace(b'vcd', b'vcd2') % (0, 9))
+    assert other is not None and other.headers['user-agent'] == 'vcd2' and len(parsed) == 2
+    assert requests.parse((base % (0, 9)).replace(b'bytes=0-9', b'bytes=0-9\x01')) is None and len(parsed) == 3
