@@ -396,6 +396,8 @@ _REQUEST_LINES = st.sampled_from([
     *[b'GET /media/maintenance.iso HTTP/1.1'] * 3, b'HEAD /media/a/b.img HTTP/1.1', b'GET /media/.x HTTP/1.1', b'GET /media/a/.b HTTP/1.1',
     b'GET /media/a b HTTP/1.1', b'GET /media/x HTTP/1.0', b'POST /media/x HTTP/1.1', b'GET /v2/os/blobs/sha256:' + b'0' * 64 + b' HTTP/1.1',
     b'GET /v2/os/blobs/sha256:' + b'0' * 63 + b' HTTP/1.1', b'GET /media/x HTTP/1.1\r', b'GET /media/x\nHTTP/1.1'])
+
+
 def _mostly(good, odd):
     """``good`` nine times in ten, else ``odd`` (hypothesis's one_of favours neither: most heads would be refused)."""
     return st.tuples(st.integers(1, 10), good, odd).map(lambda drawn: drawn[2] if drawn[0] == 10 else drawn[1])
