@@ -155,16 +155,15 @@ class FastRequests:
         if end < 0:
             end = len(head)
         value = head[start:end]
+        key = head[:start] + head[end:]
         last = self._request
-        if last is not None and not value.translate(None, _FAST_LINE_BYTES):  # a valid line whatever the rest
-            key = head[:start] + head[end:]
-            if key == self._key:
-                # the last request itself, with its new Range: a connection's requests are answered one after another
-                # (``_serve_fast`` parses the next one once the last is sent and logged), so nothing reads it any more
-                last.headers['range'] = value.strip(b' \t').decode('ascii')
-                return last
+        if last is not None and key == self._key and not value.translate(None, _FAST_LINE_BYTES):  # a valid line whatever the rest
+            # the last request itself, with its new Range: a connection's requests are answered one after another
+            # (``_serve_fast`` parses the next one once the last is sent and logged), so nothing reads it any more
+            last.headers['range'] = value.strip(b' \t').decode('ascii')
+            return last
         request = fast_media_request(head)
-        self._key, self._request = (head[:start] + head[end:], request) if request is not None else (b'', None)
+        self._key, self._request = (key, request) if request is not None else (b'', None)
         return request
 
 
@@ -474,9 +473,7 @@ class ReceiverProtocol(RequestHandler):
             ranged = range_answer(st, request.headers, extra) if request.method == 'GET' else None
             if ranged is not None:  # the next range of a CD: plan_answer's 206 made in one step
                 head, offset, length = ranged
-                logged = (206, 0)
-                end = offset + length
-                offset = send_now(transport, self._socket, source, offset, end, head)  # type: ignore[arg-type]  # set with _fast
+                logged, end = (206, 0), offset + length
             else:
                 plan = plan_answer(st, request.headers)
                 head = answer_head(plan, extra)
@@ -487,7 +484,8 @@ class ReceiverProtocol(RequestHandler):
                 else:
                     logged = (plan.status, 0)
                     offset, end = plan.first, plan.first + plan.body_bytes
-                    offset = send_now(transport, self._socket, source, offset, end, head)  # type: ignore[arg-type]  # set with _fast
+            if end:  # a body (end is past its first byte): the headers with it
+                offset = send_now(transport, self._socket, source, offset, end, head)  # type: ignore[arg-type]  # set with _fast
         except BaseException as exc:
             self._drop_fast_file()
             self._fast_failed(request, exc, started, logged)
